@@ -1,0 +1,9 @@
+"""The algorithms, by the name the CLI and the checkpoints use."""
+
+from natgrad.algos.base import Algorithm
+from natgrad.algos.natural import NPG, TRPO
+from natgrad.algos.vpg import VPG
+
+ALGORITHMS: dict[str, type[Algorithm]] = {cls.name: cls for cls in (TRPO, NPG, VPG)}
+
+__all__ = ["ALGORITHMS", "NPG", "TRPO", "VPG", "Algorithm"]

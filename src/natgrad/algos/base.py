@@ -1,0 +1,158 @@
+"""What every algorithm shares: construction from an env id, the learn loop, predict, save.
+
+An algorithm subclass names its config class and implements ``_update`` (the policy
+and critic step on one batch); everything else is here, once.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+from natgrad.config import Config
+from natgrad.envs import make_vec_env
+from natgrad.errors import NatgradError
+from natgrad.gae import gae
+from natgrad.normalization import ObsNormalizer, RewardScaler
+from natgrad.policy import Actor, Critic
+from natgrad.rollout import Collector, RolloutBatch, critic_values
+
+Callback = Callable[["Algorithm", dict[str, float]], Any]
+
+
+class Algorithm:
+    """``Algo(env_id, seed=0, **config).learn(steps)``; ``predict``; ``save``; ``natgrad.load``."""
+
+    name: ClassVar[str]
+    config_cls: ClassVar[type[Config]]
+
+    def __init__(self, env_id: str, seed: int = 0, config: Config | None = None, **overrides: Any) -> None:
+        cfg = (config or self.config_cls()).replace(**overrides)
+        if not isinstance(cfg, self.config_cls):
+            raise NatgradError(f"{type(self).__name__} takes a {self.config_cls.__name__}, got {type(cfg).__name__}")
+        self.env_id, self.seed, self.config = env_id, int(seed), cfg
+        torch.manual_seed(self.seed)
+        self.env = make_vec_env(env_id, cfg.n_envs, cfg.vectorization)
+        obs_space, act_space = self.env.single_observation_space, self.env.single_action_space
+        self.action_space = act_space
+        self.actor = Actor(obs_space, act_space, cfg.hidden, cfg.activation, cfg.log_std_init)
+        self.critic = Critic(obs_space, cfg.hidden, cfg.activation)
+        self.obs_normalizer = ObsNormalizer((int(np.prod(obs_space.shape)),), cfg.normalize_obs)
+        self.reward_scaler = RewardScaler(cfg.n_envs, cfg.gamma, cfg.normalize_reward)
+        self.generator = torch.Generator().manual_seed(self.seed)
+        self.num_timesteps = 0
+        self.num_updates = 0
+        self.recent_returns: deque[float] = deque(maxlen=100)
+        self.recent_lengths: deque[int] = deque(maxlen=100)
+        self._collector: Collector | None = None
+        self.optimizers: dict[str, torch.optim.Optimizer] = {}  # saved with checkpoints
+        self._setup()
+
+    # ---- what a subclass provides -------------------------------------------------------
+    def _setup(self) -> None:
+        """Build optimizers (into ``self.optimizers``) and algorithm state, once the networks exist."""
+
+    def _update(self, obs: torch.Tensor, actions: torch.Tensor, log_probs: torch.Tensor,
+                advantages: torch.Tensor, returns: torch.Tensor, values: torch.Tensor,
+                progress: float) -> dict[str, float]:
+        """Update actor and critic on one flattened batch; return the update's metrics."""
+        raise NotImplementedError
+
+    def _extra_state(self) -> dict[str, Any]:
+        """Algorithm state saved with checkpoints besides networks and normalizers."""
+        return {}
+
+    def _load_extra_state(self, state: dict[str, Any]) -> None:
+        pass
+
+    # ---- training -----------------------------------------------------------------------
+    def learn(self, total_timesteps: int, callback: Callback | None = None) -> Algorithm:
+        """Train for ``total_timesteps`` more env steps (whole updates); ``num_timesteps`` keeps counting.
+
+        ``callback(model, metrics)`` runs after every update; returning False stops training.
+        """
+        if total_timesteps < 0:
+            raise NatgradError(f"total_timesteps must be >= 0, got {total_timesteps}")
+        if self._collector is None:
+            self._collector = Collector(self.env, self.actor, self.obs_normalizer, self.reward_scaler,
+                                        seed=self.seed + self.num_timesteps)
+        start, target = self.num_timesteps, self.num_timesteps + int(total_timesteps)
+        while self.num_timesteps < target:
+            t0 = time.perf_counter()
+            batch = self._collector.collect(self.config.n_steps)
+            t1 = time.perf_counter()
+            metrics = self._train_on(batch, progress=(self.num_timesteps - start) / max(1, target - start))
+            t2 = time.perf_counter()
+            self.num_timesteps += batch.size
+            self.num_updates += 1
+            self.recent_returns.extend(batch.episode_returns)
+            self.recent_lengths.extend(batch.episode_lengths)
+            metrics.update({
+                "time/steps": float(self.num_timesteps),
+                "time/updates": float(self.num_updates),
+                "time/rollout_seconds": t1 - t0,
+                "time/update_seconds": t2 - t1,
+                "time/steps_per_second": batch.size / (t2 - t0),
+                "rollout/ep_return_mean": _mean(self.recent_returns),
+                "rollout/ep_length_mean": _mean(self.recent_lengths),
+                "rollout/episodes": float(len(batch.episode_returns)),
+            })
+            if callback is not None and callback(self, metrics) is False:
+                break
+        return self
+
+    def _train_on(self, batch: RolloutBatch, progress: float) -> dict[str, float]:
+        """GAE on the batch, then the algorithm's update on its flattened tensors."""
+        cfg = self.config
+        values, next_values = critic_values(self.critic, batch)
+        advantages, returns = gae(batch.rewards, values, next_values, batch.terminated, batch.ended,
+                                  cfg.gamma, cfg.gae_lambda)
+        flat = batch.flat
+        metrics = self._update(flat(batch.obs), flat(batch.actions), flat(batch.log_probs),
+                               flat(advantages), flat(returns), flat(values), progress)
+        with torch.no_grad():
+            metrics["policy/entropy"] = float(self.actor(flat(batch.obs)).entropy().mean())
+        metrics["critic/explained_variance"] = _explained_variance(flat(values), flat(returns))
+        return metrics
+
+    # ---- using a model -------------------------------------------------------------------
+    def predict(self, obs: np.ndarray, deterministic: bool = False) -> np.ndarray:
+        """Action(s) for raw observation(s): one observation gives one action, a batch a batch.
+
+        Box actions are clipped to the action space's bounds, ready for ``env.step``.
+        """
+        obs = np.asarray(obs, np.float64)
+        dim = self.obs_normalizer.rms.shape[0]
+        single = obs.size == dim
+        batch = obs.reshape(-1, dim)
+        with torch.no_grad():
+            dist = self.actor(torch.from_numpy(self.obs_normalizer(batch)))
+            action = (dist.mode() if deterministic else dist.sample(self.generator)).numpy()
+        if self.actor.continuous:
+            action = np.clip(action, self.action_space.low, self.action_space.high)
+        return action[0] if single else action
+
+    def save(self, path: str | Path, overwrite: bool = False) -> Path:
+        """Write a self-describing checkpoint (config, networks, normalizers, counters)."""
+        from natgrad.checkpoint import save
+
+        return save(self, path, overwrite=overwrite)
+
+    def close(self) -> None:
+        self.env.close()
+
+
+def _mean(xs: deque) -> float:
+    return float(np.mean(xs)) if xs else float("nan")
+
+
+def _explained_variance(values: torch.Tensor, returns: torch.Tensor) -> float:
+    """1 − Var[R − V] / Var[R]: 1 is a perfect critic, 0 no better than a constant."""
+    var = returns.var()
+    return float(1 - (returns - values).var() / var) if var > 0 else float("nan")

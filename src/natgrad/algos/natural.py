@@ -1,0 +1,49 @@
+"""NPG and TRPO: the same natural-gradient update, accepted differently (see natgrad.natural)."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import torch
+from torch import Tensor
+
+from natgrad.algos.base import Algorithm
+from natgrad.config import NaturalConfig
+from natgrad.critic_fit import fit_critic
+from natgrad.gae import normalize
+from natgrad.natural import natural_step
+
+
+class NaturalGradient(Algorithm):
+    """Policy: one natural-gradient step per batch. Critic: minibatch Adam on the GAE returns."""
+
+    config_cls = NaturalConfig
+    line_search: ClassVar[bool]
+    config: NaturalConfig
+
+    def _setup(self) -> None:
+        self.critic_optimizer = torch.optim.Adam(self.critic.parameters(), lr=self.config.vf_lr)
+        self.optimizers = {"critic": self.critic_optimizer}
+
+    def _update(self, obs: Tensor, actions: Tensor, log_probs: Tensor, advantages: Tensor,
+                returns: Tensor, values: Tensor, progress: float) -> dict[str, float]:
+        cfg = self.config
+        adv = normalize(advantages) if cfg.normalize_advantage else advantages
+        step = natural_step(self.actor, obs, actions, log_probs, adv, cfg, self.line_search, self.generator)
+        critic_loss = fit_critic(self.critic, self.critic_optimizer, obs, returns,
+                                 cfg.vf_epochs, cfg.vf_minibatch_size, self.generator)
+        return {**step.metrics(), "critic/loss": critic_loss}
+
+
+class NPG(NaturalGradient):
+    """Natural policy gradient: θ ← θ + β F⁻¹g with β = √(2δ / gᵀF⁻¹g), no line search."""
+
+    name = "npg"
+    line_search = False
+
+
+class TRPO(NaturalGradient):
+    """Trust region policy optimization: the NPG step, backtracked until L improves and KL ≤ δ."""
+
+    name = "trpo"
+    line_search = True

@@ -1,0 +1,49 @@
+"""VPG: the same rollout, GAE and critic as NPG/TRPO, with a plain Adam step on the surrogate."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from natgrad.algos.base import Algorithm
+from natgrad.config import VPGConfig
+from natgrad.critic_fit import fit_critic
+from natgrad.gae import normalize
+from natgrad.losses import surrogate
+
+
+class VPG(Algorithm):
+    """Vanilla policy gradient: θ ← Adam(θ, ∇L), one step per batch (the "standard gradient")."""
+
+    name = "vpg"
+    config_cls = VPGConfig
+    config: VPGConfig
+
+    def _setup(self) -> None:
+        self.actor_optimizer = torch.optim.Adam(self.actor.parameters(), lr=self.config.pi_lr)
+        self.critic_optimizer = torch.optim.Adam(self.critic.parameters(), lr=self.config.vf_lr)
+        self.optimizers = {"actor": self.actor_optimizer, "critic": self.critic_optimizer}
+
+    def _update(self, obs: Tensor, actions: Tensor, log_probs: Tensor, advantages: Tensor,
+                returns: Tensor, values: Tensor, progress: float) -> dict[str, float]:
+        cfg = self.config
+        adv = normalize(advantages) if cfg.normalize_advantage else advantages
+        with torch.no_grad():
+            old = self.actor(obs).detach()
+        loss = -surrogate(self.actor(obs).log_prob(actions), log_probs, adv)
+        self.actor_optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        grad_norm = torch.cat([p.grad.reshape(-1) for p in self.actor.parameters()]).norm()
+        self.actor_optimizer.step()
+        with torch.no_grad():
+            dist = self.actor(obs)
+            kl = old.kl(dist).mean()
+            improvement = surrogate(dist.log_prob(actions), log_probs, adv) + loss
+        critic_loss = fit_critic(self.critic, self.critic_optimizer, obs, returns,
+                                 cfg.vf_epochs, cfg.vf_minibatch_size, self.generator)
+        return {
+            "policy/kl": float(kl),
+            "policy/surrogate_improvement": float(improvement),
+            "policy/grad_norm": float(grad_norm),
+            "critic/loss": critic_loss,
+        }

@@ -1,0 +1,104 @@
+"""Self-describing checkpoints: algorithm, env, config, networks, optimizers, normalizers, counters.
+
+Written atomically and never over an existing file unless asked; read with
+``torch.load(weights_only=True)``, so a checkpoint cannot run code.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from natgrad.errors import NatgradError
+
+if TYPE_CHECKING:
+    from natgrad.algos.base import Algorithm
+
+FORMAT = "natgrad-checkpoint"
+VERSION = 1
+
+
+def save(model: Algorithm, path: str | Path, overwrite: bool = False) -> Path:
+    """Write ``model`` to ``path``; an existing file is kept unless ``overwrite=True``."""
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise NatgradError(f"{path} already exists: choose another path or pass overwrite=True")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "format": FORMAT,
+        "version": VERSION,
+        "algo": model.name,
+        "env_id": model.env_id,
+        "seed": model.seed,
+        "config": model.config.to_dict(),
+        "num_timesteps": model.num_timesteps,
+        "num_updates": model.num_updates,
+        "actor": model.actor.state_dict(),
+        "critic": model.critic.state_dict(),
+        "optimizers": {k: opt.state_dict() for k, opt in model.optimizers.items()},
+        "obs_rms": model.obs_normalizer.rms.state_dict(),
+        "reward_rms": model.reward_scaler.rms.state_dict(),
+        "extra": model._extra_state(),
+    }
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(payload, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path
+
+
+def read(path: str | Path) -> dict[str, Any]:
+    """The checkpoint's contents, or a one-line NatgradError saying what is wrong with the file."""
+    path = Path(path)
+    if path.is_dir():
+        raise NatgradError(f"{path} is a directory: pass a checkpoint file such as {path}/model.pt")
+    if not path.exists():
+        raise NatgradError(f"no checkpoint at {path}: check the path")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises many types for a damaged file
+        raise NatgradError(
+            f"{path} is not a readable natgrad checkpoint (corrupt or truncated: {type(e).__name__}): "
+            "pass a file written by model.save or natgrad train"
+        ) from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise NatgradError(f"{path} is not a natgrad checkpoint: pass a file written by model.save or natgrad train")
+    if payload.get("version") != VERSION:
+        raise NatgradError(f"{path} has checkpoint version {payload.get('version')}; this natgrad reads {VERSION}")
+    return payload
+
+
+def load(path: str | Path, **config_overrides: Any) -> Algorithm:
+    """Rebuild the model saved at ``path`` (its env made anew), ready to ``predict`` or ``learn`` on.
+
+    ``config_overrides`` change settings that do not alter the networks, e.g. ``n_envs``.
+    """
+    from natgrad.algos import ALGORITHMS
+
+    payload = read(path)
+    cls = ALGORITHMS.get(payload["algo"])
+    if cls is None:
+        raise NatgradError(f"{path} holds an unknown algorithm {payload['algo']!r}: known are {sorted(ALGORITHMS)}")
+    config = cls.config_cls(**{**payload["config"], "hidden": tuple(payload["config"]["hidden"])})
+    model = cls(payload["env_id"], seed=payload["seed"], config=config, **config_overrides)
+    try:
+        model.actor.load_state_dict(payload["actor"])
+        model.critic.load_state_dict(payload["critic"])
+        for name, opt in model.optimizers.items():
+            opt.load_state_dict(payload["optimizers"][name])
+        model.obs_normalizer.rms.load_state_dict(payload["obs_rms"])
+        model.reward_scaler.rms.load_state_dict(payload["reward_rms"])
+        model._load_extra_state(payload["extra"])
+    except (KeyError, RuntimeError, ValueError) as e:
+        raise NatgradError(f"{path} does not match its own config ({type(e).__name__}: {e}); the file is damaged") from None
+    model.num_timesteps = int(payload["num_timesteps"])
+    model.num_updates = int(payload["num_updates"])
+    return model

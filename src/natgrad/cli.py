@@ -1,0 +1,88 @@
+"""The ``natgrad`` command line: train, eval (and the experiment groups registered below)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from natgrad import __version__
+from natgrad.errors import NatgradError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Policy optimization in policy space: TRPO, NPG, VPG on Gymnasium envs.")
+
+
+def parse_overrides(pairs: list[str]) -> dict[str, str]:
+    """``["max_kl=0.02", "hidden=64,64"]`` → {"max_kl": "0.02", "hidden": "64,64"}."""
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise NatgradError(f"--set takes KEY=VALUE, got {pair!r}: e.g. --set max_kl=0.02")
+        out[key.strip().replace("-", "_")] = value.strip()
+    return out
+
+
+@app.command()
+def train(
+    algo: Annotated[str, typer.Option(help="trpo | npg | vpg")] = "trpo",
+    env: Annotated[str, typer.Option(help="Gymnasium env id, e.g. CartPole-v1 or Hopper-v5")] = "CartPole-v1",
+    steps: Annotated[float, typer.Option(help="env steps to train for, e.g. 1e6")] = 1e5,
+    seed: Annotated[int, typer.Option()] = 0,
+    out: Annotated[Optional[Path], typer.Option(help="run directory (new or empty); default runs/<env>-<algo>-s<seed>-<time>")] = None,
+    runs_root: Annotated[Path, typer.Option(help="where default run directories go")] = Path("runs"),
+    set_: Annotated[list[str], typer.Option("--set", help="config override KEY=VALUE, repeatable")] = [],
+    resume: Annotated[Optional[Path], typer.Option(help="continue from a run directory or checkpoint file")] = None,
+    checkpoint_every: Annotated[float, typer.Option(help="env steps between checkpoints (0: final only)")] = 1e5,
+    eval_episodes: Annotated[int, typer.Option(help="episodes of the final deterministic evaluation")] = 10,
+    progress: Annotated[bool, typer.Option(help="live progress bar")] = True,
+) -> None:
+    """Train a policy and write a new run directory: config, metrics.csv, TensorBoard, checkpoints, eval."""
+    from natgrad.training import train_run
+
+    run_dir, result = train_run(
+        algo=algo, env_id=env, steps=int(steps), seed=seed, out=out, runs_root=runs_root,
+        overrides=parse_overrides(set_), resume=resume, checkpoint_every=int(checkpoint_every),
+        eval_episodes=eval_episodes, progress=progress, argv=sys.argv,
+    )
+    typer.echo(f"run directory: {run_dir}")
+    if result is not None:
+        typer.echo(f"final evaluation: {result['mean']:.2f} ± {result['std']:.2f} over {result['episodes']} episodes")
+
+
+@app.command("eval")
+def eval_(
+    run: Annotated[Path, typer.Argument(help="run directory (its final model, else newest checkpoint) or a checkpoint file")],
+    episodes: Annotated[int, typer.Option()] = 10,
+    seed: Annotated[int, typer.Option(help="seed of the first evaluation episode")] = 10_000,
+    stochastic: Annotated[bool, typer.Option(help="sample actions instead of the mode")] = False,
+) -> None:
+    """Reload a trained model and print its mean ± std return."""
+    from natgrad.checkpoint import load
+    from natgrad.evaluation import evaluate, summary
+    from natgrad.runs import latest_model
+
+    path = latest_model(run)
+    model = load(path)
+    result = summary(evaluate(model, episodes, seed, deterministic=not stochastic))
+    model.close()
+    typer.echo(f"{model.name} on {model.env_id} ({path}, {model.num_timesteps} steps): "
+               f"{result['mean']:.2f} ± {result['std']:.2f} over {episodes} episodes")
+
+
+@app.command()
+def version() -> None:
+    """Print natgrad's version."""
+    typer.echo(__version__)
+
+
+def main() -> None:
+    """Entry point: a NatgradError becomes one line on stderr and exit status 2."""
+    try:
+        app()
+    except NatgradError as e:
+        typer.echo(f"error: {e}", err=True)
+        raise SystemExit(2) from None

@@ -1,0 +1,128 @@
+"""Configuration: one small frozen dataclass per algorithm family, validated on construction.
+
+Each field's comment is its documentation; the CLI and the checkpoints use the same classes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, fields
+from typing import Any
+
+from natgrad.errors import NatgradError
+
+
+@dataclass(frozen=True)
+class Config:
+    """What every algorithm shares: rollout, GAE, networks, normalization and the critic fit."""
+
+    n_envs: int = 1  # parallel environments in the vector env
+    n_steps: int = 2048  # steps per env per update; the batch is n_envs * n_steps
+    vectorization: str = "sync"  # "sync" (one process) or "async" (one process per env)
+    gamma: float = 0.99  # discount γ
+    gae_lambda: float = 0.97  # GAE λ
+    hidden: tuple[int, ...] = (64, 64)  # hidden layer sizes of actor and critic
+    activation: str = "tanh"  # tanh | relu | elu
+    log_std_init: float = 0.0  # initial log σ of the Gaussian policy
+    normalize_obs: bool = True  # running mean/std observation normalization (Box observations)
+    normalize_reward: bool = False  # scale rewards by the running std of the discounted return
+    normalize_advantage: bool = True  # Â ← (Â − mean) / std over the batch
+    vf_lr: float = 1e-3  # critic Adam learning rate
+    vf_epochs: int = 5  # critic epochs over the batch per update
+    vf_minibatch_size: int = 64  # critic minibatch size
+
+    def __post_init__(self) -> None:
+        _check(self.n_envs >= 1, "n_envs", self.n_envs, "an integer >= 1")
+        _check(self.n_steps >= 1, "n_steps", self.n_steps, "an integer >= 1")
+        _check(self.vectorization in ("sync", "async"), "vectorization", self.vectorization, "'sync' or 'async'")
+        _check(0 < self.gamma <= 1, "gamma", self.gamma, "in (0, 1]")
+        _check(0 <= self.gae_lambda <= 1, "gae_lambda", self.gae_lambda, "in [0, 1]")
+        _check(len(self.hidden) >= 1 and all(h >= 1 for h in self.hidden), "hidden", self.hidden,
+               "one or more positive layer sizes, e.g. 64,64")
+        _check(self.vf_lr > 0, "vf_lr", self.vf_lr, "> 0")
+        _check(self.vf_epochs >= 0, "vf_epochs", self.vf_epochs, ">= 0")
+        _check(self.vf_minibatch_size >= 1, "vf_minibatch_size", self.vf_minibatch_size, ">= 1")
+
+    @property
+    def batch_size(self) -> int:
+        return self.n_envs * self.n_steps
+
+    def replace(self, **changes: Any) -> Config:
+        """A copy with ``changes``; an unknown name is refused with the list of known ones."""
+        known = {f.name for f in fields(self)}
+        unknown = sorted(set(changes) - known)
+        if unknown:
+            raise NatgradError(
+                f"unknown {type(self).__name__} option(s) {unknown}: known options are {sorted(known)}"
+            )
+        return dataclasses.replace(self, **{k: _coerce(self, k, v) for k, v in changes.items()})
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class NaturalConfig(Config):
+    """NPG and TRPO: the natural-gradient step in a KL trust region of radius δ."""
+
+    max_kl: float = 0.01  # δ: mean KL(π_old ‖ π_θ) allowed per update
+    cg_iters: int = 10  # conjugate-gradient iterations for F x = g
+    cg_tol: float = 1e-10  # stop CG when the squared residual ‖r‖² falls below this
+    damping: float = 0.1  # F + damping·I in the Fisher-vector product
+    backtrack_coef: float = 0.5  # line search tries θ_old + coef^j β x, j = 0, 1, ...
+    backtrack_iters: int = 10  # line search tries at most this many j (TRPO only)
+    fvp_fraction: float = 1.0  # fraction of the batch the Fisher-vector products use
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _check(self.max_kl > 0 and math.isfinite(self.max_kl), "max_kl", self.max_kl, "a finite δ > 0, e.g. 0.01")
+        _check(self.cg_iters >= 1, "cg_iters", self.cg_iters, ">= 1")
+        _check(self.cg_tol >= 0, "cg_tol", self.cg_tol, ">= 0")
+        _check(self.damping >= 0, "damping", self.damping, ">= 0")
+        _check(0 < self.backtrack_coef < 1, "backtrack_coef", self.backtrack_coef, "in (0, 1)")
+        _check(self.backtrack_iters >= 1, "backtrack_iters", self.backtrack_iters, ">= 1")
+        _check(0 < self.fvp_fraction <= 1, "fvp_fraction", self.fvp_fraction, "in (0, 1]")
+
+
+@dataclass(frozen=True)
+class VPGConfig(Config):
+    """The standard-gradient baseline: one Adam step on the surrogate per update."""
+
+    pi_lr: float = 3e-3  # actor Adam learning rate
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _check(self.pi_lr > 0, "pi_lr", self.pi_lr, "> 0")
+
+
+def _check(ok: bool, name: str, value: Any, want: str) -> None:
+    if not ok:
+        raise NatgradError(f"invalid {name}={value!r}: must be {want}")
+
+
+def _coerce(cfg: Config, name: str, value: Any) -> Any:
+    """Turn CLI strings and lists into the field's type (bool, int, float, tuple of ints)."""
+    current = getattr(cfg, name)
+    try:
+        if isinstance(current, bool):
+            if isinstance(value, str):
+                if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                    raise ValueError(value)
+                return value.lower() in ("true", "1", "yes")
+            return bool(value)
+        if isinstance(current, int):
+            as_float = float(value)
+            if as_float != int(as_float):
+                raise ValueError(value)
+            return int(as_float)
+        if isinstance(current, float):
+            return float(value)
+        if isinstance(current, tuple):
+            items = value.split(",") if isinstance(value, str) else value
+            return tuple(int(x) for x in items)
+    except (TypeError, ValueError):
+        raise NatgradError(
+            f"invalid {name}={value!r}: expected a value like {current!r}"
+        ) from None
+    return value

@@ -1,0 +1,49 @@
+"""Vector environments with same-step autoreset, and the checks natgrad makes on them."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+from gymnasium.vector import AutoresetMode, VectorEnv
+
+from natgrad.errors import NatgradError
+from natgrad.policy import Actor, obs_dim
+
+VECTORIZATION = ("sync", "async")
+
+
+def make_vec_env(env_id: str, n_envs: int = 1, vectorization: str = "sync") -> VectorEnv:
+    """``n_envs`` copies of ``env_id`` that reset themselves in the step where an episode ends.
+
+    Same-step autoreset puts the real last observation of an ended episode in
+    ``info["final_obs"]``, which the collector needs to bootstrap truncated episodes.
+    """
+    if n_envs < 1:
+        raise NatgradError(f"n_envs must be >= 1, got {n_envs}")
+    if vectorization not in VECTORIZATION:
+        raise NatgradError(f"unknown vectorization {vectorization!r}: use one of {VECTORIZATION}")
+    try:
+        spec = gym.spec(env_id)
+    except gym.error.Error as e:
+        raise NatgradError(
+            f"unknown environment id {env_id!r} ({_one_line(e)}); list the registered ids with "
+            "`python -c 'import gymnasium; gymnasium.pprint_registry()'`"
+        ) from None
+    kwargs = {"autoreset_mode": AutoresetMode.SAME_STEP}
+    if vectorization == "async":
+        kwargs["shared_memory"] = True
+    try:
+        env = gym.make_vec(spec, num_envs=n_envs, vectorization_mode=vectorization, vector_kwargs=kwargs)
+    except gym.error.DependencyNotInstalled as e:
+        raise NatgradError(f"{env_id} needs an extra package: {_one_line(e)}") from None
+    check_spaces(env.single_observation_space, env.single_action_space)
+    return env
+
+
+def check_spaces(observation_space: gym.Space, action_space: gym.Space) -> None:
+    """Raise a one-line NatgradError unless natgrad supports these spaces."""
+    obs_dim(observation_space)
+    Actor(observation_space, action_space, hidden=(1,))
+
+
+def _one_line(e: Exception) -> str:
+    return " ".join(str(e).split())

@@ -1,0 +1,5 @@
+"""The one error type natgrad raises for bad input: its message names the fix."""
+
+
+class NatgradError(ValueError):
+    """Bad input from the user (env id, space, hyperparameter, file): one line, with the fix."""

@@ -1,0 +1,54 @@
+"""Per-update metrics to CSV, TensorBoard and a live progress bar; periodic checkpoints."""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from torch.utils.tensorboard import SummaryWriter
+from tqdm import tqdm
+
+from natgrad.runs import checkpoint_path
+
+if TYPE_CHECKING:
+    from natgrad.algos.base import Algorithm
+
+
+class RunLogger:
+    """A ``learn`` callback: one CSV row and one TensorBoard point per metric per update."""
+
+    def __init__(self, run_dir: Path, total_steps: int, checkpoint_every: int = 0, progress: bool = True) -> None:
+        self.run_dir = run_dir
+        self.checkpoint_every = checkpoint_every
+        self.next_checkpoint = checkpoint_every
+        self.csv_file = open(run_dir / "metrics.csv", "x", newline="")
+        self.csv: csv.DictWriter | None = None
+        self.tb = SummaryWriter(str(run_dir / "tb"))
+        self.bar = tqdm(total=total_steps, unit="step", disable=not progress, dynamic_ncols=True)
+        self.start_steps: int | None = None
+
+    def __call__(self, model: Algorithm, metrics: dict[str, float]) -> None:
+        steps = int(metrics["time/steps"])
+        if self.start_steps is None:
+            self.start_steps = steps - int(model.config.batch_size)
+        if self.csv is None:
+            self.csv = csv.DictWriter(self.csv_file, fieldnames=list(metrics))
+            self.csv.writeheader()
+        self.csv.writerow(metrics)
+        self.csv_file.flush()
+        for key, value in metrics.items():
+            if math.isfinite(value):
+                self.tb.add_scalar(key, value, steps)
+        self.bar.update(steps - self.start_steps - self.bar.n)
+        self.bar.set_postfix(ret=f"{metrics['rollout/ep_return_mean']:.1f}",
+                             kl=f"{metrics['policy/kl']:.4f}", sps=f"{metrics['time/steps_per_second']:.0f}")
+        if self.checkpoint_every and steps - self.start_steps >= self.next_checkpoint:
+            model.save(checkpoint_path(self.run_dir, steps))
+            self.next_checkpoint += self.checkpoint_every
+
+    def close(self) -> None:
+        self.bar.close()
+        self.tb.close()
+        self.csv_file.close()

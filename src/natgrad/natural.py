@@ -1,0 +1,119 @@
+"""The natural-gradient step shared by NPG and TRPO; they differ only in how the step is accepted.
+
+g = ∇L(θ_old);  solve F x = g by CG;  β = √(2δ / xᵀFx);
+NPG: θ = θ_old + β x.   TRPO: θ = θ_old + α^j β x for the first j with L improved and KL ≤ δ.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from natgrad.cg import conjugate_gradient
+from natgrad.config import NaturalConfig
+from natgrad.fisher import fisher_vector_product, flat_grad, flat_params, set_flat_params
+from natgrad.line_search import backtracking_line_search
+from natgrad.losses import surrogate
+from natgrad.policy import Actor
+
+
+@dataclass(frozen=True)
+class NaturalStep:
+    """What one natural-gradient update did, for logging."""
+
+    accepted: bool  # False: θ stayed exactly θ_old
+    kl: float  # mean KL(π_old ‖ π_θ) reached
+    surrogate_improvement: float  # L(θ) − L(θ_old)
+    backtracks: int  # line-search j accepted (0 for NPG); backtrack_iters when rejected
+    cg_iterations: int
+    cg_residual: float
+    step_size: float  # β = √(2δ / xᵀFx); nan when the step was refused
+    grad_norm: float  # ‖g‖
+
+    def metrics(self) -> dict[str, float]:
+        return {
+            "policy/kl": self.kl,
+            "policy/surrogate_improvement": self.surrogate_improvement,
+            "policy/accepted": float(self.accepted),
+            "policy/line_search_backtracks": float(self.backtracks),
+            "policy/cg_iterations": float(self.cg_iterations),
+            "policy/cg_residual": self.cg_residual,
+            "policy/step_size": self.step_size,
+            "policy/grad_norm": self.grad_norm,
+        }
+
+
+def max_step_size(max_kl: float, xfx: float) -> float:
+    """β = √(2δ / xᵀFx), so that ½ (βx)ᵀ F (βx) = δ; nan when xᵀFx is not a finite positive number."""
+    if not math.isfinite(xfx) or xfx <= 0:
+        return math.nan
+    return math.sqrt(2 * max_kl / xfx)
+
+
+def natural_step(
+    actor: Actor,
+    obs: Tensor,
+    actions: Tensor,
+    log_probs_old: Tensor,
+    advantages: Tensor,
+    cfg: NaturalConfig,
+    line_search: bool,
+    generator: torch.Generator | None = None,
+) -> NaturalStep:
+    """One NPG (``line_search=False``) or TRPO (``line_search=True``) update of ``actor``, in place."""
+    params = list(actor.parameters())
+    theta_old = flat_params(params)
+    with torch.no_grad():
+        old = actor(obs).detach()
+
+    def objective_and_kl() -> tuple[float, float]:
+        with torch.no_grad():
+            dist = actor(obs)
+            return (
+                float(surrogate(dist.log_prob(actions), log_probs_old, advantages)),
+                float(old.kl(dist).mean()),
+            )
+
+    def evaluate(theta: Tensor) -> tuple[float, float]:
+        set_flat_params(params, theta)
+        return objective_and_kl()
+
+    loss_old = surrogate(actor(obs).log_prob(actions), log_probs_old, advantages)
+    g = flat_grad(loss_old, params)
+    fvp_obs = _subsample(obs, cfg.fvp_fraction, generator)
+    old_sub = old if fvp_obs is obs else actor(fvp_obs).detach()
+    fvp = fisher_vector_product(old_sub.kl(actor(fvp_obs)).mean(), params, cfg.damping)
+    cg = conjugate_gradient(fvp, g, cfg.cg_iters, cfg.cg_tol)
+    beta = max_step_size(cfg.max_kl, float(cg.x @ fvp(cg.x)))
+    refused = NaturalStep(False, 0.0, 0.0, cfg.backtrack_iters, cg.iterations, cg.residual_norm,
+                          math.nan, float(g.norm()))
+    if math.isnan(beta) or not torch.isfinite(cg.x).all():
+        return refused  # xᵀFx ≤ 0 or non-finite: a NaN step, never taken
+    full_step = beta * cg.x
+    surrogate_old = float(loss_old.detach())
+    if line_search:
+        result = backtracking_line_search(
+            evaluate, theta_old, full_step, surrogate_old, cfg.max_kl, cfg.backtrack_coef, cfg.backtrack_iters
+        )
+        set_flat_params(params, result.theta)
+        if not result.accepted:
+            return refused
+        return NaturalStep(True, result.kl, result.surrogate - surrogate_old, result.backtracks,
+                           cg.iterations, cg.residual_norm, beta, float(g.norm()))
+    new_surrogate, kl = evaluate(theta_old + full_step)
+    if not (math.isfinite(new_surrogate) and math.isfinite(kl)):
+        set_flat_params(params, theta_old)
+        return refused
+    return NaturalStep(True, kl, new_surrogate - surrogate_old, 0, cg.iterations, cg.residual_norm,
+                       beta, float(g.norm()))
+
+
+def _subsample(obs: Tensor, fraction: float, generator: torch.Generator | None) -> Tensor:
+    """Every observation when ``fraction`` is 1, else a random ``fraction`` of them."""
+    if fraction >= 1.0:
+        return obs
+    n = max(1, int(len(obs) * fraction))
+    return obs[torch.randperm(len(obs), generator=generator)[:n]]

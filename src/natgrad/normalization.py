@@ -1,0 +1,92 @@
+"""Running statistics for observation normalization and reward scaling.
+
+The statistics live in the model (not in an env wrapper) so they are saved with
+every checkpoint and used by ``predict`` on raw observations.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+
+@dataclass
+class RunningMeanStd:
+    """Mean and variance of a stream, merged batch by batch (Chan et al.'s parallel rule).
+
+    For two sets (μ_a, σ²_a, n_a), (μ_b, σ²_b, n_b) with δ = μ_b − μ_a, n = n_a + n_b:
+    μ = μ_a + δ n_b/n,  σ² = (σ²_a n_a + σ²_b n_b + δ² n_a n_b / n) / n.
+    """
+
+    shape: tuple[int, ...] = ()
+    mean: np.ndarray = field(init=False)
+    var: np.ndarray = field(init=False)
+    count: float = 1e-4
+
+    def __post_init__(self) -> None:
+        self.mean = np.zeros(self.shape, np.float64)
+        self.var = np.ones(self.shape, np.float64)
+
+    def update(self, batch: np.ndarray) -> None:
+        batch = np.asarray(batch, np.float64).reshape(-1, *self.shape)
+        self.merge(batch.mean(0), batch.var(0), batch.shape[0])
+
+    def merge(self, mean: np.ndarray, var: np.ndarray, count: float) -> None:
+        total = self.count + count
+        delta = mean - self.mean
+        self.mean = self.mean + delta * count / total
+        m2 = self.var * self.count + var * count + delta**2 * self.count * count / total
+        self.var = m2 / total
+        self.count = total
+
+    def state_dict(self) -> dict:
+        return {
+            "mean": torch.as_tensor(self.mean),
+            "var": torch.as_tensor(self.var),
+            "count": float(self.count),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.mean = state["mean"].numpy().astype(np.float64).reshape(self.shape)
+        self.var = state["var"].numpy().astype(np.float64).reshape(self.shape)
+        self.count = float(state["count"])
+
+
+class ObsNormalizer:
+    """s ↦ clip((s − μ) / √(σ² + ε), −c, c); the identity when disabled."""
+
+    def __init__(self, shape: tuple[int, ...], enabled: bool = True, clip: float = 10.0) -> None:
+        self.enabled = enabled
+        self.clip = clip
+        self.rms = RunningMeanStd(shape)
+
+    def update(self, obs: np.ndarray) -> None:
+        if self.enabled:
+            self.rms.update(obs)
+
+    def __call__(self, obs: np.ndarray) -> np.ndarray:
+        if not self.enabled:
+            return np.asarray(obs, np.float32)
+        z = (obs - self.rms.mean) / np.sqrt(self.rms.var + 1e-8)
+        return np.clip(z, -self.clip, self.clip).astype(np.float32)
+
+
+class RewardScaler:
+    """r ↦ r / √(Var[R] + ε), with R the running discounted return R ← γR + r (reset at episode end)."""
+
+    def __init__(self, n_envs: int, gamma: float, enabled: bool = False, clip: float = 10.0) -> None:
+        self.enabled = enabled
+        self.gamma = gamma
+        self.clip = clip
+        self.rms = RunningMeanStd(())
+        self.ret = np.zeros(n_envs, np.float64)
+
+    def __call__(self, rewards: np.ndarray, ended: np.ndarray) -> np.ndarray:
+        if not self.enabled:
+            return rewards
+        self.ret = self.ret * self.gamma + rewards
+        self.rms.update(self.ret)
+        self.ret[ended] = 0.0
+        return np.clip(rewards / np.sqrt(self.rms.var + 1e-8), -self.clip, self.clip)

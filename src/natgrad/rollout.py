@@ -1,0 +1,151 @@
+"""Rollout collection over a Gymnasium vector env into time-major tensors.
+
+Episodes that end by termination and by truncation are kept apart: the batch
+records ``terminated`` and ``ended = terminated | truncated`` per step, and the
+real last observation of every ended episode, so that the critic's value of a
+truncated episode's last state can be bootstrapped while a terminal state gets none.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from gymnasium import spaces
+from gymnasium.vector import VectorEnv
+from torch import Tensor
+
+from natgrad.errors import NatgradError
+from natgrad.normalization import ObsNormalizer, RewardScaler
+from natgrad.policy import Actor, Critic
+
+
+@dataclass
+class RolloutBatch:
+    """T steps of N envs; every tensor is (T, N, ...) unless noted."""
+
+    obs: Tensor  # normalized observations the policy acted on, (T, N, D)
+    actions: Tensor  # unclipped actions, (T, N) or (T, N, A)
+    log_probs: Tensor  # log π_old(a|s)
+    rewards: Tensor  # rewards used for learning (scaled when reward scaling is on)
+    terminated: Tensor  # bool: s_{t+1} is terminal, V(s_{t+1}) = 0
+    ended: Tensor  # bool: terminated or truncated; GAE does not cross this step
+    final_obs: Tensor  # normalized real s_{t+1} where ended (zeros elsewhere), (T, N, D)
+    last_obs: Tensor  # normalized observation after the last step, (N, D)
+    episode_returns: list[float]  # raw (unnormalized) returns of episodes finished here
+    episode_lengths: list[int]
+
+    @property
+    def size(self) -> int:
+        return self.rewards.numel()
+
+    def flat(self, x: Tensor) -> Tensor:
+        """(T, N, ...) → (T·N, ...)."""
+        return x.reshape(self.size, *x.shape[2:])
+
+
+@torch.no_grad()
+def critic_values(critic: Critic, batch: RolloutBatch) -> tuple[Tensor, Tensor]:
+    """V(s_t) and V(s_{t+1}) for every step of the batch, both (T, N).
+
+    V(s_{t+1}) is V of the next observation in the same env, of ``last_obs`` after
+    the last step, and of the real final observation where an episode was truncated;
+    where it terminated it is 0.
+    """
+    values = critic(batch.obs)
+    next_values = torch.cat([values[1:], critic(batch.last_obs).unsqueeze(0)])
+    truncated = batch.ended & ~batch.terminated
+    if truncated.any():
+        next_values[truncated] = critic(batch.final_obs[truncated])
+    next_values[batch.terminated] = 0.0
+    return values, next_values
+
+
+class Collector:
+    """Steps a vector env with the current actor and hands back a RolloutBatch."""
+
+    def __init__(
+        self,
+        env: VectorEnv,
+        actor: Actor,
+        obs_normalizer: ObsNormalizer,
+        reward_scaler: RewardScaler,
+        seed: int | None = None,
+    ) -> None:
+        self.env = env
+        self.actor = actor
+        self.obs_normalizer = obs_normalizer
+        self.reward_scaler = reward_scaler
+        self.n_envs = env.num_envs
+        self.generator = torch.Generator().manual_seed(0 if seed is None else seed)
+        space = env.single_action_space
+        self.discrete = isinstance(space, spaces.Discrete)
+        self.low, self.high = (None, None) if self.discrete else (space.low, space.high)
+        raw, _ = env.reset(seed=seed)
+        self.obs = self._observe(raw)
+        self.episode_return = np.zeros(self.n_envs)
+        self.episode_length = np.zeros(self.n_envs, np.int64)
+
+    def _observe(self, raw: np.ndarray) -> np.ndarray:
+        raw = _finite(raw, self.n_envs)
+        self.obs_normalizer.update(raw)
+        return self.obs_normalizer(raw)
+
+    @torch.no_grad()
+    def collect(self, n_steps: int) -> RolloutBatch:
+        n, d = self.n_envs, self.obs.shape[-1]
+        obs = np.empty((n_steps, n, d), np.float32)
+        final_obs = np.zeros((n_steps, n, d), np.float32)
+        rewards = np.empty((n_steps, n), np.float32)
+        terminated = np.empty((n_steps, n), bool)
+        ended = np.empty((n_steps, n), bool)
+        actions, log_probs = [], []
+        returns, lengths = [], []
+        for t in range(n_steps):
+            obs[t] = self.obs
+            dist = self.actor(torch.from_numpy(self.obs))
+            action = dist.sample(self.generator)
+            actions.append(action)
+            log_probs.append(dist.log_prob(action))
+            env_action = action.numpy() if self.discrete else np.clip(action.numpy(), self.low, self.high)
+            raw, reward, term, trunc, info = self.env.step(env_action)
+            done = term | trunc
+            self.episode_return += reward
+            self.episode_length += 1
+            if done.any():
+                for i in np.flatnonzero(done):
+                    returns.append(float(self.episode_return[i]))
+                    lengths.append(int(self.episode_length[i]))
+                    final_obs[t, i] = self._normalize_final(info["final_obs"][i])
+                self.episode_return[done] = 0.0
+                self.episode_length[done] = 0
+            rewards[t] = self.reward_scaler(np.asarray(reward, np.float64), done)
+            terminated[t], ended[t] = term, done
+            self.obs = self._observe(raw)
+        return RolloutBatch(
+            obs=torch.from_numpy(obs),
+            actions=torch.stack(actions),
+            log_probs=torch.stack(log_probs),
+            rewards=torch.from_numpy(rewards),
+            terminated=torch.from_numpy(terminated),
+            ended=torch.from_numpy(ended),
+            final_obs=torch.from_numpy(final_obs),
+            last_obs=torch.from_numpy(self.obs.copy()),
+            episode_returns=returns,
+            episode_lengths=lengths,
+        )
+
+    def _normalize_final(self, raw_final: np.ndarray) -> np.ndarray:
+        return self.obs_normalizer(_finite(raw_final, 1))[0]
+
+
+def _finite(raw: np.ndarray, rows: int) -> np.ndarray:
+    """Observations as a (rows, D) float64 array; a NaN or inf is refused with the fix."""
+    raw = np.asarray(raw, np.float64).reshape(rows, -1)
+    if not np.isfinite(raw).all():
+        raise NatgradError(
+            f"the environment returned a non-finite observation ({raw[~np.isfinite(raw)][0]}): "
+            "fix the env or wrap it (e.g. gymnasium.wrappers.TransformObservation) so observations stay finite"
+        )
+    return raw

@@ -1,0 +1,75 @@
+"""One training run end to end, as ``natgrad train`` does it: build or resume, learn, log, evaluate."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from natgrad import __version__
+from natgrad.algos import ALGORITHMS
+from natgrad.algos.base import Algorithm
+from natgrad.checkpoint import load
+from natgrad.errors import NatgradError
+from natgrad.evaluation import evaluate, summary
+from natgrad.logger import RunLogger
+from natgrad.runs import FINAL_MODEL, checkpoint_path, latest_model, new_run_dir, write_json
+
+
+def build_model(algo: str, env_id: str, seed: int, overrides: dict[str, Any]) -> Algorithm:
+    """A fresh model of algorithm ``algo`` (by its CLI name)."""
+    cls = ALGORITHMS.get(algo.lower())
+    if cls is None:
+        raise NatgradError(f"unknown algorithm {algo!r}: use one of {', '.join(sorted(ALGORITHMS))}")
+    return cls(env_id, seed=seed, **overrides)
+
+
+def train_run(
+    algo: str,
+    env_id: str,
+    steps: int,
+    seed: int = 0,
+    out: Path | None = None,
+    runs_root: Path = Path("runs"),
+    overrides: dict[str, Any] | None = None,
+    resume: Path | None = None,
+    checkpoint_every: int = 100_000,
+    eval_episodes: int = 10,
+    progress: bool = True,
+    argv: list[str] | None = None,
+) -> tuple[Path, dict[str, float] | None]:
+    """Train for ``steps`` env steps into a new run directory; return it and the final evaluation."""
+    if steps <= 0:
+        raise NatgradError(f"--steps must be > 0, got {steps}")
+    overrides = overrides or {}
+    if resume is not None:
+        source = latest_model(resume)
+        model = load(source, **overrides)
+    else:
+        source = None
+        model = build_model(algo, env_id, seed, overrides)
+    name = f"{model.env_id}-{model.name}-s{model.seed}"
+    run_dir = new_run_dir(runs_root, name, out)
+    write_json(run_dir / "config.json", {
+        "algo": model.name, "env_id": model.env_id, "seed": model.seed, "steps": steps,
+        "config": model.config.to_dict(), "resumed_from": str(source) if source else None,
+        "start_timesteps": model.num_timesteps, "natgrad_version": __version__, "command": argv,
+    })
+    logger = RunLogger(run_dir, steps, checkpoint_every, progress)
+    try:
+        model.learn(steps, callback=logger)
+    except KeyboardInterrupt:
+        path = checkpoint_path(run_dir, model.num_timesteps)
+        if not path.exists():
+            model.save(path)
+        raise
+    finally:
+        logger.close()
+    model.save(run_dir / FINAL_MODEL)
+    result = None
+    if eval_episodes > 0:
+        returns = evaluate(model, eval_episodes)
+        result = summary(returns)
+        write_json(run_dir / "eval.json", {**result, "returns": returns, "deterministic": True,
+                                           "num_timesteps": model.num_timesteps})
+    model.close()
+    return run_dir, result
