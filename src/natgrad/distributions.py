@@ -32,8 +32,11 @@ class Categorical:
         return self.logits.argmax(dim=-1)
 
     def log_prob(self, actions: Tensor) -> Tensor:
-        """log π(a|s), read off the normalized log-probabilities."""
-        return self.log_probs.gather(-1, actions.long().unsqueeze(-1)).squeeze(-1)
+        """log π(a|s), read off the normalized log-probabilities (broadcasting over batch shapes)."""
+        logp = self.log_probs
+        shape = torch.broadcast_shapes(logp.shape[:-1], actions.shape)
+        index = actions.long().expand(shape).unsqueeze(-1)
+        return logp.expand(*shape, logp.shape[-1]).gather(-1, index).squeeze(-1)
 
     def entropy(self) -> Tensor:
         """H = −Σ_a π_a log π_a."""
@@ -46,7 +49,8 @@ class Categorical:
         return (logp.exp() * (logp - logq)).sum(-1)
 
     def detach(self) -> Categorical:
-        return Categorical(self.logits.detach())
+        """A frozen copy, unaffected by later changes to θ."""
+        return Categorical(self.logits.detach().clone())
 
 
 @dataclass(frozen=True)
@@ -91,7 +95,8 @@ class DiagGaussian:
         return per_dim.sum(-1)
 
     def detach(self) -> DiagGaussian:
-        return DiagGaussian(self.mean.detach(), self.log_std.detach())
+        """A frozen copy: cloned, since log σ is the parameter itself and would move with θ."""
+        return DiagGaussian(self.mean.detach().clone(), self.log_std.detach().clone())
 
 
 Distribution = Categorical | DiagGaussian

@@ -1,0 +1,72 @@
+"""Shared fixtures: small custom environments registered for the tests."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from gymnasium import spaces
+
+
+class NaNObsEnv(gym.Env):
+    """A Box env whose third observation is NaN."""
+
+    observation_space = spaces.Box(-1.0, 1.0, (2,), np.float32)
+    action_space = spaces.Discrete(2)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.t = 0
+        return np.zeros(2, np.float32), {}
+
+    def step(self, action):
+        self.t += 1
+        obs = np.full(2, np.nan if self.t == 3 else 0.0, np.float32)
+        return obs, 1.0, False, False, {}
+
+
+class DictObsEnv(NaNObsEnv):
+    observation_space = spaces.Dict({"x": spaces.Box(-1.0, 1.0, (2,), np.float32)})
+
+
+class MultiBinaryEnv(NaNObsEnv):
+    action_space = spaces.MultiBinary(3)
+
+
+class CounterEnv(gym.Env):
+    """Observation = [time step]; reward 1 per step; terminates at step ``terminate_at``.
+
+    Registered with a TimeLimit shorter or longer than ``terminate_at`` so that the same
+    env ends by truncation or by termination.
+    """
+
+    observation_space = spaces.Box(-np.inf, np.inf, (1,), np.float32)
+    action_space = spaces.Discrete(2)
+
+    def __init__(self, terminate_at: int = 1000):
+        self.terminate_at = terminate_at
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.t = 0
+        return np.array([0.0], np.float32), {}
+
+    def step(self, action):
+        self.t += 1
+        return np.array([float(self.t)], np.float32), 1.0, self.t >= self.terminate_at, False, {}
+
+
+gym.register("natgrad-test/NaNObs-v0", entry_point=NaNObsEnv)
+gym.register("natgrad-test/DictObs-v0", entry_point=DictObsEnv)
+gym.register("natgrad-test/MultiBinary-v0", entry_point=MultiBinaryEnv)
+gym.register("natgrad-test/Truncated-v0", entry_point=CounterEnv, max_episode_steps=5,
+             kwargs={"terminate_at": 1000})
+gym.register("natgrad-test/Terminated-v0", entry_point=CounterEnv, max_episode_steps=1000,
+             kwargs={"terminate_at": 5})
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)
+    np.random.seed(0)

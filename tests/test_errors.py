@@ -1,0 +1,45 @@
+"""Bad input gets one clear line naming the fix."""
+
+import pytest
+
+import natgrad
+from natgrad import NatgradError
+
+
+def test_unknown_env_id():
+    with pytest.raises(NatgradError, match="unknown environment id 'CartPol-v1'.*Did you mean.*pprint_registry"):
+        natgrad.TRPO("CartPol-v1")
+
+
+@pytest.mark.parametrize("env_id, what", [
+    ("natgrad-test/DictObs-v0", "unsupported observation space Dict"),
+    ("natgrad-test/MultiBinary-v0", "unsupported action space MultiBinary"),
+])
+def test_unsupported_space_names_what_is_supported(env_id, what):
+    with pytest.raises(NatgradError, match=f"{what}.*supports observations: Box; actions: Box or Discrete"):
+        natgrad.TRPO(env_id)
+
+
+@pytest.mark.parametrize("kl", [0, -0.01, float("nan"), float("inf")])
+def test_trust_region_must_be_positive(kl):
+    with pytest.raises(NatgradError, match="invalid max_kl"):
+        natgrad.TRPO("CartPole-v1", max_kl=kl)
+
+
+@pytest.mark.parametrize("overrides, match", [
+    ({"gamma": 1.5}, "invalid gamma"),
+    ({"n_steps": 0}, "invalid n_steps"),
+    ({"backtrack_coef": 1.0}, "invalid backtrack_coef"),
+    ({"hidden": "64,x"}, "invalid hidden"),
+    ({"max_kll": 0.1}, "unknown NaturalConfig option.*max_kl"),
+])
+def test_bad_hyperparameters(overrides, match):
+    with pytest.raises(NatgradError, match=match):
+        natgrad.TRPO("CartPole-v1", **overrides)
+
+
+def test_non_finite_observation_from_env():
+    model = natgrad.TRPO("natgrad-test/NaNObs-v0", n_steps=8)
+    with pytest.raises(NatgradError, match="non-finite observation"):
+        model.learn(8)
+    model.close()

@@ -1,0 +1,35 @@
+"""Rollouts keep truncation and termination apart, and bootstrap only truncated episodes."""
+
+import numpy as np
+import pytest
+import torch
+
+from natgrad import TRPO
+from natgrad.rollout import Collector, critic_values
+
+
+@pytest.mark.parametrize("env_id, expect_terminated", [
+    ("natgrad-test/Truncated-v0", False), ("natgrad-test/Terminated-v0", True)])
+def test_episode_ends_are_classified_and_final_obs_kept(env_id, expect_terminated):
+    model = TRPO(env_id, n_envs=2, n_steps=12, normalize_obs=False)
+    collector = Collector(model.env, model.actor, model.obs_normalizer, model.reward_scaler, seed=0)
+    batch = collector.collect(12)
+    ended = batch.ended.numpy()
+    # the counter env ends every 5 steps: at t = 4 and t = 9 in each env
+    assert ended[[4, 9]].all() and ended.sum() == 4
+    assert bool(batch.terminated.any()) == expect_terminated
+    assert torch.equal(batch.terminated, batch.ended) == expect_terminated
+    # the real last observation (t=5) is kept, while the next obs row is the reset one (t=0)
+    np.testing.assert_array_equal(batch.final_obs[4, :, 0].numpy(), [5.0, 5.0])
+    np.testing.assert_array_equal(batch.obs[5, :, 0].numpy(), [0.0, 0.0])
+    assert batch.episode_returns == [5.0] * 4 and batch.episode_lengths == [5] * 4
+
+    values, next_values = critic_values(model.critic, batch)
+    with torch.no_grad():
+        v_final = model.critic(batch.final_obs[4])
+    if expect_terminated:
+        assert torch.equal(next_values[4], torch.zeros(2))
+    else:
+        torch.testing.assert_close(next_values[4], v_final)
+    torch.testing.assert_close(next_values[:3], values[1:4])  # inside an episode: V(s_{t+1})
+    model.close()

@@ -1,0 +1,89 @@
+"""Checkpoints: identical predictions after reload, resumed training counts right, nothing overwritten."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import natgrad
+from natgrad import NatgradError
+from natgrad.runs import latest_model
+from natgrad.training import train_run
+
+ALGOS = [natgrad.TRPO, natgrad.NPG, natgrad.VPG]
+
+
+@pytest.mark.parametrize("cls", ALGOS)
+@pytest.mark.parametrize("env_id", ["CartPole-v1", "Pendulum-v1"])
+def test_save_load_predict_identical(tmp_path, cls, env_id):
+    model = cls(env_id, seed=3, n_envs=2, n_steps=128).learn(512)
+    path = model.save(tmp_path / "m.pt")
+    loaded = natgrad.load(path)
+    assert type(loaded) is cls and loaded.config == model.config and loaded.num_timesteps == 512
+    obs = np.stack([model.env.single_observation_space.sample() for _ in range(32)])
+    np.testing.assert_array_equal(model.predict(obs, deterministic=True), loaded.predict(obs, deterministic=True))
+    model.generator.manual_seed(7)
+    loaded.generator.manual_seed(7)
+    np.testing.assert_array_equal(model.predict(obs), loaded.predict(obs))
+    single = model.predict(obs[0], deterministic=True)
+    assert np.shape(single) == model.env.single_action_space.shape
+    model.close(), loaded.close()
+
+
+def test_resumed_training_continues_with_counters_and_normalizer(tmp_path):
+    model = natgrad.TRPO("Pendulum-v1", seed=0, n_envs=2, n_steps=256, normalize_reward=True).learn(1024)
+    model.save(tmp_path / "m.pt")
+    resumed = natgrad.load(tmp_path / "m.pt")
+    assert resumed.num_timesteps == 1024 and resumed.num_updates == 2
+    for a, b in [(model.obs_normalizer.rms, resumed.obs_normalizer.rms),
+                 (model.reward_scaler.rms, resumed.reward_scaler.rms)]:
+        np.testing.assert_array_equal(a.mean, b.mean)
+        np.testing.assert_array_equal(a.var, b.var)
+        assert a.count == b.count > 1000 - 1
+    for k, v in model.critic_optimizer.state_dict()["state"].items():
+        torch.testing.assert_close(resumed.critic_optimizer.state_dict()["state"][k]["exp_avg"], v["exp_avg"])
+    steps = []
+    resumed.learn(1024, callback=lambda m, metrics: steps.append(metrics["time/steps"]))
+    assert steps == [1536.0, 2048.0] and resumed.num_updates == 4
+    assert resumed.obs_normalizer.rms.count > model.obs_normalizer.rms.count
+    model.close(), resumed.close()
+
+
+def test_cli_resume_writes_a_new_run_that_continues(tmp_path):
+    first, _ = train_run("trpo", "CartPole-v1", 1024, out=tmp_path / "a",
+                         overrides={"n_envs": 2, "n_steps": 256}, eval_episodes=0, progress=False)
+    second, _ = train_run("trpo", "CartPole-v1", 512, out=tmp_path / "b", resume=first,
+                          eval_episodes=0, progress=False)
+    final = natgrad.load(latest_model(second))
+    assert final.num_timesteps == 1536
+    assert (first / "model.pt").exists()  # the original run is untouched
+    assert natgrad.load(first / "model.pt").num_timesteps == 1024
+    final.close()
+
+
+def test_save_never_overwrites_unless_asked(tmp_path):
+    model = natgrad.TRPO("CartPole-v1", n_steps=64)
+    path = model.save(tmp_path / "m.pt")
+    before = path.read_bytes()
+    with pytest.raises(NatgradError, match="already exists"):
+        model.save(path)
+    assert path.read_bytes() == before
+    model.learn(64)
+    model.save(path, overwrite=True)
+    assert natgrad.load(path).num_timesteps == 64
+    model.close()
+
+
+def test_corrupt_or_foreign_checkpoint_gives_clear_error(tmp_path):
+    model = natgrad.TRPO("CartPole-v1", n_steps=64)
+    good = model.save(tmp_path / "m.pt").read_bytes()
+    (tmp_path / "truncated.pt").write_bytes(good[: len(good) // 2])
+    with pytest.raises(NatgradError, match="corrupt or truncated"):
+        natgrad.load(tmp_path / "truncated.pt")
+    torch.save({"weights": torch.zeros(3)}, tmp_path / "foreign.pt")
+    with pytest.raises(NatgradError, match="not a natgrad checkpoint"):
+        natgrad.load(tmp_path / "foreign.pt")
+    with pytest.raises(NatgradError, match="no checkpoint"):
+        natgrad.load(tmp_path / "missing.pt")
+    model.close()

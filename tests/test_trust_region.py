@@ -1,0 +1,100 @@
+"""TRPO's guarantees on real batches: KL ≤ δ after every accepted step; a refused step changes nothing."""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import pytest
+import torch
+
+from natgrad import NPG, TRPO
+from natgrad import natural as natural_module
+from natgrad.gae import gae, normalize
+from natgrad.natural import natural_step
+from natgrad.rollout import Collector, critic_values
+
+
+def real_batches(model, n_batches):
+    """Batches from ``model``'s env with GAE advantages, as learn() computes them."""
+    collector = Collector(model.env, model.actor, model.obs_normalizer, model.reward_scaler, seed=1)
+    for _ in range(n_batches):
+        batch = collector.collect(model.config.n_steps)
+        values, next_values = critic_values(model.critic, batch)
+        adv, _ = gae(batch.rewards, values, next_values, batch.terminated, batch.ended, 0.99, 0.97)
+        yield batch.flat(batch.obs), batch.flat(batch.actions), batch.flat(batch.log_probs), normalize(batch.flat(adv))
+
+
+@pytest.mark.parametrize("env_id", ["CartPole-v1", "Pendulum-v1"])
+def test_kl_within_trust_region_after_every_accepted_update(env_id):
+    model = TRPO(env_id, seed=0, n_envs=4, n_steps=128, max_kl=0.01)
+    accepted = 0
+    for obs, actions, log_probs, adv in real_batches(model, 12):
+        before = copy.deepcopy(model.actor)
+        step = natural_step(model.actor, obs, actions, log_probs, adv, model.config, line_search=True)
+        with torch.no_grad():
+            kl = float(before(obs).kl(model.actor(obs)).mean())  # measured independently of the step
+        if step.accepted:
+            accepted += 1
+            assert kl <= model.config.max_kl * (1 + 1e-6)
+            assert kl == pytest.approx(step.kl, rel=1e-4, abs=1e-9)
+            assert step.surrogate_improvement > 0
+    assert accepted >= 10
+    model.close()
+
+
+def test_npg_takes_the_full_step_with_quadratic_kl_near_delta():
+    model = NPG("CartPole-v1", seed=0, n_envs=4, n_steps=128, max_kl=0.01)
+    for obs, actions, log_probs, adv in real_batches(model, 5):
+        step = natural_step(model.actor, obs, actions, log_probs, adv, model.config, line_search=False)
+        assert step.accepted and step.backtracks == 0
+        assert 0.002 < step.kl < 0.05  # ½ΔᵀFΔ = δ exactly; the true KL is close for a small step
+    model.close()
+
+
+def snapshot(module):
+    return {k: v.clone() for k, v in module.state_dict().items()}
+
+
+def assert_bitwise_equal(a, b):
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+def test_rejected_line_search_leaves_parameters_bit_for_bit(monkeypatch):
+    model = TRPO("Pendulum-v1", seed=0, n_envs=2, n_steps=64)
+    real = natural_module.backtracking_line_search
+    tried = []
+
+    def never_improves(evaluate, *args, **kwargs):
+        def worse(theta):
+            evaluate(theta)  # really moves the parameters, as a failing try does
+            tried.append(theta)
+            return -math.inf, 0.0
+        return real(worse, *args, **kwargs)
+
+    monkeypatch.setattr(natural_module, "backtracking_line_search", never_improves)
+    obs, actions, log_probs, adv = next(real_batches(model, 1))
+    before = snapshot(model.actor)
+    step = natural_step(model.actor, obs, actions, log_probs, adv, model.config, line_search=True)
+    assert not step.accepted and len(tried) == model.config.backtrack_iters
+    assert_bitwise_equal(before, snapshot(model.actor))
+    model.close()
+
+
+@pytest.mark.parametrize("line_search", [True, False])
+def test_degenerate_step_is_refused_not_taken(line_search):
+    """Zero advantages: g = 0, xᵀFx = 0, β would be inf/NaN; the step is refused, θ unchanged."""
+    model = TRPO("CartPole-v1", seed=0, n_envs=2, n_steps=32)
+    obs, actions, log_probs, adv = next(real_batches(model, 1))
+    before = snapshot(model.actor)
+    step = natural_step(model.actor, obs, actions, log_probs, torch.zeros_like(adv), model.config, line_search)
+    assert not step.accepted and math.isnan(step.step_size)
+    assert_bitwise_equal(before, snapshot(model.actor))
+    nan_adv = adv.clone()
+    nan_adv[0] = math.nan
+    step = natural_step(model.actor, obs, actions, log_probs, nan_adv, model.config, line_search)
+    assert not step.accepted
+    assert_bitwise_equal(before, snapshot(model.actor))
+    model.close()
