@@ -57,6 +57,8 @@ class CounterEnv(gym.Env):
         return np.array([float(self.t)], np.float32), 1.0, self.t >= self.terminate_at, False, {}
 
 
+torch.set_num_threads(1)  # small networks: one thread is fastest and immune to oversubscription
+
 gym.register("natgrad-test/NaNObs-v0", entry_point=NaNObsEnv)
 gym.register("natgrad-test/DictObs-v0", entry_point=DictObsEnv)
 gym.register("natgrad-test/MultiBinary-v0", entry_point=MultiBinaryEnv)

@@ -8,7 +8,7 @@ import pytest
 
 import natgrad
 
-ALGOS = [natgrad.TRPO, natgrad.NPG, natgrad.VPG]
+ALGOS = [natgrad.TRPO, natgrad.NPG, natgrad.VPG, natgrad.PPO, natgrad.PPOKL]
 
 
 def run_metrics(cls, env_id, seed, **kw):

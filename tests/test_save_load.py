@@ -11,7 +11,7 @@ from natgrad import NatgradError
 from natgrad.runs import latest_model
 from natgrad.training import train_run
 
-ALGOS = [natgrad.TRPO, natgrad.NPG, natgrad.VPG]
+ALGOS = [natgrad.TRPO, natgrad.NPG, natgrad.VPG, natgrad.PPO, natgrad.PPOKL]
 
 
 @pytest.mark.parametrize("cls", ALGOS)

@@ -12,7 +12,7 @@ from natgrad import __version__
 from natgrad.errors import NatgradError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="Policy optimization in policy space: TRPO, NPG, VPG on Gymnasium envs.")
+                  help="Policy optimization in policy space: TRPO, NPG, VPG, PPO-Clip and PPO-KL on Gymnasium envs.")
 
 
 def parse_overrides(pairs: list[str]) -> dict[str, str]:
@@ -28,7 +28,7 @@ def parse_overrides(pairs: list[str]) -> dict[str, str]:
 
 @app.command()
 def train(
-    algo: Annotated[str, typer.Option(help="trpo | npg | vpg")] = "trpo",
+    algo: Annotated[str, typer.Option(help="trpo | npg | vpg | ppo | ppo-kl")] = "trpo",
     env: Annotated[str, typer.Option(help="Gymnasium env id, e.g. CartPole-v1 or Hopper-v5")] = "CartPole-v1",
     steps: Annotated[float, typer.Option(help="env steps to train for, e.g. 1e6")] = 1e5,
     seed: Annotated[int, typer.Option()] = 0,
@@ -39,9 +39,14 @@ def train(
     checkpoint_every: Annotated[float, typer.Option(help="env steps between checkpoints (0: final only)")] = 1e5,
     eval_episodes: Annotated[int, typer.Option(help="episodes of the final deterministic evaluation")] = 10,
     progress: Annotated[bool, typer.Option(help="live progress bar")] = True,
+    threads: Annotated[int, typer.Option(help="torch intra-op threads; 1 is fastest for small networks")] = 1,
 ) -> None:
     """Train a policy and write a new run directory: config, metrics.csv, TensorBoard, checkpoints, eval."""
+    import torch
+
     from natgrad.training import train_run
+
+    torch.set_num_threads(max(1, threads))
 
     run_dir, result = train_run(
         algo=algo, env_id=env, steps=int(steps), seed=seed, out=out, runs_root=runs_root,

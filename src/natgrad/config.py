@@ -96,6 +96,62 @@ class VPGConfig(Config):
         _check(self.pi_lr > 0, "pi_lr", self.pi_lr, "> 0")
 
 
+@dataclass(frozen=True)
+class ProximalConfig(Config):
+    """What PPO-Clip and PPO-KL share: epochs of shuffled minibatch Adam on actor and critic together.
+
+    Defaults are the PPO paper's for MuJoCo: 10 epochs, 32 minibatches, lr 3e-4, λ = 0.95.
+    """
+
+    gae_lambda: float = 0.95
+    lr: float = 3e-4  # Adam learning rate (actor and critic)
+    epochs: int = 10  # passes over the batch per update
+    minibatches: int = 32  # minibatches per pass (2048 steps → 64 per minibatch)
+    ent_coef: float = 0.0  # entropy bonus coefficient
+    vf_coef: float = 0.5  # value-loss coefficient
+    max_grad_norm: float = 0.5  # clip the global gradient norm (0: off)
+    anneal_lr: bool = False  # decay lr linearly to 0 over the learn() call
+    clip_vf: float = 0.0  # clip V − V_old to ±clip_vf in the value loss (0: off)
+    target_kl: float = 0.0  # stop the epochs once the approximate KL exceeds this (0: off)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _check(self.lr > 0, "lr", self.lr, "> 0")
+        _check(self.epochs >= 1, "epochs", self.epochs, ">= 1")
+        _check(1 <= self.minibatches <= self.batch_size, "minibatches", self.minibatches,
+               f"between 1 and the batch size n_envs*n_steps = {self.batch_size}")
+        for name in ("ent_coef", "vf_coef", "max_grad_norm", "clip_vf", "target_kl"):
+            value = getattr(self, name)
+            _check(value >= 0 and math.isfinite(value), name, value, "a finite number >= 0")
+
+
+@dataclass(frozen=True)
+class PPOConfig(ProximalConfig):
+    """PPO-Clip: maximize E[min(r Â, clip(r, 1 − ε, 1 + ε) Â)]."""
+
+    clip_range: float = 0.2  # ε
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _check(0 < self.clip_range < 1, "clip_range", self.clip_range, "in (0, 1), e.g. 0.2")
+
+
+@dataclass(frozen=True)
+class PPOKLConfig(ProximalConfig):
+    """PPO with adaptive KL penalty: maximize E[r Â] − β KL(π_old ‖ π_θ), β adapted every update."""
+
+    kl_target: float = 0.01  # d_targ
+    beta_init: float = 1.0  # initial β
+    beta_min: float = 1e-6  # β is kept in [beta_min, beta_max] so it can never run off to 0 or inf
+    beta_max: float = 1e6
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _check(self.kl_target > 0 and math.isfinite(self.kl_target), "kl_target", self.kl_target, "a finite d_targ > 0")
+        _check(0 < self.beta_min <= self.beta_init <= self.beta_max < math.inf, "beta_init", self.beta_init,
+               "finite, > 0 and within [beta_min, beta_max]")
+
+
 def _check(ok: bool, name: str, value: Any, want: str) -> None:
     if not ok:
         raise NatgradError(f"invalid {name}={value!r}: must be {want}")

@@ -48,6 +48,10 @@ class Categorical:
         logp, logq = self.log_probs, other.log_probs
         return (logp.exp() * (logp - logq)).sum(-1)
 
+    def __getitem__(self, index: Tensor) -> Categorical:
+        """The distributions of the states selected by ``index``."""
+        return Categorical(self.logits[index])
+
     def detach(self) -> Categorical:
         """A frozen copy, unaffected by later changes to θ."""
         return Categorical(self.logits.detach().clone())
@@ -93,6 +97,10 @@ class DiagGaussian:
             - 0.5
         )
         return per_dim.sum(-1)
+
+    def __getitem__(self, index: Tensor) -> DiagGaussian:
+        """The distributions of the states selected by ``index``."""
+        return DiagGaussian(self.mean[index], self.log_std)
 
     def detach(self) -> DiagGaussian:
         """A frozen copy: cloned, since log σ is the parameter itself and would move with θ."""

@@ -2,8 +2,9 @@
 
 from natgrad.algos.base import Algorithm
 from natgrad.algos.natural import NPG, TRPO
+from natgrad.algos.ppo import PPO, PPOKL
 from natgrad.algos.vpg import VPG
 
-ALGORITHMS: dict[str, type[Algorithm]] = {cls.name: cls for cls in (TRPO, NPG, VPG)}
+ALGORITHMS: dict[str, type[Algorithm]] = {cls.name: cls for cls in (TRPO, NPG, VPG, PPO, PPOKL)}
 
-__all__ = ["ALGORITHMS", "NPG", "TRPO", "VPG", "Algorithm"]
+__all__ = ["ALGORITHMS", "NPG", "PPO", "PPOKL", "TRPO", "VPG", "Algorithm"]

@@ -1,0 +1,117 @@
+"""PPO-Clip and PPO-KL: the same epochs of minibatch Adam, differing only in the policy objective."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from natgrad.adaptive_kl import adapt_beta
+from natgrad.algos.base import Algorithm
+from natgrad.batching import minibatches
+from natgrad.config import PPOConfig, PPOKLConfig, ProximalConfig
+from natgrad.distributions import Distribution
+from natgrad.gae import normalize
+from natgrad.losses import approx_kl, clipped_surrogate, kl_penalized_surrogate, ratio, surrogate, value_loss
+
+
+class Proximal(Algorithm):
+    """Several epochs over the batch of:  loss = −objective − c_ent·H + c_vf·½(V − R)², one Adam for both nets."""
+
+    config: ProximalConfig
+
+    def _setup(self) -> None:
+        params = [*self.actor.parameters(), *self.critic.parameters()]
+        self.optimizer = torch.optim.Adam(params, lr=self.config.lr, eps=1e-5)
+        self.optimizers = {"ppo": self.optimizer}
+
+    def _objective(self, log_probs: Tensor, log_probs_old: Tensor, adv: Tensor,
+                   old: Distribution, new: Distribution) -> tuple[Tensor, dict[str, float]]:
+        """The policy objective to maximize on one minibatch, and its diagnostics."""
+        raise NotImplementedError
+
+    def _after_update(self, kl: float) -> dict[str, float]:
+        """Algorithm state to adapt once per update, given the KL reached; returns metrics."""
+        return {}
+
+    def _update(self, obs: Tensor, actions: Tensor, log_probs: Tensor, advantages: Tensor,
+                returns: Tensor, values: Tensor, progress: float) -> dict[str, float]:
+        cfg = self.config
+        lr = cfg.lr * (1.0 - progress) if cfg.anneal_lr else cfg.lr
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        params = [p for group in self.optimizer.param_groups for p in group["params"]]
+        with torch.no_grad():
+            old = self.actor(obs).detach()
+        diagnostics: list[dict[str, float]] = []
+        epochs_run = 0
+        for _ in range(cfg.epochs):
+            for idx in minibatches(len(obs), len(obs) // cfg.minibatches, self.generator):
+                dist = self.actor(obs[idx])
+                log_p = dist.log_prob(actions[idx])
+                adv = normalize(advantages[idx]) if cfg.normalize_advantage else advantages[idx]
+                objective, info = self._objective(log_p, log_probs[idx], adv, old[idx], dist)
+                v_loss = value_loss(self.critic(obs[idx]), returns[idx], values[idx], cfg.clip_vf or None)
+                loss = -objective - cfg.ent_coef * dist.entropy().mean() + cfg.vf_coef * v_loss
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if cfg.max_grad_norm > 0:
+                    torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
+                self.optimizer.step()
+                diagnostics.append({**info, "critic/loss": float(v_loss.detach()),
+                                    "policy/approx_kl": float(approx_kl(log_p.detach(), log_probs[idx]))})
+            epochs_run += 1
+            if cfg.target_kl and diagnostics[-1]["policy/approx_kl"] > cfg.target_kl:
+                break
+        with torch.no_grad():
+            new = self.actor(obs)
+            kl = float(old.kl(new).mean())
+            adv_all = normalize(advantages) if cfg.normalize_advantage else advantages
+            improvement = float(surrogate(new.log_prob(actions), log_probs, adv_all) - adv_all.mean())
+        metrics = {k: sum(d[k] for d in diagnostics) / len(diagnostics) for k in diagnostics[0]}
+        metrics.update({"policy/kl": kl, "policy/surrogate_improvement": improvement,
+                        "policy/epochs": float(epochs_run), "policy/lr": lr})
+        metrics.update(self._after_update(kl))
+        return metrics
+
+
+class PPO(Proximal):
+    """PPO-Clip: L^CLIP = E[min(r Â, clip(r, 1 − ε, 1 + ε) Â)]."""
+
+    name = "ppo"
+    config_cls = PPOConfig
+    config: PPOConfig
+
+    def _objective(self, log_probs, log_probs_old, adv, old, new):
+        eps = self.config.clip_range
+        clipped = (ratio(log_probs, log_probs_old) - 1).abs() > eps
+        return (clipped_surrogate(log_probs, log_probs_old, adv, eps),
+                {"policy/clip_fraction": float(clipped.float().mean())})
+
+
+class PPOKL(Proximal):
+    """PPO-KL: L^KLPEN = E[r Â] − β KL(π_old ‖ π_θ), β doubled or halved after each update."""
+
+    name = "ppo-kl"
+    config_cls = PPOKLConfig
+    config: PPOKLConfig
+
+    def _setup(self) -> None:
+        super()._setup()
+        self.beta = self.config.beta_init
+
+    def _objective(self, log_probs, log_probs_old, adv, old, new):
+        return kl_penalized_surrogate(log_probs, log_probs_old, adv, old.kl(new), self.beta), {}
+
+    def _after_update(self, kl: float) -> dict[str, float]:
+        cfg = self.config
+        used = self.beta
+        self.beta = adapt_beta(self.beta, kl, cfg.kl_target, cfg.beta_min, cfg.beta_max)
+        return {"policy/beta": used, "policy/beta_next": self.beta}
+
+    def _extra_state(self) -> dict[str, Any]:
+        return {"beta": self.beta}
+
+    def _load_extra_state(self, state: dict[str, Any]) -> None:
+        self.beta = float(state["beta"])

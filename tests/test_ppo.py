@@ -1,0 +1,98 @@
+"""PPO-Clip's loss by hand, PPO-KL's β rule step by step, and both learning CartPole."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+import natgrad
+from natgrad.adaptive_kl import adapt_beta
+from natgrad.losses import clipped_surrogate, kl_penalized_surrogate
+from test_algorithms import first_update_reaching
+
+
+def test_clipped_surrogate_by_hand():
+    eps = 0.2
+    # ratios 0.5, 0.9, 1.1, 1.5 with advantages of both signs
+    ratios = torch.tensor([0.5, 0.9, 1.1, 1.5, 0.5, 0.9, 1.1, 1.5], dtype=torch.float64)
+    adv = torch.tensor([1.0, 1.0, 1.0, 1.0, -1.0, -1.0, -1.0, -2.0], dtype=torch.float64)
+    log_old = torch.zeros(8, dtype=torch.float64)
+    log_new = ratios.log().requires_grad_()
+    # min(r A, clip(r) A) term by term:
+    #  A>0: r=0.5 → min(0.5, 0.8)=0.5 | 0.9 → 0.9 | 1.1 → 1.1 | 1.5 → min(1.5, 1.2)=1.2 (clipped)
+    #  A<0: r=0.5 → min(-0.5, -0.8)=-0.8 (clipped) | 0.9 → -0.9 | 1.1 → -1.1 | 1.5 → min(-3, -2.4)=-3
+    expected = (0.5 + 0.9 + 1.1 + 1.2 - 0.8 - 0.9 - 1.1 - 3.0) / 8
+    loss = clipped_surrogate(log_new, log_old, adv, eps)
+    assert float(loss.detach()) == pytest.approx(expected, abs=1e-12)
+    loss.backward()
+    grad = log_new.grad
+    # d/dlog r of r·A/8 is r·A/8 where unclipped; exactly 0 where the clipped term is the minimum
+    active = torch.tensor([False, False, False, True, True, False, False, False])
+    assert torch.all(grad[active] == 0)
+    torch.testing.assert_close(grad[~active], (ratios * adv / 8)[~active])
+
+
+def test_kl_penalized_surrogate_by_hand():
+    log_new = torch.log(torch.tensor([1.2, 0.8]))
+    loss = kl_penalized_surrogate(log_new, torch.zeros(2), torch.tensor([1.0, -1.0]), torch.tensor([0.1, 0.3]), 2.0)
+    assert float(loss) == pytest.approx((1.2 - 0.8) / 2 - 2.0 * 0.2)
+
+
+def test_beta_schedule_follows_the_rule_exactly():
+    target = 0.01
+    kls = [0.02, 0.016, 0.015, 0.0067, 0.006, 0.001, 0.01, math.nan, 0.5]
+    # > 1.5·d: ×2 | 0.016 > 0.015: ×2 | 0.015 not > 0.015: keep | 0.0067 ≥ d/1.5=0.00667: keep
+    # 0.006 < d/1.5: ÷2 | ÷2 | keep | non-finite: ×2 | ×2
+    expected = [2.0, 4.0, 4.0, 4.0, 2.0, 1.0, 1.0, 2.0, 4.0]
+    beta, seen = 1.0, []
+    for kl in kls:
+        beta = adapt_beta(beta, kl, target)
+        seen.append(beta)
+    assert seen == expected
+
+
+def test_beta_stays_within_bounds():
+    beta = 1.0
+    for _ in range(200):
+        beta = adapt_beta(beta, 1.0, 0.01, beta_min=1e-3, beta_max=1e3)
+    assert beta == 1e3
+    for _ in range(200):
+        beta = adapt_beta(beta, 0.0, 0.01, beta_min=1e-3, beta_max=1e3)
+    assert beta == 1e-3
+
+
+def test_ppo_kl_logs_and_adapts_beta_every_update(tmp_path):
+    model = natgrad.PPOKL("CartPole-v1", seed=0, n_envs=2, n_steps=128, minibatches=4, epochs=2)
+    rows = []
+    model.learn(768, callback=lambda m, metrics: rows.append(metrics))
+    for row in rows:
+        assert row["policy/beta_next"] == adapt_beta(row["policy/beta"], row["policy/kl"], 0.01)
+    assert [r["policy/beta"] for r in rows[1:]] == [r["policy/beta_next"] for r in rows[:-1]]
+    model.save(tmp_path / "m.pt")
+    assert natgrad.load(tmp_path / "m.pt").beta == model.beta == rows[-1]["policy/beta_next"]
+    model.close()
+
+
+def test_ppo_logs_clip_fraction_and_respects_target_kl():
+    model = natgrad.PPO("CartPole-v1", seed=0, n_envs=2, n_steps=128, minibatches=4, target_kl=1e-6)
+    rows = []
+    model.learn(256, callback=lambda m, metrics: rows.append(metrics))
+    assert 0 <= rows[0]["policy/clip_fraction"] <= 1
+    assert rows[0]["policy/epochs"] == 1  # stopped after the first epoch: approx KL > 1e-6
+    model.close()
+
+
+def test_ppo_annealing_decays_lr_linearly_over_the_learn_call():
+    model = natgrad.PPO("CartPole-v1", seed=0, n_envs=2, n_steps=64, minibatches=2, anneal_lr=True)
+    rows = []
+    model.learn(512, callback=lambda m, metrics: rows.append(metrics))
+    # 4 updates of 128 steps: lr = 3e-4 · (1 − steps done / 512)
+    assert [r["policy/lr"] for r in rows] == pytest.approx([3e-4, 2.25e-4, 1.5e-4, 0.75e-4])
+    model.close()
+
+
+@pytest.mark.parametrize("cls", [natgrad.PPO, natgrad.PPOKL])
+def test_ppo_learns_cartpole_within_budget(cls):
+    assert first_update_reaching(cls, 475, budget=200_000)
