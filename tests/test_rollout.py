@@ -33,3 +33,25 @@ def test_episode_ends_are_classified_and_final_obs_kept(env_id, expect_terminate
         torch.testing.assert_close(next_values[4], v_final)
     torch.testing.assert_close(next_values[:3], values[1:4])  # inside an episode: V(s_{t+1})
     model.close()
+
+
+@pytest.mark.parametrize("env_id", ["CartPole-v1", "Pendulum-v1"])
+@pytest.mark.parametrize("activation", ["tanh", "relu", "elu"])
+def test_numpy_actor_samples_the_torch_actor_distribution(env_id, activation):
+    from natgrad.inference import NumpyActor
+
+    model = TRPO(env_id, hidden=(16, 16), activation=activation)
+    for p in model.actor.parameters():
+        p.data.add_(0.5 * torch.randn_like(p))  # away from the near-uniform initial policy
+    obs = np.random.default_rng(0).normal(size=(3, model.actor.net[0].in_features)).astype(np.float32)
+    rng = np.random.default_rng(1)
+    samples = np.stack([NumpyActor(model.actor)(obs, rng) for _ in range(20000)])  # (S, 3, ...)
+    with torch.no_grad():
+        dist = model.actor(torch.from_numpy(obs))
+    if model.actor.continuous:
+        np.testing.assert_allclose(samples.mean(0), dist.mean.numpy(), atol=0.03)
+        np.testing.assert_allclose(samples.std(0), np.broadcast_to(dist.log_std.detach().exp().numpy(), samples.shape[1:]), rtol=0.03)
+    else:
+        freq = np.stack([(samples == a).mean(0) for a in range(2)], axis=-1)
+        np.testing.assert_allclose(freq, torch.softmax(dist.logits, -1).numpy(), atol=0.015)
+    model.close()

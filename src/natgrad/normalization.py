@@ -31,7 +31,10 @@ class RunningMeanStd:
 
     def update(self, batch: np.ndarray) -> None:
         batch = np.asarray(batch, np.float64).reshape(-1, *self.shape)
-        self.merge(batch.mean(0), batch.var(0), batch.shape[0])
+        if len(batch) == 1:  # the per-step case: skip numpy's slower mean/var machinery
+            self.merge(batch[0], 0.0, 1)
+        else:
+            self.merge(batch.mean(0), batch.var(0), batch.shape[0])
 
     def merge(self, mean: np.ndarray, var: np.ndarray, count: float) -> None:
         total = self.count + count

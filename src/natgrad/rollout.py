@@ -17,6 +17,7 @@ from gymnasium.vector import VectorEnv
 from torch import Tensor
 
 from natgrad.errors import NatgradError
+from natgrad.inference import NumpyActor
 from natgrad.normalization import ObsNormalizer, RewardScaler
 from natgrad.policy import Actor, Critic
 
@@ -78,7 +79,7 @@ class Collector:
         self.obs_normalizer = obs_normalizer
         self.reward_scaler = reward_scaler
         self.n_envs = env.num_envs
-        self.generator = torch.Generator().manual_seed(0 if seed is None else seed)
+        self.rng = np.random.default_rng(seed)
         space = env.single_action_space
         self.discrete = isinstance(space, spaces.Discrete)
         self.low, self.high = (None, None) if self.discrete else (space.low, space.high)
@@ -100,15 +101,16 @@ class Collector:
         rewards = np.empty((n_steps, n), np.float32)
         terminated = np.empty((n_steps, n), bool)
         ended = np.empty((n_steps, n), bool)
-        actions, log_probs = [], []
+        actions = None
         returns, lengths = [], []
+        policy = NumpyActor(self.actor)
         for t in range(n_steps):
             obs[t] = self.obs
-            dist = self.actor(torch.from_numpy(self.obs))
-            action = dist.sample(self.generator)
-            actions.append(action)
-            log_probs.append(dist.log_prob(action))
-            env_action = action.numpy() if self.discrete else np.clip(action.numpy(), self.low, self.high)
+            action = policy(self.obs, self.rng)
+            if actions is None:
+                actions = np.empty((n_steps, *action.shape), action.dtype)
+            actions[t] = action
+            env_action = action if self.discrete else np.minimum(np.maximum(action, self.low), self.high)
             raw, reward, term, trunc, info = self.env.step(env_action)
             done = term | trunc
             self.episode_return += reward
@@ -123,10 +125,11 @@ class Collector:
             rewards[t] = self.reward_scaler(np.asarray(reward, np.float64), done)
             terminated[t], ended[t] = term, done
             self.obs = self._observe(raw)
+        obs_t, actions_t = torch.from_numpy(obs), torch.from_numpy(actions)
         return RolloutBatch(
-            obs=torch.from_numpy(obs),
-            actions=torch.stack(actions),
-            log_probs=torch.stack(log_probs),
+            obs=obs_t,
+            actions=actions_t,
+            log_probs=self.actor(obs_t).log_prob(actions_t),
             rewards=torch.from_numpy(rewards),
             terminated=torch.from_numpy(terminated),
             ended=torch.from_numpy(ended),
