@@ -66,26 +66,25 @@ def natural_step(
     """One NPG (``line_search=False``) or TRPO (``line_search=True``) update of ``actor``, in place."""
     params = list(actor.parameters())
     theta_old = flat_params(params)
-    with torch.no_grad():
-        old = actor(obs).detach()
-
-    def objective_and_kl() -> tuple[float, float]:
-        with torch.no_grad():
-            dist = actor(obs)
-            return (
-                float(surrogate(dist.log_prob(actions), log_probs_old, advantages)),
-                float(old.kl(dist).mean()),
-            )
+    dist = actor(obs)  # one forward serves L(θ_old), g and, on the full batch, the KL graph
+    old = dist.detach()
 
     def evaluate(theta: Tensor) -> tuple[float, float]:
+        """(L(θ), mean KL(π_old ‖ π_θ)) with θ written into the actor."""
         set_flat_params(params, theta)
-        return objective_and_kl()
+        with torch.no_grad():
+            new = actor(obs)
+            return (float(surrogate(new.log_prob(actions), log_probs_old, advantages)),
+                    float(old.kl(new).mean()))
 
-    loss_old = surrogate(actor(obs).log_prob(actions), log_probs_old, advantages)
-    g = flat_grad(loss_old, params)
-    fvp_obs = _subsample(obs, cfg.fvp_fraction, generator)
-    old_sub = old if fvp_obs is obs else actor(fvp_obs).detach()
-    fvp = fisher_vector_product(old_sub.kl(actor(fvp_obs)).mean(), params, cfg.damping)
+    loss_old = surrogate(dist.log_prob(actions), log_probs_old, advantages)
+    g = flat_grad(loss_old, params, retain_graph=True)
+    if cfg.fvp_fraction >= 1.0:
+        mean_kl = old.kl(dist).mean()
+    else:
+        sub = actor(_subsample(obs, cfg.fvp_fraction, generator))
+        mean_kl = sub.detach().kl(sub).mean()
+    fvp = fisher_vector_product(mean_kl, params, cfg.damping)
     cg = conjugate_gradient(fvp, g, cfg.cg_iters, cfg.cg_tol)
     beta = max_step_size(cfg.max_kl, float(cg.x @ fvp(cg.x)))
     refused = NaturalStep(False, 0.0, 0.0, cfg.backtrack_iters, cg.iterations, cg.residual_norm,
@@ -112,8 +111,6 @@ def natural_step(
 
 
 def _subsample(obs: Tensor, fraction: float, generator: torch.Generator | None) -> Tensor:
-    """Every observation when ``fraction`` is 1, else a random ``fraction`` of them."""
-    if fraction >= 1.0:
-        return obs
+    """A random ``fraction`` of the observations (at least one)."""
     n = max(1, int(len(obs) * fraction))
     return obs[torch.randperm(len(obs), generator=generator)[:n]]
