@@ -134,8 +134,8 @@ def worker_update_sb3(env_id: str, batch: int, timings: int) -> dict:
     import torch
     from sb3_contrib import TRPO
     from stable_baselines3.common.env_util import make_vec_env
-    from stable_baselines3.common.vec_env import VecNormalize
     from stable_baselines3.common.utils import configure_logger
+    from stable_baselines3.common.vec_env import VecNormalize
 
     torch.set_num_threads(1)
     env = VecNormalize(make_vec_env(env_id, n_envs=1, seed=0), norm_obs=True, norm_reward=False)

@@ -6,11 +6,11 @@ import math
 
 import pytest
 import torch
+from test_algorithms import first_update_reaching
 
 import natgrad
 from natgrad.adaptive_kl import adapt_beta
 from natgrad.losses import clipped_surrogate, kl_penalized_surrogate
-from test_algorithms import first_update_reaching
 
 
 def test_clipped_surrogate_by_hand():

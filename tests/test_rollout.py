@@ -50,7 +50,8 @@ def test_numpy_actor_samples_the_torch_actor_distribution(env_id, activation):
         dist = model.actor(torch.from_numpy(obs))
     if model.actor.continuous:
         np.testing.assert_allclose(samples.mean(0), dist.mean.numpy(), atol=0.03)
-        np.testing.assert_allclose(samples.std(0), np.broadcast_to(dist.log_std.detach().exp().numpy(), samples.shape[1:]), rtol=0.03)
+        std = np.broadcast_to(dist.log_std.detach().exp().numpy(), samples.shape[1:])
+        np.testing.assert_allclose(samples.std(0), std, rtol=0.03)
     else:
         freq = np.stack([(samples == a).mean(0) for a in range(2)], axis=-1)
         np.testing.assert_allclose(freq, torch.softmax(dist.logits, -1).numpy(), atol=0.015)

@@ -2,7 +2,14 @@
 
 from natgrad.algos import ALGORITHMS, NPG, PPO, PPOKL, TRPO, VPG, Algorithm
 from natgrad.checkpoint import load
-from natgrad.config import Config, NaturalConfig, PPOConfig, PPOKLConfig, ProximalConfig, VPGConfig
+from natgrad.config import (
+           Config,
+           NaturalConfig,
+           PPOConfig,
+           PPOKLConfig,
+           ProximalConfig,
+           VPGConfig,
+)
 from natgrad.errors import NatgradError
 
 __version__ = "0.1.0"

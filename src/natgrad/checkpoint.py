@@ -98,7 +98,9 @@ def load(path: str | Path, **config_overrides: Any) -> Algorithm:
         model.reward_scaler.rms.load_state_dict(payload["reward_rms"])
         model._load_extra_state(payload["extra"])
     except (KeyError, RuntimeError, ValueError) as e:
-        raise NatgradError(f"{path} does not match its own config ({type(e).__name__}: {e}); the file is damaged") from None
+        raise NatgradError(
+            f"{path} does not match its own config ({type(e).__name__}: {e}); the file is damaged"
+        ) from None
     model.num_timesteps = int(payload["num_timesteps"])
     model.num_updates = int(payload["num_updates"])
     return model

@@ -32,7 +32,8 @@ def train(
     env: Annotated[str, typer.Option(help="Gymnasium env id, e.g. CartPole-v1 or Hopper-v5")] = "CartPole-v1",
     steps: Annotated[float, typer.Option(help="env steps to train for, e.g. 1e6")] = 1e5,
     seed: Annotated[int, typer.Option()] = 0,
-    out: Annotated[Optional[Path], typer.Option(help="run directory (new or empty); default runs/<env>-<algo>-s<seed>-<time>")] = None,
+    out: Annotated[Optional[Path], typer.Option(
+        help="run directory (new or empty); default runs/<env>-<algo>-s<seed>-<time>")] = None,
     runs_root: Annotated[Path, typer.Option(help="where default run directories go")] = Path("runs"),
     set_: Annotated[list[str], typer.Option("--set", help="config override KEY=VALUE, repeatable")] = [],
     resume: Annotated[Optional[Path], typer.Option(help="continue from a run directory or checkpoint file")] = None,
@@ -60,7 +61,8 @@ def train(
 
 @app.command("eval")
 def eval_(
-    run: Annotated[Path, typer.Argument(help="run directory (its final model, else newest checkpoint) or a checkpoint file")],
+    run: Annotated[Path, typer.Argument(
+        help="run directory (its final model, else newest checkpoint) or a checkpoint file")],
     episodes: Annotated[int, typer.Option()] = 10,
     seed: Annotated[int, typer.Option(help="seed of the first evaluation episode")] = 10_000,
     stochastic: Annotated[bool, typer.Option(help="sample actions instead of the mode")] = False,

@@ -14,7 +14,12 @@ from torch import Tensor
 
 from natgrad.cg import conjugate_gradient
 from natgrad.config import NaturalConfig
-from natgrad.fisher import fisher_vector_product, flat_grad, flat_params, set_flat_params
+from natgrad.fisher import (
+    fisher_vector_product,
+    flat_grad,
+    flat_params,
+    set_flat_params,
+)
 from natgrad.line_search import backtracking_line_search
 from natgrad.losses import surrogate
 from natgrad.policy import Actor

@@ -18,7 +18,9 @@ def new_run_dir(root: str | Path, name: str, out: str | Path | None = None) -> P
     if out is not None:
         path = Path(out)
         if path.exists() and (not path.is_dir() or any(path.iterdir())):
-            raise NatgradError(f"{path} already exists and is not empty: choose a new --out (natgrad never overwrites a run)")
+            raise NatgradError(
+                f"{path} already exists and is not empty: choose a new --out (natgrad never overwrites a run)"
+            )
         path.mkdir(parents=True, exist_ok=True)
         return path
     base = Path(root) / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"

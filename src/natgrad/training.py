@@ -12,7 +12,13 @@ from natgrad.checkpoint import load
 from natgrad.errors import NatgradError
 from natgrad.evaluation import evaluate, summary
 from natgrad.logger import RunLogger
-from natgrad.runs import FINAL_MODEL, checkpoint_path, latest_model, new_run_dir, write_json
+from natgrad.runs import (
+    FINAL_MODEL,
+    checkpoint_path,
+    latest_model,
+    new_run_dir,
+    write_json,
+)
 
 
 def build_model(algo: str, env_id: str, seed: int, overrides: dict[str, Any]) -> Algorithm:

@@ -13,7 +13,15 @@ from natgrad.batching import minibatches
 from natgrad.config import PPOConfig, PPOKLConfig, ProximalConfig
 from natgrad.distributions import Distribution
 from natgrad.gae import normalize
-from natgrad.losses import approx_kl, clipped_surrogate, kl_penalized_surrogate, ratio, surrogate, value_loss
+from natgrad.losses import (
+    approx_kl,
+    clipped_surrogate,
+    kl_penalized_surrogate,
+    ratio,
+    surrogate,
+    value_loss,
+)
+from natgrad.optim import adam
 
 
 class Proximal(Algorithm):
@@ -23,7 +31,7 @@ class Proximal(Algorithm):
 
     def _setup(self) -> None:
         params = [*self.actor.parameters(), *self.critic.parameters()]
-        self.optimizer = torch.optim.Adam(params, lr=self.config.lr, eps=1e-5)
+        self.optimizer = adam(params, self.config.lr, eps=1e-5)
         self.optimizers = {"ppo": self.optimizer}
 
     def _objective(self, log_probs: Tensor, log_probs_old: Tensor, adv: Tensor,

@@ -10,6 +10,7 @@ from natgrad.config import VPGConfig
 from natgrad.critic_fit import fit_critic
 from natgrad.gae import normalize
 from natgrad.losses import surrogate
+from natgrad.optim import adam
 
 
 class VPG(Algorithm):
@@ -20,8 +21,8 @@ class VPG(Algorithm):
     config: VPGConfig
 
     def _setup(self) -> None:
-        self.actor_optimizer = torch.optim.Adam(self.actor.parameters(), lr=self.config.pi_lr)
-        self.critic_optimizer = torch.optim.Adam(self.critic.parameters(), lr=self.config.vf_lr)
+        self.actor_optimizer = adam(self.actor.parameters(), self.config.pi_lr)
+        self.critic_optimizer = adam(self.critic.parameters(), self.config.vf_lr)
         self.optimizers = {"actor": self.actor_optimizer, "critic": self.critic_optimizer}
 
     def _update(self, obs: Tensor, actions: Tensor, log_probs: Tensor, advantages: Tensor,
