@@ -20,8 +20,6 @@ import sys
 import time
 from pathlib import Path
 
-N_ENVS, N_STEPS = 1, 2048  # batch per update: the PPO paper's and sb3's default
-
 
 # ---------------------------------------------------------------- workers (run in children)
 def worker_raw(env_id: str, steps: int) -> dict:
@@ -187,8 +185,8 @@ def main() -> None:
     parser.add_argument("--envs", default="Hopper-v5,HalfCheetah-v5,CartPole-v1")
     parser.add_argument("--algos", default="trpo,ppo")
     parser.add_argument("--steps", type=int, default=20480)
-    parser.add_argument("--n-envs", type=int, default=N_ENVS)
-    parser.add_argument("--n-steps", type=int, default=N_STEPS)
+    parser.add_argument("--layouts", default="1x2048,16x128",
+                        help="comma-separated N_ENVSxN_STEPS vector-env layouts, each a 2048-step batch by default")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--update-batch", type=int, default=2048)
     parser.add_argument("--out", type=Path, default=Path("bench-out/throughput.json"))
@@ -200,11 +198,14 @@ def main() -> None:
     for env_id in args.envs.split(","):
         raw = median_of(me, "raw", args.repeats, env_id=env_id, steps=args.steps)
         for algo in args.algos.split(","):
-            common = dict(algo=algo, env_id=env_id, steps=args.steps, n_envs=args.n_envs, n_steps=args.n_steps)
-            ours = median_of(me, "natgrad", args.repeats, **common)
-            peer = median_of(args.peer_python, "sb3", args.repeats, **common)
-            results["throughput"].append({"env": env_id, "algo": algo, "raw": raw, "natgrad": ours, "peer": peer})
-            print_row(env_id, algo, raw, ours, peer)
+            for layout in args.layouts.split(","):
+                n_envs, n_steps = (int(x) for x in layout.split("x"))
+                common = dict(algo=algo, env_id=env_id, steps=args.steps, n_envs=n_envs, n_steps=n_steps)
+                ours = median_of(me, "natgrad", args.repeats, **common)
+                peer = median_of(args.peer_python, "sb3", args.repeats, **common)
+                results["throughput"].append({"env": env_id, "algo": algo, "layout": layout, "raw": raw,
+                                              "natgrad": ours, "peer": peer})
+                print_row(env_id, f"{algo} {layout}", raw, ours, peer)
         if env_id != "CartPole-v1":
             ours = median_of(me, "update-natgrad", 1, env_id=env_id, batch=args.update_batch, timings=5)
             peer = median_of(args.peer_python, "update-sb3", 1, env_id=env_id, batch=args.update_batch, timings=5)
@@ -218,8 +219,8 @@ def main() -> None:
 
 
 def print_row(env_id: str, algo: str, raw: dict, ours: dict, peer: dict) -> None:
-    peer_name = "sb3-contrib" if algo == "trpo" else "sb3"
-    print(f"{env_id:16s} {algo:5s} raw env {raw['steps_per_second']:8.0f} steps/s | natgrad "
+    peer_name = "sb3-contrib" if algo.startswith("trpo") else "sb3"
+    print(f"{env_id:15s} {algo:12s} raw env {raw['steps_per_second']:8.0f} steps/s | natgrad "
           f"{ours['steps_per_second']:7.0f} ({ours['steps_per_second'] / raw['steps_per_second']:.0%} of raw; "
           f"rollout {ours['rollout'] / ours['wall']:.0%}, update {ours['update'] / ours['wall']:.0%}; "
           f"{ours['peak_rss_mb']:.0f} MB) | {peer_name} {peer['steps_per_second']:7.0f} "
