@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import gymnasium as gym
 from gymnasium.vector import AutoresetMode, VectorEnv
 
 from natgrad.errors import NatgradError
 from natgrad.policy import Actor, obs_dim
+from natgrad.serial_env import SerialVectorEnv
 
 VECTORIZATION = ("sync", "async")
 
@@ -16,6 +19,8 @@ def make_vec_env(env_id: str, n_envs: int = 1, vectorization: str = "sync") -> V
 
     Same-step autoreset puts the real last observation of an ended episode in
     ``info["final_obs"]``, which the collector needs to bootstrap truncated episodes.
+    "sync" steps the envs in this process (natgrad's lean ``SerialVectorEnv``), "async" in one
+    process each (Gymnasium's ``AsyncVectorEnv`` with shared memory).
     """
     if n_envs < 1:
         raise NatgradError(f"n_envs must be >= 1, got {n_envs}")
@@ -28,11 +33,12 @@ def make_vec_env(env_id: str, n_envs: int = 1, vectorization: str = "sync") -> V
             f"unknown environment id {env_id!r} ({_one_line(e)}); list the registered ids with "
             "`python -c 'import gymnasium; gymnasium.pprint_registry()'`"
         ) from None
-    kwargs = {"autoreset_mode": AutoresetMode.SAME_STEP}
-    if vectorization == "async":
-        kwargs["shared_memory"] = True
     try:
-        env = gym.make_vec(spec, num_envs=n_envs, vectorization_mode=vectorization, vector_kwargs=kwargs)
+        if vectorization == "sync":
+            env = SerialVectorEnv([partial(gym.make, spec)] * n_envs)
+        else:
+            env = gym.make_vec(spec, num_envs=n_envs, vectorization_mode="async",
+                               vector_kwargs={"autoreset_mode": AutoresetMode.SAME_STEP, "shared_memory": True})
     except gym.error.DependencyNotInstalled as e:
         raise NatgradError(f"{env_id} needs an extra package: {_one_line(e)}") from None
     check_spaces(env.single_observation_space, env.single_action_space)

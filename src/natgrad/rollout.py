@@ -89,48 +89,41 @@ class Collector:
         self.episode_length = np.zeros(self.n_envs, np.int64)
 
     def _observe(self, raw: np.ndarray) -> np.ndarray:
-        raw = _finite(raw, self.n_envs)
-        self.obs_normalizer.update(raw)
-        return self.obs_normalizer(raw)
+        return self.obs_normalizer.observe(_finite(raw, self.n_envs))
 
     @torch.no_grad()
     def collect(self, n_steps: int) -> RolloutBatch:
+        """Step the envs ``n_steps`` times. Only what the next action needs happens per step (act,
+        step, normalize the observation); the rest is done over the whole batch afterwards."""
         n, d = self.n_envs, self.obs.shape[-1]
         obs = np.empty((n_steps, n, d), np.float32)
         final_obs = np.zeros((n_steps, n, d), np.float32)
-        rewards = np.empty((n_steps, n), np.float32)
+        raw_rewards = np.empty((n_steps, n))
         terminated = np.empty((n_steps, n), bool)
-        ended = np.empty((n_steps, n), bool)
-        actions = None
-        returns, lengths = [], []
+        truncated = np.empty((n_steps, n), bool)
+        if self.discrete:
+            actions = np.empty((n_steps, n), np.int64)
+        else:
+            actions = np.empty((n_steps, n, len(self.low)), np.float32)
         policy = NumpyActor(self.actor)
+        noise = policy.noise(self.rng, n_steps, n)
         for t in range(n_steps):
             obs[t] = self.obs
-            action = policy(self.obs, self.rng)
-            if actions is None:
-                actions = np.empty((n_steps, *action.shape), action.dtype)
-            actions[t] = action
-            env_action = action if self.discrete else np.minimum(np.maximum(action, self.low), self.high)
-            raw, reward, term, trunc, info = self.env.step(env_action)
-            done = term | trunc
-            self.episode_return += reward
-            self.episode_length += 1
-            if done.any():
-                for i in np.flatnonzero(done):
-                    returns.append(float(self.episode_return[i]))
-                    lengths.append(int(self.episode_length[i]))
-                    final_obs[t, i] = self._normalize_final(info["final_obs"][i])
-                self.episode_return[done] = 0.0
-                self.episode_length[done] = 0
-            rewards[t] = self.reward_scaler(np.asarray(reward, np.float64), done)
-            terminated[t], ended[t] = term, done
+            actions[t] = policy(self.obs, noise[t])
+            env_action = actions[t] if self.discrete else np.minimum(np.maximum(actions[t], self.low), self.high)
+            raw, raw_rewards[t], terminated[t], truncated[t], info = self.env.step(env_action)
+            if "final_obs" in info:
+                for i in np.flatnonzero(info["_final_obs"]):
+                    final_obs[t, i] = self.obs_normalizer(_finite(info["final_obs"][i], 1))[0]
             self.obs = self._observe(raw)
+        ended = terminated | truncated
+        returns, lengths = self._finish_episodes(raw_rewards, ended)
         obs_t, actions_t = torch.from_numpy(obs), torch.from_numpy(actions)
         return RolloutBatch(
             obs=obs_t,
             actions=actions_t,
             log_probs=self.actor(obs_t).log_prob(actions_t),
-            rewards=torch.from_numpy(rewards),
+            rewards=torch.from_numpy(self.reward_scaler(raw_rewards, ended).astype(np.float32)),
             terminated=torch.from_numpy(terminated),
             ended=torch.from_numpy(ended),
             final_obs=torch.from_numpy(final_obs),
@@ -139,8 +132,25 @@ class Collector:
             episode_lengths=lengths,
         )
 
-    def _normalize_final(self, raw_final: np.ndarray) -> np.ndarray:
-        return self.obs_normalizer(_finite(raw_final, 1))[0]
+    def _finish_episodes(self, rewards: np.ndarray, ended: np.ndarray) -> tuple[list[float], list[int]]:
+        """Raw returns and lengths of the episodes that ended in this batch, in the order they ended,
+        carrying the unfinished ones over to the next batch. Returns are summed in time order."""
+        returns, lengths = [], []
+        start = np.zeros(self.n_envs, np.int64)
+        for t, i in zip(*np.nonzero(ended)):
+            returns.append(_running_sum(self.episode_return[i], rewards[start[i] : t + 1, i]))
+            lengths.append(int(self.episode_length[i] + t + 1 - start[i]))
+            self.episode_return[i], self.episode_length[i] = 0.0, 0
+            start[i] = t + 1
+        for i in range(self.n_envs):
+            self.episode_return[i] = _running_sum(self.episode_return[i], rewards[start[i] :, i])
+            self.episode_length[i] += len(rewards) - start[i]
+        return returns, lengths
+
+
+def _running_sum(initial: float, xs: np.ndarray) -> float:
+    """initial + x₀ + x₁ + … added one at a time, left to right (np.sum would pair them up)."""
+    return float(np.cumsum(np.concatenate(([initial], xs)))[-1])
 
 
 def _finite(raw: np.ndarray, rows: int) -> np.ndarray:
