@@ -48,6 +48,13 @@ class Categorical:
         logp, logq = self.log_probs, other.log_probs
         return (logp.exp() * (logp - logq)).sum(-1)
 
+    def fisher(self, d_logits: Tensor) -> tuple[Tensor]:
+        """M u for a change u of the logits, per state: M = ∂²KL(self ‖ softmax(logits + u))/∂u² at u = 0
+        = diag(p) − p pᵀ, so M u = p ⊙ u − p (pᵀu)."""
+        p = torch.softmax(self.logits, dim=-1)
+        pu = p * d_logits
+        return (pu - p * pu.sum(-1, keepdim=True),)
+
     def __getitem__(self, index: Tensor) -> Categorical:
         """The distributions of the states selected by ``index``."""
         return Categorical(self.logits[index])
@@ -97,6 +104,11 @@ class DiagGaussian:
             - 0.5
         )
         return per_dim.sum(-1)
+
+    def fisher(self, d_mean: Tensor, d_log_std: Tensor) -> tuple[Tensor, Tensor]:
+        """M u for a change u = (Δμ, Δlog σ), per state: the Hessian of KL(self ‖ N(μ + Δμ, (σ e^Δlog σ)²))
+        at u = 0 is diag(1/σ²) for μ, 2·I for log σ, with no cross term; so M u = (Δμ/σ², 2 Δlog σ)."""
+        return d_mean * torch.exp(-2 * self.log_std), 2 * d_log_std
 
     def __getitem__(self, index: Tensor) -> DiagGaussian:
         """The distributions of the states selected by ``index``."""

@@ -1,20 +1,27 @@
 """Fisher-vector products by double backprop, and flat views of a module's parameters.
 
 F = E[∇log π ∇log π^T] equals the Hessian of the mean KL(π_old ‖ π_θ) at θ = θ_old,
-so F v = ∇_θ ((∇_θ KL) · v). F is never formed.
+so F v = ∇_θ ((∇_θ KL) · v). F is never formed. This product works for any differentiable
+actor; natgrad's updates use the equal and cheaper Gauss–Newton form of ``natgrad.linearized``,
+and the tests hold the two to each other.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import torch
 from torch import Tensor
 
 
+def flatten(tensors: Iterable[Tensor]) -> Tensor:
+    """The tensors' entries end to end, as one vector."""
+    return torch.cat([t.reshape(-1) for t in tensors])
+
+
 def flat_params(params: Sequence[Tensor]) -> Tensor:
     """θ as one detached vector (a copy)."""
-    return torch.cat([p.detach().reshape(-1) for p in params]).clone()
+    return flatten(p.detach() for p in params).clone()
 
 
 def set_flat_params(params: Sequence[Tensor], flat: Tensor) -> None:
@@ -30,9 +37,7 @@ def set_flat_params(params: Sequence[Tensor], flat: Tensor) -> None:
 def flat_grad(y: Tensor, params: Sequence[Tensor], **kwargs) -> Tensor:
     """∇_θ y as one vector (zeros for parameters y does not depend on)."""
     grads = torch.autograd.grad(y, list(params), allow_unused=True, **kwargs)
-    return torch.cat([
-        (torch.zeros_like(p) if g is None else g).reshape(-1) for g, p in zip(grads, params)
-    ])
+    return flatten(torch.zeros_like(p) if g is None else g for g, p in zip(grads, params))
 
 
 def fisher_vector_product(

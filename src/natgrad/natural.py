@@ -14,13 +14,10 @@ from torch import Tensor
 
 from natgrad.cg import conjugate_gradient
 from natgrad.config import NaturalConfig
-from natgrad.fisher import (
-    fisher_vector_product,
-    flat_grad,
-    flat_params,
-    set_flat_params,
-)
+from natgrad.distributions import Distribution
+from natgrad.fisher import flat_params, set_flat_params
 from natgrad.line_search import backtracking_line_search
+from natgrad.linearized import LinearizedActor
 from natgrad.losses import surrogate
 from natgrad.policy import Actor
 
@@ -71,25 +68,23 @@ def natural_step(
     """One NPG (``line_search=False``) or TRPO (``line_search=True``) update of ``actor``, in place."""
     params = list(actor.parameters())
     theta_old = flat_params(params)
-    dist = actor(obs)  # one forward serves L(θ_old), g and, on the full batch, the KL graph
-    old = dist.detach()
+    linear = LinearizedActor(actor, obs)  # one forward serves L(θ_old), g and, on the full batch, the FVPs
+    old = linear.dist
+
+    def objective(dist: Distribution) -> Tensor:
+        return surrogate(dist.log_prob(actions), log_probs_old, advantages)
 
     def evaluate(theta: Tensor) -> tuple[float, float]:
         """(L(θ), mean KL(π_old ‖ π_θ)) with θ written into the actor."""
         set_flat_params(params, theta)
         with torch.no_grad():
             new = actor(obs)
-            return (float(surrogate(new.log_prob(actions), log_probs_old, advantages)),
-                    float(old.kl(new).mean()))
+            return float(objective(new)), float(old.kl(new).mean())
 
-    loss_old = surrogate(dist.log_prob(actions), log_probs_old, advantages)
-    g = flat_grad(loss_old, params, retain_graph=True)
-    if cfg.fvp_fraction >= 1.0:
-        mean_kl = old.kl(dist).mean()
-    else:
-        sub = actor(_subsample(obs, cfg.fvp_fraction, generator))
-        mean_kl = sub.detach().kl(sub).mean()
-    fvp = fisher_vector_product(mean_kl, params, cfg.damping)
+    loss_old, g = linear.value_and_grad(objective)
+    if cfg.fvp_fraction < 1.0:
+        linear = LinearizedActor(actor, _subsample(obs, cfg.fvp_fraction, generator))
+    fvp = linear.fisher_vector_product(cfg.damping)
     cg = conjugate_gradient(fvp, g, cfg.cg_iters, cfg.cg_tol)
     beta = max_step_size(cfg.max_kl, float(cg.x @ fvp(cg.x)))
     refused = NaturalStep(False, 0.0, 0.0, cfg.backtrack_iters, cg.iterations, cg.residual_norm,
@@ -97,7 +92,7 @@ def natural_step(
     if math.isnan(beta) or not torch.isfinite(cg.x).all():
         return refused  # xᵀFx ≤ 0 or non-finite: a NaN step, never taken
     full_step = beta * cg.x
-    surrogate_old = float(loss_old.detach())
+    surrogate_old = float(loss_old)
     if line_search:
         result = backtracking_line_search(
             evaluate, theta_old, full_step, surrogate_old, cfg.max_kl, cfg.backtrack_coef, cfg.backtrack_iters

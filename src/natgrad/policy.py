@@ -57,7 +57,10 @@ class Actor(nn.Module):
             )
 
     def forward(self, obs: Tensor) -> Distribution:
-        out = self.net(obs)
+        return self.distribution(self.net(obs))
+
+    def distribution(self, out: Tensor) -> Distribution:
+        """The distribution whose parameters are the network output ``out`` (and log σ)."""
         if self.continuous:
             return DiagGaussian(out, self.log_std)
         return Categorical(out)
