@@ -73,3 +73,22 @@ def test_value_and_grad_equals_autograd(kind):
     torch.testing.assert_close(value, loss.detach(), rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(grad, flat_grad(loss, list(actor.parameters())), rtol=1e-10, atol=1e-12)
 
+
+def test_critic_fit_takes_the_autograd_adam_step():
+    from natgrad.critic_fit import fit_critic
+    from natgrad.losses import value_loss
+    from natgrad.optim import adam
+    from natgrad.policy import Critic
+
+    torch.manual_seed(0)
+    ours, ref = Critic(OBS, hidden=(5, 4)).double(), Critic(OBS, hidden=(5, 4)).double()
+    ref.load_state_dict(ours.state_dict())
+    obs, returns = torch.randn(16, 3, dtype=torch.float64), torch.randn(16, dtype=torch.float64)
+    opt_ours, opt_ref = adam(ours.parameters(), 1e-2), adam(ref.parameters(), 1e-2)
+    fit_critic(ours, opt_ours, obs, returns, epochs=3, minibatch_size=16, generator=torch.Generator())
+    for _ in range(3):
+        opt_ref.zero_grad()
+        value_loss(ref(obs), returns).backward()
+        opt_ref.step()
+    for a, b in zip(ours.parameters(), ref.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
