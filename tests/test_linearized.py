@@ -11,7 +11,7 @@ from natgrad.fisher import fisher_vector_product, flat_grad
 from natgrad.linearized import LinearizedActor
 from natgrad.losses import surrogate
 from natgrad.mlp_ad import jvp as mlp_jvp
-from natgrad.mlp_ad import trace, vjp
+from natgrad.mlp_ad import layers, trace, vjp
 from natgrad.networks import mlp
 from natgrad.policy import Actor
 
@@ -28,13 +28,16 @@ def test_mlp_jvp_and_vjp_equal_autograd(activation):
     names = [n for n, _ in net.named_parameters()]
     tangents = [torch.randn_like(p) for p in params]
     _, expected_jv = jvp(lambda *ps: functional_call(net, dict(zip(names, ps)), (x,)), params, tuple(tangents))
-    tr = trace(net, x)
+    tr = trace(layers(net), x)
     torch.testing.assert_close(tr.output, net(x).detach(), rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(mlp_jvp(tr, tangents), expected_jv, rtol=1e-10, atol=1e-12)
     w = torch.randn(7, 2, dtype=torch.float64)
     expected = torch.autograd.grad((net(x) * w).sum(), params)
-    for got, want in zip(vjp(tr, w), expected):
+    in_numpy = trace(layers(net, numpy=True), x.numpy())  # the same code on NumPy views
+    np.testing.assert_allclose(in_numpy.output, tr.output.numpy(), rtol=1e-12, atol=1e-12)
+    for got, got_np, want in zip(vjp(tr, w), vjp(in_numpy, w.numpy()), expected):
         torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(got_np, want.numpy(), rtol=1e-10, atol=1e-12)
 
 
 def actor_and_batch(kind: str, activation: str = "tanh"):
@@ -74,17 +77,17 @@ def test_value_and_grad_equals_autograd(kind):
     torch.testing.assert_close(grad, flat_grad(loss, list(actor.parameters())), rtol=1e-10, atol=1e-12)
 
 
-def test_critic_fit_takes_the_autograd_adam_step():
+def test_critic_fit_takes_torch_adam_steps_on_autograd_gradients():
     from natgrad.critic_fit import fit_critic
     from natgrad.losses import value_loss
-    from natgrad.optim import adam
+    from natgrad.optim import NumpyAdam, adam
     from natgrad.policy import Critic
 
     torch.manual_seed(0)
     ours, ref = Critic(OBS, hidden=(5, 4)).double(), Critic(OBS, hidden=(5, 4)).double()
     ref.load_state_dict(ours.state_dict())
     obs, returns = torch.randn(16, 3, dtype=torch.float64), torch.randn(16, dtype=torch.float64)
-    opt_ours, opt_ref = adam(ours.parameters(), 1e-2), adam(ref.parameters(), 1e-2)
+    opt_ours, opt_ref = NumpyAdam(ours.parameters(), 1e-2), adam(ref.parameters(), 1e-2)
     fit_critic(ours, opt_ours, obs, returns, epochs=3, minibatch_size=16, generator=torch.Generator())
     for _ in range(3):
         opt_ref.zero_grad()
@@ -92,3 +95,10 @@ def test_critic_fit_takes_the_autograd_adam_step():
         opt_ref.step()
     for a, b in zip(ours.parameters(), ref.parameters()):
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+    for k, v in opt_ref.state_dict()["state"].items():  # the same state, in torch's layout
+        for key in ("step", "exp_avg", "exp_avg_sq"):
+            torch.testing.assert_close(opt_ours.state_dict()["state"][k][key].double(), v[key].double())
+    restored = NumpyAdam(ours.parameters(), 1e-2)
+    restored.load_state_dict(opt_ref.state_dict())
+    np.testing.assert_allclose(restored.exp_avg_sq, opt_ours.exp_avg_sq, rtol=1e-10)
+    assert restored.t == opt_ours.t == 3

@@ -17,7 +17,7 @@ from torch import Tensor
 
 from natgrad.distributions import Distribution
 from natgrad.fisher import flatten
-from natgrad.mlp_ad import jvp, trace, vjp
+from natgrad.mlp_ad import jvp, layers, trace, vjp
 from natgrad.policy import Actor
 
 
@@ -32,7 +32,7 @@ class LinearizedActor:
         self.heads = self.params[: len(self.params) - n_net]
         if any(a is not b for a, b in zip(self.params[len(self.heads):], actor.net.parameters())):
             raise TypeError("LinearizedActor expects the actor's own parameters before its network's")
-        self.trace = trace(actor.net, obs)
+        self.trace = trace(layers(actor.net), obs)
         self.dist = actor.distribution(self.trace.output).detach()
 
     def value_and_grad(self, f: Callable[[Distribution], Tensor]) -> tuple[Tensor, Tensor]:

@@ -20,6 +20,7 @@ from natgrad.envs import make_vec_env
 from natgrad.errors import NatgradError
 from natgrad.gae import gae
 from natgrad.normalization import ObsNormalizer, RewardScaler
+from natgrad.optim import NumpyAdam
 from natgrad.policy import Actor, Critic
 from natgrad.rollout import Collector, RolloutBatch, critic_values
 
@@ -51,7 +52,7 @@ class Algorithm:
         self.recent_returns: deque[float] = deque(maxlen=100)
         self.recent_lengths: deque[int] = deque(maxlen=100)
         self._collector: Collector | None = None
-        self.optimizers: dict[str, torch.optim.Optimizer] = {}  # saved with checkpoints
+        self.optimizers: dict[str, torch.optim.Optimizer | NumpyAdam] = {}  # saved with checkpoints
         self._setup()
 
     # ---- what a subclass provides -------------------------------------------------------
