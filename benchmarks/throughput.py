@@ -1,11 +1,16 @@
-"""Throughput and update cost: natgrad against sb3-contrib TRPO and SB3 PPO, side by side.
+"""Throughput and update cost: natgrad against sb3-contrib TRPO, SB3 PPO and Tianshou TRPO, side by side.
 
-Installs nothing. Each measurement runs in its own child process (natgrad in this Python,
-the peers in ``--peer-python``, a venv with stable-baselines3 and sb3-contrib), one after
-the other, with the same env, batch, network (64-64 tanh, separate actor and critic),
-observation normalization and one torch thread. Prints a table; writes JSON.
+Installs nothing. Each measurement runs in its own child process (natgrad in this Python, the peers
+in ``--peer-python``, a venv with stable-baselines3, sb3-contrib and, optionally, tianshou), with the
+same env, batch per update, network (64-64 tanh, separate actor and critic), observation
+normalization and one torch thread. The contenders of a row run one after the other, and the
+repeats go round-robin, so that a change in the machine's load hits all of them alike. Reported
+per contender: steps/s by wall clock and by the process's CPU time (the second is steadier on a
+shared machine), the share of wall time inside the simulator's ``step`` (env), in the rest of the
+rollout (policy: acting, normalizing, storing) and in the updates, and the peak resident memory.
+The raw env loop (``gym.make`` stepped with actions drawn in advance) is the simulator's own limit.
 
-    python benchmarks/throughput.py --peer-python /path/to/peers/bin/python \
+    python benchmarks/throughput.py --peer-python /path/to/peers/bin/python \\
         --envs Hopper-v5,HalfCheetah-v5,CartPole-v1 --steps 20480 --repeats 3 --out bench-out/throughput.json
 """
 
@@ -13,30 +18,63 @@ from __future__ import annotations
 
 import argparse
 import json
+import platform
 import resource
 import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 
-# ---------------------------------------------------------------- workers (run in children)
+# ---------------------------------------------------------------- helpers (run in children)
+def timed(obj: object, method: str, totals: dict[str, float], key: str = "env") -> None:
+    """Wrap ``obj.method`` so that its wall time adds up in ``totals[key]``."""
+    inner = getattr(obj, method)
+    totals.setdefault(key, 0.0)
+
+    def wrapper(*args, **kwargs):
+        t = time.perf_counter()
+        try:
+            return inner(*args, **kwargs)
+        finally:
+            totals[key] += time.perf_counter() - t
+
+    setattr(obj, method, wrapper)
+
+
+def clocked(run: Callable[[], int]) -> dict[str, float]:
+    """Run ``run()`` (it returns the env steps taken) under the wall clock and the CPU clock."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    steps = run()
+    return {"steps": steps, "wall": time.perf_counter() - wall, "cpu": time.process_time() - cpu}
+
+
+def versions(*modules: str) -> dict[str, str]:
+    import importlib
+
+    return {m: importlib.import_module(m).__version__ for m in modules}
+
+
+# ---------------------------------------------------------------- workers
 def worker_raw(env_id: str, steps: int) -> dict:
     """The simulator's limit through Gymnasium: one env, actions drawn in advance."""
     import gymnasium as gym
-    import numpy as np
 
     env = gym.make(env_id)
     env.reset(seed=0)
     actions = [env.action_space.sample() for _ in range(steps)]
-    t = time.perf_counter()
-    for a in actions:
-        _, _, term, trunc, _ = env.step(a)
-        if term or trunc:
-            env.reset()
-    wall = time.perf_counter() - t
-    return {"steps": steps, "wall": wall, "env": wall, "policy": 0.0, "update": 0.0, "np": np.__version__}
+
+    def run() -> int:
+        for a in actions:
+            _, _, term, trunc, _ = env.step(a)
+            if term or trunc:
+                env.reset()
+        return steps
+
+    result = clocked(run)
+    return {**result, "env": result["wall"], "rollout": result["wall"], "update": 0.0}
 
 
 def worker_natgrad(algo: str, env_id: str, steps: int, n_envs: int, n_steps: int) -> dict:
@@ -45,19 +83,16 @@ def worker_natgrad(algo: str, env_id: str, steps: int, n_envs: int, n_steps: int
     import natgrad
 
     torch.set_num_threads(1)
-    cls = {"trpo": natgrad.TRPO, "ppo": natgrad.PPO}[algo]
-    extra = {"vf_epochs": 5, "vf_minibatch_size": 64} if algo == "trpo" else {}
-    model = cls(env_id, seed=0, n_envs=n_envs, n_steps=n_steps, **extra)
-    split = {"rollout": 0.0, "update": 0.0}
+    model = {"trpo": natgrad.TRPO, "ppo": natgrad.PPO}[algo](env_id, seed=0, n_envs=n_envs, n_steps=n_steps)
+    totals = {"rollout": 0.0, "update": 0.0}
+    timed(model.env, "step", totals)
 
     def record(_, metrics):
-        split["rollout"] += metrics["time/rollout_seconds"]
-        split["update"] += metrics["time/update_seconds"]
+        totals["rollout"] += metrics["time/rollout_seconds"]
+        totals["update"] += metrics["time/update_seconds"]
 
-    t = time.perf_counter()
-    model.learn(steps, callback=record)
-    wall = time.perf_counter() - t
-    return {"steps": model.num_timesteps, "wall": wall, "rollout": split["rollout"], "update": split["update"]}
+    result = clocked(lambda: model.learn(steps, callback=record).num_timesteps)
+    return {**result, **totals, **versions("natgrad", "torch", "gymnasium", "numpy", "mujoco")}
 
 
 def worker_sb3(algo: str, env_id: str, steps: int, n_envs: int, n_steps: int) -> dict:
@@ -68,7 +103,10 @@ def worker_sb3(algo: str, env_id: str, steps: int, n_envs: int, n_steps: int) ->
     from stable_baselines3.common.vec_env import VecNormalize
 
     torch.set_num_threads(1)
-    env = VecNormalize(make_vec_env(env_id, n_envs=n_envs, seed=0), norm_obs=True, norm_reward=False)
+    inner = make_vec_env(env_id, n_envs=n_envs, seed=0)
+    totals = {"rollout": 0.0}
+    timed(inner, "step_wait", totals)
+    env = VecNormalize(inner, norm_obs=True, norm_reward=False)
     if algo == "trpo":
         from sb3_contrib import TRPO
 
@@ -80,52 +118,117 @@ def worker_sb3(algo: str, env_id: str, steps: int, n_envs: int, n_steps: int) ->
         model = PPO("MlpPolicy", env, n_steps=n_steps, batch_size=64, n_epochs=10, seed=0, device="cpu")
 
     class Split(BaseCallback):
-        rollout = 0.0
-
         def _on_rollout_start(self):
             self.t0 = time.perf_counter()
 
         def _on_rollout_end(self):
-            Split.rollout += time.perf_counter() - self.t0
+            totals["rollout"] += time.perf_counter() - self.t0
 
         def _on_step(self):
             return True
 
-    t = time.perf_counter()
-    model.learn(steps, callback=Split())
-    wall = time.perf_counter() - t
-    return {"steps": model.num_timesteps, "wall": wall, "rollout": Split.rollout, "update": wall - Split.rollout}
+    result = clocked(lambda: model.learn(steps, callback=Split()).num_timesteps)
+    return {**result, **totals, "update": result["wall"] - totals["rollout"],
+            **versions("stable_baselines3", "sb3_contrib", "torch", "gymnasium", "numpy")}
+
+
+def worker_tianshou(env_id: str, steps: int, n_envs: int, n_steps: int) -> dict:
+    """Tianshou's TRPO: one natural step on the whole batch, then 20 full-batch Adam steps on the critic."""
+    import gymnasium as gym
+    import torch
+    from tianshou.algorithm import TRPO
+    from tianshou.algorithm.modelfree.reinforce import ProbabilisticActorPolicy
+    from tianshou.algorithm.optim import AdamOptimizerFactory
+    from tianshou.data import Collector, VectorReplayBuffer
+    from tianshou.env import DummyVectorEnv, VectorEnvNormObs
+    from tianshou.utils.net.common import Net
+    from tianshou.utils.torch_utils import policy_within_training_step, torch_train_mode
+    from torch import nn
+    from torch.distributions import Categorical, Independent, Normal
+
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    inner = DummyVectorEnv([lambda: gym.make(env_id) for _ in range(n_envs)])
+    totals = {"rollout": 0.0, "update": 0.0}
+    timed(inner, "step", totals)
+    venv = VectorEnvNormObs(inner)
+    venv.seed(0)
+    space, obs_shape = venv.action_space[0], venv.observation_space[0].shape
+
+    def mlp():
+        return Net(state_shape=obs_shape, hidden_sizes=(64, 64), activation=nn.Tanh)
+
+    if isinstance(space, gym.spaces.Box):
+        from tianshou.utils.net.continuous import ContinuousActorProbabilistic, ContinuousCritic
+
+        actor = ContinuousActorProbabilistic(preprocess_net=mlp(), action_shape=space.shape, unbounded=True)
+        critic = ContinuousCritic(preprocess_net=mlp())
+        dist_fn = lambda loc_scale: Independent(Normal(*loc_scale), 1)
+    else:
+        from tianshou.utils.net.discrete import DiscreteActor, DiscreteCritic
+
+        actor = DiscreteActor(preprocess_net=mlp(), action_shape=space.n, softmax_output=False)
+        critic = DiscreteCritic(preprocess_net=mlp())
+        dist_fn = lambda logits: Categorical(logits=logits)
+    policy = ProbabilisticActorPolicy(actor=actor, dist_fn=dist_fn, action_space=space, action_scaling=False)
+    algorithm = TRPO(policy=policy, critic=critic, optim=AdamOptimizerFactory(lr=1e-3), max_kl=0.01,
+                     backtrack_coeff=0.5, max_backtracks=10, optim_critic_iters=20, gae_lambda=0.97, gamma=0.99)
+    buffer = VectorReplayBuffer(n_envs * n_steps, n_envs)
+    collector = Collector(algorithm, venv, buffer)
+    collector.reset()
+
+    def run() -> int:
+        done = 0
+        while done < steps:
+            t0 = time.perf_counter()
+            with policy_within_training_step(algorithm.policy):
+                done += collector.collect(n_step=n_envs * n_steps).n_collected_steps
+            t1 = time.perf_counter()
+            with policy_within_training_step(algorithm.policy), torch_train_mode(algorithm):
+                algorithm.update(buffer=buffer, batch_size=None, repeat=1)
+            buffer.reset(keep_statistics=True)
+            totals["rollout"] += t1 - t0
+            totals["update"] += time.perf_counter() - t1
+        return done
+
+    return {**clocked(run), **totals, **versions("tianshou", "torch", "gymnasium", "numpy")}
 
 
 def worker_update_natgrad(env_id: str, batch: int, timings: int) -> dict:
-    """Seconds per TRPO update (policy step + critic fit) on one batch, and per FVP."""
+    """Seconds per TRPO update (policy step + critic fit) on one batch, and per FVP in both forms."""
     import torch
 
     import natgrad
     from natgrad.fisher import fisher_vector_product
+    from natgrad.linearized import LinearizedActor
     from natgrad.rollout import Collector
 
     torch.set_num_threads(1)
     model = natgrad.TRPO(env_id, seed=0, n_steps=batch)
-    collector = Collector(model.env, model.actor, model.obs_normalizer, model.reward_scaler, seed=0)
-    data = collector.collect(batch)
-    times = []
+    data = Collector(model.env, model.actor, model.obs_normalizer, model.reward_scaler, seed=0).collect(batch)
+    times, fvps = [], []
     for _ in range(timings):
-        t = time.perf_counter()
+        t = time.process_time()
         metrics = model._train_on(data, progress=0.0)
-        times.append(time.perf_counter() - t)
+        times.append(time.process_time() - t)
+        fvps.append(metrics["policy/cg_iterations"] + 1)  # CG's products and xᵀFx
     obs = data.flat(data.obs)
-    old = model.actor(obs).detach()
     params = list(model.actor.parameters())
-    fvp = fisher_vector_product(old.kl(model.actor(obs)).mean(), params, 0.1)
     v = torch.randn(sum(p.numel() for p in params))
-    fvp_times = []
-    for _ in range(20):
-        t = time.perf_counter()
-        fvp(v)
-        fvp_times.append(time.perf_counter() - t)
-    return {"update": statistics.median(times), "fvp": statistics.median(fvp_times),
-            "fvps": metrics["policy/cg_iterations"] + 1}
+    old = model.actor(obs).detach()
+    products = {
+        "fvp_gauss_newton": LinearizedActor(model.actor, obs).fisher_vector_product(0.1),
+        "fvp_double_backprop": fisher_vector_product(old.kl(model.actor(obs)).mean(), params, 0.1),
+    }
+    result = {"update": statistics.median(times), "fvps": statistics.median(fvps)}
+    for name, fvp in products.items():
+        ts = []
+        for _ in range(30):
+            t = time.process_time()
+            fvp(v)
+            ts.append(time.process_time() - t)
+        result[name] = statistics.median(ts)
+    return result
 
 
 def worker_update_sb3(env_id: str, batch: int, timings: int) -> dict:
@@ -143,13 +246,13 @@ def worker_update_sb3(env_id: str, batch: int, timings: int) -> dict:
     model.learn(batch)  # one rollout + one update: fills the buffer
     times = []
     for _ in range(timings):
-        t = time.perf_counter()
+        t = time.process_time()
         model.train()
-        times.append(time.perf_counter() - t)
+        times.append(time.process_time() - t)
     return {"update": statistics.median(times), "fvps": 10 + 1}
 
 
-WORKERS = {"raw": worker_raw, "natgrad": worker_natgrad, "sb3": worker_sb3,
+WORKERS = {"raw": worker_raw, "natgrad": worker_natgrad, "sb3": worker_sb3, "tianshou": worker_tianshou,
            "update-natgrad": worker_update_natgrad, "update-sb3": worker_update_sb3}
 
 
@@ -169,63 +272,119 @@ def run_child(python: str, kind: str, **kwargs) -> dict:
     raise RuntimeError(f"{kind} {kwargs} failed:\n{out.stderr[-2000:]}")
 
 
-def median_of(python: str, kind: str, repeats: int, **kwargs) -> dict:
-    runs = [run_child(python, kind, **kwargs) for _ in range(repeats)]
-    keys = [k for k, v in runs[0].items() if isinstance(v, (int, float))]
-    result = {k: statistics.median(r[k] for r in runs) for k in keys}
+def medians(runs: list[dict]) -> dict:
+    """Median of every number over the repeats, with steps/s by wall and by CPU time."""
+    result = {k: statistics.median(r[k] for r in runs) for k, v in runs[0].items() if isinstance(v, (int, float))}
+    result.update({k: v for k, v in runs[0].items() if isinstance(v, str)})
     if "wall" in runs[0]:
         result["steps_per_second"] = statistics.median(r["steps"] / r["wall"] for r in runs)
-    result["repeats"] = repeats
+        result["steps_per_cpu_second"] = statistics.median(r["steps"] / r["cpu"] for r in runs)
+        for part in ("env", "rollout", "update"):
+            result[f"{part}_share"] = statistics.median(r[part] / r["wall"] for r in runs)
+        result["policy_share"] = result["rollout_share"] - result["env_share"]
+    result["repeats"] = len(runs)
     return result
+
+
+def side_by_side(contenders: dict[str, tuple[str, str, dict]], repeats: int) -> dict[str, dict | str]:
+    """Run every contender once per round, ``repeats`` rounds; a contender that fails is reported, not fatal."""
+    runs: dict[str, list[dict]] = {name: [] for name in contenders}
+    failed: dict[str, str] = {}
+    for _ in range(repeats):
+        for name, (python, kind, kwargs) in contenders.items():
+            if name in failed:
+                continue
+            try:
+                runs[name].append(run_child(python, kind, **kwargs))
+            except RuntimeError as e:
+                failed[name] = str(e).strip().splitlines()[-1]
+    return {name: failed.get(name) or medians(runs[name]) for name in contenders}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--peer-python", required=True, help="python of a venv with stable-baselines3 + sb3-contrib")
+    parser.add_argument("--peer-python", required=True,
+                        help="python of a venv with stable-baselines3 + sb3-contrib (and tianshou, optional)")
     parser.add_argument("--envs", default="Hopper-v5,HalfCheetah-v5,CartPole-v1")
     parser.add_argument("--algos", default="trpo,ppo")
     parser.add_argument("--steps", type=int, default=20480)
     parser.add_argument("--layouts", default="1x2048,16x128",
                         help="comma-separated N_ENVSxN_STEPS vector-env layouts, each a 2048-step batch by default")
+    parser.add_argument("--no-tianshou", action="store_true", help="leave Tianshou TRPO out")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--update-batch", type=int, default=2048)
     parser.add_argument("--out", type=Path, default=Path("bench-out/throughput.json"))
     args = parser.parse_args()
     if args.out.exists():
         sys.exit(f"error: {args.out} exists: choose a new --out (benchmarks never overwrite results)")
-    results: dict = {"command": " ".join(sys.argv), "throughput": [], "update": []}
-    me = sys.executable
+    me, peer = sys.executable, args.peer_python
+    results: dict = {"command": " ".join(sys.argv), "machine": machine(), "throughput": [], "update": []}
     for env_id in args.envs.split(","):
-        raw = median_of(me, "raw", args.repeats, env_id=env_id, steps=args.steps)
         for algo in args.algos.split(","):
             for layout in args.layouts.split(","):
                 n_envs, n_steps = (int(x) for x in layout.split("x"))
-                common = dict(algo=algo, env_id=env_id, steps=args.steps, n_envs=n_envs, n_steps=n_steps)
-                ours = median_of(me, "natgrad", args.repeats, **common)
-                peer = median_of(args.peer_python, "sb3", args.repeats, **common)
-                results["throughput"].append({"env": env_id, "algo": algo, "layout": layout, "raw": raw,
-                                              "natgrad": ours, "peer": peer})
-                print_row(env_id, f"{algo} {layout}", raw, ours, peer)
-        if env_id != "CartPole-v1":
-            ours = median_of(me, "update-natgrad", 1, env_id=env_id, batch=args.update_batch, timings=5)
-            peer = median_of(args.peer_python, "update-sb3", 1, env_id=env_id, batch=args.update_batch, timings=5)
-            results["update"].append({"env": env_id, "batch": args.update_batch, "natgrad": ours, "peer": peer})
-            print(f"  TRPO update on {args.update_batch} samples: natgrad {ours['update'] * 1e3:.1f} ms "
-                  f"({ours['fvps']:.0f} FVPs, {ours['fvp'] * 1e3:.2f} ms each) | sb3-contrib "
-                  f"{peer['update'] * 1e3:.1f} ms | ratio {peer['update'] / ours['update']:.2f}x")
+                common = dict(env_id=env_id, steps=args.steps, n_envs=n_envs, n_steps=n_steps)
+                contenders = {"raw env": (me, "raw", dict(env_id=env_id, steps=args.steps)),
+                              "natgrad": (me, "natgrad", dict(algo=algo, **common)),
+                              PEERS[algo]: (peer, "sb3", dict(algo=algo, **common))}
+                if algo == "trpo" and not args.no_tianshou:
+                    contenders["tianshou"] = (peer, "tianshou", common)
+                row = {"env": env_id, "algo": algo, "layout": layout, **side_by_side(contenders, args.repeats)}
+                results["throughput"].append(row)
+                print_row(row)
+        if "trpo" in args.algos.split(",") and env_id != "CartPole-v1":
+            kwargs = dict(env_id=env_id, batch=args.update_batch, timings=5)
+            row = {"env": env_id, "batch": args.update_batch,
+                   **side_by_side({"natgrad": (me, "update-natgrad", kwargs),
+                                   "sb3-contrib": (peer, "update-sb3", kwargs)}, 1)}
+            results["update"].append(row)
+            print_update(row)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2))
     print(f"wrote {args.out}")
 
 
-def print_row(env_id: str, algo: str, raw: dict, ours: dict, peer: dict) -> None:
-    peer_name = "sb3-contrib" if algo.startswith("trpo") else "sb3"
-    print(f"{env_id:15s} {algo:12s} raw env {raw['steps_per_second']:8.0f} steps/s | natgrad "
-          f"{ours['steps_per_second']:7.0f} ({ours['steps_per_second'] / raw['steps_per_second']:.0%} of raw; "
-          f"rollout {ours['rollout'] / ours['wall']:.0%}, update {ours['update'] / ours['wall']:.0%}; "
-          f"{ours['peak_rss_mb']:.0f} MB) | {peer_name} {peer['steps_per_second']:7.0f} "
-          f"(rollout {peer['rollout'] / peer['wall']:.0%}; {peer['peak_rss_mb']:.0f} MB) | "
-          f"ratio {ours['steps_per_second'] / peer['steps_per_second']:.2f}x", flush=True)
+PEERS = {"trpo": "sb3-contrib", "ppo": "sb3"}
+
+
+def machine() -> dict[str, str | int]:
+    import os
+
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
+               platform.processor()) if Path("/proc/cpuinfo").exists() else platform.processor()
+    return {"cpu": cpu, "cores": os.cpu_count() or 0, "python": platform.python_version(),
+            "load_average_at_start": " ".join(f"{x:.2f}" for x in os.getloadavg())}
+
+
+def print_row(row: dict) -> None:
+    raw = row["raw env"]
+    print(f"\n{row['env']} {row['algo']} {row['layout']}: raw env {raw['steps_per_second']:.0f} steps/s "
+          f"({raw['steps_per_cpu_second']:.0f} per CPU s)")
+    ours = row["natgrad"]
+    for name, r in row.items():
+        if name in ("env", "algo", "layout", "raw env"):
+            continue
+        if isinstance(r, str):
+            print(f"  {name:12s} failed: {r}")
+            continue
+        ratio = "" if name == "natgrad" else (
+            f" | natgrad/{name} {ours['steps_per_second'] / r['steps_per_second']:.2f}x"
+            f" (CPU {ours['steps_per_cpu_second'] / r['steps_per_cpu_second']:.2f}x)")
+        print(f"  {name:12s} {r['steps_per_second']:7.0f} steps/s ({r['steps_per_cpu_second']:7.0f} per CPU s; "
+              f"{r['steps_per_cpu_second'] / raw['steps_per_cpu_second']:4.0%} of raw) | env {r['env_share']:4.0%} "
+              f"policy {r['policy_share']:4.0%} update {r['update_share']:4.0%} | {r['peak_rss_mb']:4.0f} MB{ratio}",
+              flush=True)
+
+
+def print_update(row: dict) -> None:
+    ours, peer = row["natgrad"], row["sb3-contrib"]
+    if isinstance(ours, str) or isinstance(peer, str):
+        print(f"  TRPO update: failed: {ours if isinstance(ours, str) else peer}")
+        return
+    print(f"  TRPO update on {row['batch']} samples (CPU time): natgrad {ours['update'] * 1e3:.1f} ms "
+          f"({ours['fvps']:.0f} FVPs, {ours['fvp_gauss_newton'] * 1e3:.2f} ms each; double backprop "
+          f"{ours['fvp_double_backprop'] * 1e3:.2f} ms) | sb3-contrib {peer['update'] * 1e3:.1f} ms | "
+          f"natgrad takes {ours['update'] / peer['update']:.2f} of sb3-contrib's time", flush=True)
 
 
 if __name__ == "__main__":
