@@ -6,7 +6,7 @@ same env, batch per update, network (64-64 tanh, separate actor and critic), obs
 normalization and one torch thread. The contenders of a row run one after the other, and the
 repeats go round-robin, so that a change in the machine's load hits all of them alike. Reported
 per contender: steps/s by wall clock and by the process's CPU time (the second is steadier on a
-shared machine), the share of wall time inside the simulator's ``step`` (env), in the rest of the
+shared machine), the shares of CPU time inside the simulator's ``step`` (env), in the rest of the
 rollout (policy: acting, normalizing, storing) and in the updates, and the peak resident memory.
 The raw env loop (``gym.make`` stepped with actions drawn in advance) is the simulator's own limit.
 
@@ -29,17 +29,21 @@ from pathlib import Path
 
 
 # ---------------------------------------------------------------- helpers (run in children)
-def timed(obj: object, method: str, totals: dict[str, float], key: str = "env") -> None:
-    """Wrap ``obj.method`` so that its wall time adds up in ``totals[key]``."""
+def timed(obj: object, method: str, totals: dict[str, float], key: str = "env", cpu: bool = False) -> None:
+    """Wrap ``obj.method`` so that its wall time adds up in ``totals[key]`` and, with ``cpu``, its CPU
+    time in ``totals[key + "_cpu"]`` (the CPU clock costs ~1.5 µs a read: for whole phases, not env steps)."""
     inner = getattr(obj, method)
     totals.setdefault(key, 0.0)
+    totals.setdefault(key + "_cpu", 0.0)
 
     def wrapper(*args, **kwargs):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time() if cpu else 0.0
         try:
             return inner(*args, **kwargs)
         finally:
             totals[key] += time.perf_counter() - t
+            if cpu:
+                totals[key + "_cpu"] += time.process_time() - c
 
     setattr(obj, method, wrapper)
 
@@ -74,24 +78,23 @@ def worker_raw(env_id: str, steps: int) -> dict:
         return steps
 
     result = clocked(run)
-    return {**result, "env": result["wall"], "rollout": result["wall"], "update": 0.0}
+    return {**result, "env": result["wall"], "rollout": result["wall"], "update": 0.0,
+            "rollout_cpu": result["cpu"], "update_cpu": 0.0}
 
 
 def worker_natgrad(algo: str, env_id: str, steps: int, n_envs: int, n_steps: int) -> dict:
     import torch
 
     import natgrad
+    from natgrad.rollout import Collector
 
     torch.set_num_threads(1)
     model = {"trpo": natgrad.TRPO, "ppo": natgrad.PPO}[algo](env_id, seed=0, n_envs=n_envs, n_steps=n_steps)
-    totals = {"rollout": 0.0, "update": 0.0}
+    totals: dict[str, float] = {}
     timed(model.env, "step", totals)
-
-    def record(_, metrics):
-        totals["rollout"] += metrics["time/rollout_seconds"]
-        totals["update"] += metrics["time/update_seconds"]
-
-    result = clocked(lambda: model.learn(steps, callback=record).num_timesteps)
+    timed(Collector, "collect", totals, "rollout", cpu=True)
+    timed(model, "_train_on", totals, "update", cpu=True)
+    result = clocked(lambda: model.learn(steps).num_timesteps)
     return {**result, **totals, **versions("natgrad", "torch", "gymnasium", "numpy", "mujoco")}
 
 
@@ -104,7 +107,7 @@ def worker_sb3(algo: str, env_id: str, steps: int, n_envs: int, n_steps: int) ->
 
     torch.set_num_threads(1)
     inner = make_vec_env(env_id, n_envs=n_envs, seed=0)
-    totals = {"rollout": 0.0}
+    totals = {"rollout": 0.0, "rollout_cpu": 0.0}
     timed(inner, "step_wait", totals)
     env = VecNormalize(inner, norm_obs=True, norm_reward=False)
     if algo == "trpo":
@@ -119,16 +122,18 @@ def worker_sb3(algo: str, env_id: str, steps: int, n_envs: int, n_steps: int) ->
 
     class Split(BaseCallback):
         def _on_rollout_start(self):
-            self.t0 = time.perf_counter()
+            self.t0, self.c0 = time.perf_counter(), time.process_time()
 
         def _on_rollout_end(self):
             totals["rollout"] += time.perf_counter() - self.t0
+            totals["rollout_cpu"] += time.process_time() - self.c0
 
         def _on_step(self):
             return True
 
     result = clocked(lambda: model.learn(steps, callback=Split()).num_timesteps)
     return {**result, **totals, "update": result["wall"] - totals["rollout"],
+            "update_cpu": result["cpu"] - totals["rollout_cpu"],
             **versions("stable_baselines3", "sb3_contrib", "torch", "gymnasium", "numpy")}
 
 
@@ -149,7 +154,7 @@ def worker_tianshou(env_id: str, steps: int, n_envs: int, n_steps: int) -> dict:
     torch.set_num_threads(1)
     torch.manual_seed(0)
     inner = DummyVectorEnv([lambda: gym.make(env_id) for _ in range(n_envs)])
-    totals = {"rollout": 0.0, "update": 0.0}
+    totals = {"rollout": 0.0, "update": 0.0, "rollout_cpu": 0.0, "update_cpu": 0.0}
     timed(inner, "step", totals)
     venv = VectorEnvNormObs(inner)
     venv.seed(0)
@@ -180,15 +185,17 @@ def worker_tianshou(env_id: str, steps: int, n_envs: int, n_steps: int) -> dict:
     def run() -> int:
         done = 0
         while done < steps:
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             with policy_within_training_step(algorithm.policy):
                 done += collector.collect(n_step=n_envs * n_steps).n_collected_steps
-            t1 = time.perf_counter()
+            t1, c1 = time.perf_counter(), time.process_time()
             with policy_within_training_step(algorithm.policy), torch_train_mode(algorithm):
                 algorithm.update(buffer=buffer, batch_size=None, repeat=1)
             buffer.reset(keep_statistics=True)
             totals["rollout"] += t1 - t0
             totals["update"] += time.perf_counter() - t1
+            totals["rollout_cpu"] += c1 - c0
+            totals["update_cpu"] += time.process_time() - c1
         return done
 
     return {**clocked(run), **totals, **versions("tianshou", "torch", "gymnasium", "numpy")}
@@ -279,9 +286,12 @@ def medians(runs: list[dict]) -> dict:
     if "wall" in runs[0]:
         result["steps_per_second"] = statistics.median(r["steps"] / r["wall"] for r in runs)
         result["steps_per_cpu_second"] = statistics.median(r["steps"] / r["cpu"] for r in runs)
-        for part in ("env", "rollout", "update"):
-            result[f"{part}_share"] = statistics.median(r[part] / r["wall"] for r in runs)
-        result["policy_share"] = result["rollout_share"] - result["env_share"]
+        # shares of CPU time; the env's share of the rollout is read on the wall clock (a CPU clock
+        # read per env step would cost as much as a CartPole step) and scaled to the rollout's CPU time
+        result["update_share"] = statistics.median(r["update_cpu"] / r["cpu"] for r in runs)
+        result["env_share"] = statistics.median(r["env"] / r["rollout"] * r["rollout_cpu"] / r["cpu"] for r in runs)
+        result["policy_share"] = statistics.median((1 - r["env"] / r["rollout"]) * r["rollout_cpu"] / r["cpu"]
+                                                   for r in runs)
     result["repeats"] = len(runs)
     return result
 
