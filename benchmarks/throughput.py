@@ -324,7 +324,11 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--update-batch", type=int, default=2048)
     parser.add_argument("--out", type=Path, default=Path("bench-out/throughput.json"))
+    parser.add_argument("--render", type=Path, help="only print the markdown tables of a saved JSON result")
     args = parser.parse_args()
+    if args.render:
+        print(markdown(json.loads(args.render.read_text())))
+        return
     if args.out.exists():
         sys.exit(f"error: {args.out} exists: choose a new --out (benchmarks never overwrite results)")
     me, peer = sys.executable, args.peer_python
@@ -351,7 +355,7 @@ def main() -> None:
             print_update(row)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2))
-    print(f"wrote {args.out}")
+    print(f"wrote {args.out}\n\n{markdown(results)}")
 
 
 PEERS = {"trpo": "sb3-contrib", "ppo": "sb3"}
@@ -384,6 +388,38 @@ def print_row(row: dict) -> None:
               f"{r['steps_per_cpu_second'] / raw['steps_per_cpu_second']:4.0%} of raw) | env {r['env_share']:4.0%} "
               f"policy {r['policy_share']:4.0%} update {r['update_share']:4.0%} | {r['peak_rss_mb']:4.0f} MB{ratio}",
               flush=True)
+
+
+def markdown(results: dict) -> str:
+    """The throughput rows and the update rows as markdown tables (rates per CPU second)."""
+    lines = ["| env | algo | envs x steps | contender | steps/s (wall) | steps per CPU s | % of raw env | "
+             "env / policy / update (CPU) | peak MB | natgrad / this |", "|" + "---|" * 10]
+    for row in results["throughput"]:
+        ours = row["natgrad"]
+        raw = row["raw env"]["steps_per_cpu_second"]
+        for name, r in row.items():
+            if name in ("env", "algo", "layout"):
+                continue
+            if isinstance(r, str):
+                lines.append(f"| {row['env']} | {row['algo']} | {row['layout']} | {name} | failed: {r} |||||")
+                continue
+            ratio = ("" if name in ("natgrad", "raw env")
+                     else f"{ours['steps_per_cpu_second'] / r['steps_per_cpu_second']:.2f}x")
+            shares = "" if name == "raw env" else (f"{r['env_share']:.0%} / {r['policy_share']:.0%} / "
+                                                   f"{r['update_share']:.0%}")
+            lines.append(f"| {row['env']} | {row['algo']} | {row['layout']} | {name} | {r['steps_per_second']:.0f} | "
+                         f"{r['steps_per_cpu_second']:.0f} | {r['steps_per_cpu_second'] / raw:.0%} | {shares} | "
+                         f"{r['peak_rss_mb']:.0f} | {ratio} |")
+    lines += ["", "| env | batch | natgrad update (CPU ms) | FVPs | FVP Gauss-Newton (ms) | FVP double backprop (ms) "
+              "| sb3-contrib update (CPU ms) | natgrad / sb3-contrib |", "|" + "---|" * 8]
+    for row in results["update"]:
+        ours, peer = row["natgrad"], row["sb3-contrib"]
+        if isinstance(ours, str) or isinstance(peer, str):
+            continue
+        lines.append(f"| {row['env']} | {row['batch']} | {ours['update'] * 1e3:.1f} | {ours['fvps']:.0f} | "
+                     f"{ours['fvp_gauss_newton'] * 1e3:.2f} | {ours['fvp_double_backprop'] * 1e3:.2f} | "
+                     f"{peer['update'] * 1e3:.1f} | {ours['update'] / peer['update']:.2f} |")
+    return "\n".join(lines)
 
 
 def print_update(row: dict) -> None:
