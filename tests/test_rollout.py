@@ -45,8 +45,7 @@ def test_numpy_actor_samples_the_torch_actor_distribution(env_id, activation):
         p.data.add_(0.5 * torch.randn_like(p))  # away from the near-uniform initial policy
     obs = np.random.default_rng(0).normal(size=(3, model.actor.net[0].in_features)).astype(np.float32)
     rng = np.random.default_rng(1)
-    policy = NumpyActor(model.actor)
-    samples = np.stack([policy(obs, noise) for noise in policy.noise(rng, 20000, 3)])  # (S, 3, ...)
+    samples = np.stack([NumpyActor(model.actor)(obs, rng) for _ in range(20000)])  # (S, 3, ...)
     with torch.no_grad():
         dist = model.actor(torch.from_numpy(obs))
     if model.actor.continuous:

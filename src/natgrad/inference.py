@@ -26,22 +26,14 @@ class NumpyActor:
         if self.continuous:
             self.std = np.exp(actor.log_std.detach().numpy().astype(np.float64))
 
-    def noise(self, rng: np.random.Generator, n_steps: int, n_envs: int) -> np.ndarray:
-        """The randomness of ``n_steps`` calls on ``n_envs`` observations, drawn at once: the same
-        numbers as drawing it call by call. Gaussian: ε ~ N(0, 1) per action dimension;
-        Categorical: u ~ U[0, 1) per state."""
-        if self.continuous:
-            return rng.standard_normal((n_steps, n_envs, len(self.std)))
-        return rng.random((n_steps, n_envs, 1))
-
-    def __call__(self, obs: np.ndarray, noise: np.ndarray) -> np.ndarray:
-        """a = μ(s) + σ ε (Gaussian) or the inverse CDF of softmax(logits) at u (Categorical),
-        with ``noise`` one step's slice of ``self.noise(...)``."""
+    def __call__(self, obs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         x = obs
         for layer in self.layers:
             x = x @ layer[0] + layer[1] if isinstance(layer, tuple) else layer(x)
         if self.continuous:
-            return (x + noise * self.std).astype(np.float32)
+            return (x + rng.standard_normal(x.shape) * self.std).astype(np.float32)
+        # inverse-CDF sampling from softmax(logits)
         p = np.exp(x - x.max(axis=1, keepdims=True))
         cdf = np.cumsum(p, axis=1)
-        return np.minimum((cdf < noise * cdf[:, -1:]).sum(axis=1), x.shape[1] - 1)
+        u = rng.random((len(x), 1)) * cdf[:, -1:]
+        return np.minimum((cdf < u).sum(axis=1), x.shape[1] - 1)

@@ -106,10 +106,9 @@ class Collector:
         else:
             actions = np.empty((n_steps, n, len(self.low)), np.float32)
         policy = NumpyActor(self.actor)
-        noise = policy.noise(self.rng, n_steps, n)
         for t in range(n_steps):
             obs[t] = self.obs
-            actions[t] = policy(self.obs, noise[t])
+            actions[t] = policy(self.obs, self.rng)
             env_action = actions[t] if self.discrete else np.minimum(np.maximum(actions[t], self.low), self.high)
             raw, raw_rewards[t], terminated[t], truncated[t], info = self.env.step(env_action)
             if "final_obs" in info:
