@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -38,7 +39,11 @@ def train(
     set_: Annotated[list[str], typer.Option("--set", help="config override KEY=VALUE, repeatable")] = [],
     resume: Annotated[Optional[Path], typer.Option(help="continue from a run directory or checkpoint file")] = None,
     checkpoint_every: Annotated[float, typer.Option(help="env steps between checkpoints (0: final only)")] = 1e5,
-    eval_episodes: Annotated[int, typer.Option(help="episodes of the final deterministic evaluation")] = 10,
+    eval_episodes: Annotated[int, typer.Option(help="episodes of each deterministic evaluation")] = 10,
+    eval_every: Annotated[float, typer.Option(
+        help="env steps between evaluations written to evals.csv (0: only the final one)")] = 0,
+    preset: Annotated[bool, typer.Option(
+        help="start from the tuned preset for --env (see `natgrad presets`); --set goes on top")] = True,
     progress: Annotated[bool, typer.Option(help="live progress bar")] = True,
     threads: Annotated[int, typer.Option(help="torch intra-op threads; 1 is fastest for small networks")] = 1,
 ) -> None:
@@ -52,7 +57,7 @@ def train(
     run_dir, result = train_run(
         algo=algo, env_id=env, steps=int(steps), seed=seed, out=out, runs_root=runs_root,
         overrides=parse_overrides(set_), resume=resume, checkpoint_every=int(checkpoint_every),
-        eval_episodes=eval_episodes, progress=progress, argv=sys.argv,
+        eval_episodes=eval_episodes, eval_every=int(eval_every), preset=preset, progress=progress, argv=sys.argv,
     )
     typer.echo(f"run directory: {run_dir}")
     if result is not None:
@@ -78,6 +83,71 @@ def eval_(
     model.close()
     typer.echo(f"{model.name} on {model.env_id} ({path}, {model.num_timesteps} steps): "
                f"{result['mean']:.2f} ± {result['std']:.2f} over {episodes} episodes")
+
+
+@app.command("presets")
+def presets_(
+    algo: Annotated[Optional[str], typer.Option(help="only this algorithm")] = None,
+    env: Annotated[Optional[str], typer.Option(help="only this env id")] = None,
+) -> None:
+    """List the tuned presets: per algorithm and env, the values that differ from the defaults."""
+    from natgrad.algos import ALGORITHMS
+    from natgrad.presets import presets
+
+    if algo is not None and algo not in ALGORITHMS:
+        raise NatgradError(f"unknown algorithm {algo!r}: use one of {', '.join(sorted(ALGORITHMS))}")
+    for name in [algo] if algo else ALGORITHMS:
+        for env_id, values in presets(name).items():
+            if env is None or env == env_id:
+                settings = " ".join(f"{k}={v}" for k, v in values.items())
+                typer.echo(f"{name:7s} {env_id:26s} {settings or '(defaults)'}")
+
+
+@app.command()
+def bench(
+    algos: Annotated[str, typer.Option(help="comma-separated algorithms")] = "trpo,ppo",
+    envs: Annotated[str, typer.Option(help="comma-separated env ids")] = "Hopper-v5",
+    seeds: Annotated[str, typer.Option(help="a range 0-4 or a list 0,3,7")] = "0-4",
+    steps: Annotated[float, typer.Option(help="env steps per run")] = 1e6,
+    jobs: Annotated[int, typer.Option(help="runs at once (one process each)")] = 1,
+    out: Annotated[Path, typer.Option(help="grid directory; run again to finish what is missing")] = Path("bench-out"),
+    set_: Annotated[list[str], typer.Option("--set", help="override KEY=VALUE on every run's preset")] = [],
+    eval_every: Annotated[float, typer.Option(help="env steps between evaluations")] = 25_000,
+    eval_episodes: Annotated[int, typer.Option(help="episodes per evaluation")] = 10,
+) -> None:
+    """Run a grid of training runs as parallel processes (resumable), then write its report."""
+    from natgrad.bench import GridSettings, grid, parse_seeds, run_grid
+    from natgrad.envs import check_env_id
+    from natgrad.report import write_report
+
+    env_list = _split(envs)
+    for env_id in env_list:
+        check_env_id(env_id)
+    overrides = tuple(sorted(parse_overrides(set_).items()))
+    settings = GridSettings(int(steps), overrides, int(eval_every), eval_episodes)
+    specs = grid(_split(algos), env_list, parse_seeds(seeds))
+    failed = run_grid(out, specs, settings, jobs, echo=typer.echo)
+    for path in write_report(out):
+        typer.echo(f"wrote {path}")
+    if failed:
+        raise NatgradError(f"{len(failed)} run(s) failed (their logs say why); run the same command again to retry")
+
+
+@app.command()
+def report(root: Annotated[Path, typer.Argument(help="a grid directory written by natgrad bench")]) -> None:
+    """Aggregate the finished runs of a grid: summary.md/.json and learning-curve plots."""
+    from natgrad.report import markdown, write_report
+
+    if not root.is_dir():
+        raise NatgradError(f"no grid directory at {root}: pass the --out of a natgrad bench run")
+    written = write_report(root)
+    typer.echo(markdown(json.loads(written[0].read_text())), nl=False)
+    for path in written:
+        typer.echo(f"wrote {path}")
+
+
+def _split(text: str) -> list[str]:
+    return [x.strip() for x in text.split(",") if x.strip()]
 
 
 @app.command()

@@ -21,13 +21,7 @@ def make_vec_env(env_id: str, n_envs: int = 1, vectorization: str = "sync") -> V
         raise NatgradError(f"n_envs must be >= 1, got {n_envs}")
     if vectorization not in VECTORIZATION:
         raise NatgradError(f"unknown vectorization {vectorization!r}: use one of {VECTORIZATION}")
-    try:
-        spec = gym.spec(env_id)
-    except gym.error.Error as e:
-        raise NatgradError(
-            f"unknown environment id {env_id!r} ({_one_line(e)}); list the registered ids with "
-            "`python -c 'import gymnasium; gymnasium.pprint_registry()'`"
-        ) from None
+    spec = check_env_id(env_id)
     kwargs = {"autoreset_mode": AutoresetMode.SAME_STEP}
     if vectorization == "async":
         kwargs["shared_memory"] = True
@@ -37,6 +31,17 @@ def make_vec_env(env_id: str, n_envs: int = 1, vectorization: str = "sync") -> V
         raise NatgradError(f"{env_id} needs an extra package: {_one_line(e)}") from None
     check_spaces(env.single_observation_space, env.single_action_space)
     return env
+
+
+def check_env_id(env_id: str) -> gym.envs.registration.EnvSpec:
+    """The registered spec of ``env_id``; an unknown id is refused with how to list the known ones."""
+    try:
+        return gym.spec(env_id)
+    except gym.error.Error as e:
+        raise NatgradError(
+            f"unknown environment id {env_id!r} ({_one_line(e)}); list the registered ids with "
+            "`python -c 'import gymnasium; gymnasium.pprint_registry()'`"
+        ) from None
 
 
 def check_spaces(observation_space: gym.Space, action_space: gym.Space) -> None:

@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
+from natgrad import presets
 from natgrad.config import Config
 from natgrad.envs import make_vec_env
 from natgrad.errors import NatgradError
@@ -32,8 +33,12 @@ class Algorithm:
     name: ClassVar[str]
     config_cls: ClassVar[type[Config]]
 
-    def __init__(self, env_id: str, seed: int = 0, config: Config | None = None, **overrides: Any) -> None:
-        cfg = (config or self.config_cls()).replace(**overrides)
+    def __init__(self, env_id: str, seed: int = 0, config: Config | None = None, preset: bool = True,
+                 **overrides: Any) -> None:
+        """``overrides`` go on top of ``config``; without a ``config``, on top of the tuned preset for
+        ``env_id`` (``natgrad presets`` lists them) unless ``preset=False``, else the config's defaults."""
+        self.preset = presets.preset(self.name, env_id) if config is None and preset else {}
+        cfg = (config or self.config_cls()).replace(**{**self.preset, **overrides})
         if not isinstance(cfg, self.config_cls):
             raise NatgradError(f"{type(self).__name__} takes a {self.config_cls.__name__}, got {type(cfg).__name__}")
         self.env_id, self.seed, self.config = env_id, int(seed), cfg
@@ -50,6 +55,7 @@ class Algorithm:
         self.num_updates = 0
         self.recent_returns: deque[float] = deque(maxlen=100)
         self.recent_lengths: deque[int] = deque(maxlen=100)
+        self.last_episodes: list[tuple[float, int]] = []  # (return, length) of episodes ended in the last batch
         self._collector: Collector | None = None
         self.optimizers: dict[str, torch.optim.Optimizer] = {}  # saved with checkpoints
         self._setup()
@@ -93,6 +99,7 @@ class Algorithm:
             self.num_updates += 1
             self.recent_returns.extend(batch.episode_returns)
             self.recent_lengths.extend(batch.episode_lengths)
+            self.last_episodes = list(zip(batch.episode_returns, batch.episode_lengths))
             metrics.update({
                 "time/steps": float(self.num_timesteps),
                 "time/updates": float(self.num_updates),
@@ -133,10 +140,14 @@ class Algorithm:
         batch = obs.reshape(-1, dim)
         with torch.no_grad():
             dist = self.actor(torch.from_numpy(self.obs_normalizer(batch)))
-            action = (dist.mode() if deterministic else dist.sample(self.generator)).numpy()
-        if self.actor.continuous:
-            action = np.clip(action, self.action_space.low, self.action_space.high)
+            action = self.env_action((dist.mode() if deterministic else dist.sample(self.generator)).numpy())
         return action[0] if single else action
+
+    def env_action(self, action: np.ndarray) -> np.ndarray:
+        """The policy's action as the env takes it: Box actions clipped to the bounds."""
+        if self.actor.continuous:
+            return np.clip(action, self.action_space.low, self.action_space.high)
+        return action
 
     def save(self, path: str | Path, overwrite: bool = False) -> Path:
         """Write a self-describing checkpoint (config, networks, normalizers, counters)."""
