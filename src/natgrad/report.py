@@ -28,6 +28,8 @@ class RunResult:
     final_eval: float  # deterministic evaluation after training
     best_eval: float  # max over training of the periodic deterministic evaluations (and the final one)
     wall_seconds: float
+    steps_per_second: float  # env steps over the time spent collecting and updating (evaluations excluded)
+    update_seconds: float  # median seconds of one update (policy step + critic fit)
     curve_steps: np.ndarray  # env steps at each update
     curve_returns: np.ndarray  # mean return of the last 100 training episodes at each update
 
@@ -39,12 +41,15 @@ def read_run(run_dir: Path) -> RunResult:
     returns = _column(run_dir / "episodes.csv", "return")
     tail = returns[-max(1, math.ceil(0.1 * len(returns))):] if len(returns) else np.array([math.nan])
     evals = _column(run_dir / "evals.csv", "mean") if (run_dir / "evals.csv").exists() else np.array([])
+    steps = _column(run_dir / "metrics.csv", "time/steps")
+    rollout = _column(run_dir / "metrics.csv", "time/rollout_seconds")
+    update = _column(run_dir / "metrics.csv", "time/update_seconds")
     return RunResult(
         env_id=config["env_id"], algo=config["algo"], seed=config["seed"], steps=final["num_timesteps"],
         final_train=float(tail.mean()), final_eval=float(final["mean"]),
         best_eval=float(max([final["mean"], *evals])), wall_seconds=float(final.get("wall_seconds", math.nan)),
-        curve_steps=_column(run_dir / "metrics.csv", "time/steps"),
-        curve_returns=_column(run_dir / "metrics.csv", "rollout/ep_return_mean"),
+        steps_per_second=float(steps[-1] / (rollout.sum() + update.sum())), update_seconds=float(np.median(update)),
+        curve_steps=steps, curve_returns=_column(run_dir / "metrics.csv", "rollout/ep_return_mean"),
     )
 
 
@@ -76,7 +81,8 @@ def stats(x: np.ndarray) -> dict[str, float]:
 
 
 def aggregate(runs: list[RunResult]) -> list[dict]:
-    """One row per (env, algo): seeds, steps, the three return statistics and the wall-clock time."""
+    """One row per (env, algo): seeds, steps, the three return statistics, speed (medians across seeds)
+    and the wall-clock time per run."""
     rows = []
     for env_id, algo in sorted({(r.env_id, r.algo) for r in runs}):
         group = [r for r in runs if (r.env_id, r.algo) == (env_id, algo)]
@@ -87,6 +93,8 @@ def aggregate(runs: list[RunResult]) -> list[dict]:
             "final_eval": stats(np.array([r.final_eval for r in group])),
             "best_eval": stats(np.array([r.best_eval for r in group])),
             "wall_hours": float(np.mean([r.wall_seconds for r in group]) / 3600),
+            "steps_per_second": float(np.median([r.steps_per_second for r in group])),
+            "update_seconds": float(np.median([r.update_seconds for r in group])),
         })
     return rows
 
@@ -97,11 +105,12 @@ def markdown(rows: list[dict]) -> str:
         return f"{s['mean']:.1f} [{s['ci_low']:.1f}, {s['ci_high']:.1f}]"
 
     lines = ["| env | algo | seeds | steps | final train return, mean [95% CI] | IQM | final eval, mean [95% CI] "
-             "| best eval, mean ± std | hours/run |", "|---|---|---|---|---|---|---|---|---|"]
+             "| best eval, mean ± std | steps/s | s/update | hours/run |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['env']} | {r['algo']} | {len(r['seeds'])} | {r['steps']:,} | {ci(r['final_train'])} "
                      f"| {r['final_train']['iqm']:.1f} | {ci(r['final_eval'])} "
-                     f"| {r['best_eval']['mean']:.1f} ± {r['best_eval']['std']:.1f} | {r['wall_hours']:.2f} |")
+                     f"| {r['best_eval']['mean']:.1f} ± {r['best_eval']['std']:.1f} | {r['steps_per_second']:.0f} "
+                     f"| {r['update_seconds']:.3f} | {r['wall_hours']:.2f} |")
     return "\n".join(lines) + "\n"
 
 
