@@ -8,7 +8,9 @@ import re
 import numpy as np
 import pytest
 import torch
+from typer.testing import CliRunner
 
+from natgrad.cli import app, main
 from natgrad.lab import EXPERIMENTS, cg, curves, fisher, invariance, quadratic, run_lab, softmax
 
 DELTA = 0.01  # natgrad's default max_kl, which NPG and TRPO run with in the curves experiment
@@ -126,3 +128,19 @@ def test_every_experiment_renders_into_one_report(tmp_path, monkeypatch):
     assert sorted(images) == sorted(p.name for p in out.glob("*.png")) and len(images) == 6
     assert all((out / image).stat().st_size > 10_000 for image in images)
     assert sum("|---|" in line for line in lines) == 6 and lines[-1].endswith("report.md")
+
+
+def test_cli_runs_one_experiment_and_never_overwrites(tmp_path, capsys, monkeypatch):
+    out = tmp_path / "lab"
+    result = CliRunner().invoke(app, ["lab", "softmax", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "| logit gap |" in result.output and sorted(p.name for p in out.iterdir()) == ["report.md", "softmax.png"]
+    assert f"`natgrad lab softmax --out {out}`" in (out / "report.md").read_text()
+    before = (out / "report.md").read_text()
+    monkeypatch.setattr("sys.argv", ["natgrad", "lab", "softmax", "--out", str(out)])
+    with pytest.raises(SystemExit) as exit_:
+        main()
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "already exists and is not empty" in err and err.count("\n") == 1
+    assert (out / "report.md").read_text() == before
