@@ -135,10 +135,12 @@ def section(iters: Sequence[int] = ITERS, dampings: Sequence[float] = DAMPINGS, 
         ax_kl.plot([s.cg_iters for s in mine], [s.step.kl for s in mine], "s-", **style)
     max_kl = model.config.max_kl
     ax_kl.axhline(max_kl, color="k", ls=":", label=f"δ = {max_kl:g}")
-    ax_res.set(yscale="log", xlabel="CG iteration k", ylabel="‖(F + λI)x_k − g‖ / ‖g‖",
+    last = max(iters)
+    ax_res.set(yscale="log", xlabel="CG iteration k", ylabel=r"$\|(F + \lambda I)x_k - g\| \,/\, \|g\|$",
                title="Residual of the k-th CG iterate")
-    ax_model.set(yscale="log", xlabel="CG iteration k", ylabel=f"(φ(x_k) − φ(x_{max(iters)})) / |φ(x_{max(iters)})|",
-                 title=f"What CG lowers: φ(x) = ½xᵀ(F + λI)x − gᵀx (drawn above {ROUND_OFF:g})")
+    ax_model.set(yscale="log", xlabel="CG iteration k",
+                 ylabel=rf"$(\varphi(x_k) - \varphi(x_{{{last}}}))\,/\,|\varphi(x_{{{last}}})|$, above {ROUND_OFF:g}",
+                 title="What CG lowers at every iteration:\n" + r"$\varphi(x) = \frac{1}{2}x^T(F + \lambda I)x - g^Tx$")
     ax_imp.set(xscale="log", xlabel="CG iterations (cap)", ylabel="L(θ) − L(θ_old)",
                title="Surrogate improvement of TRPO's accepted step")
     ax_kl.set(xscale="log", xlabel="CG iterations (cap)", ylabel=r"KL$(\pi_{old} \,\|\, \pi_\theta)$",

@@ -93,6 +93,6 @@ def section(budgets: Sequence[float] = tuple(np.logspace(0, -6, 13))) -> Section
         "iterations, damping 0.1), steps Δ are scaled so that "
         "½ΔᵀFΔ (F by natgrad's Fisher-vector product) takes each value from 1 down to 1e-6. The true mean KL "
         "meets the quadratic form, and the relative error falls like ‖Δ‖ ∝ √(½ΔᵀFΔ): the cubic term of the "
-        "Taylor expansion over the quadratic one."
+        "Taylor expansion over the quadratic one (a curve can dip where the cubic and quartic terms cancel)."
     )
     return Section("2. KL ≈ ½ΔᵀFΔ", claim, [Table(columns, rows)], {"quadratic.png": fig})
