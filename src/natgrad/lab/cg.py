@@ -12,6 +12,7 @@ from torch import Tensor
 
 from natgrad import TRPO
 from natgrad.cg import conjugate_gradient
+from natgrad.config import NaturalConfig
 from natgrad.fisher import fisher_vector_product, flat_grad, flat_params
 from natgrad.gae import gae, normalize
 from natgrad.lab.curves import SHARED
@@ -37,8 +38,11 @@ class Batch:
 
 
 def trpo_batch(env_id: str, seed: int, pretrain_steps: int, overrides: dict[str, Any]) -> tuple[TRPO, Batch]:
-    """A TRPO model trained for ``pretrain_steps``, and a fresh batch of its policy prepared as ``learn`` does."""
-    model = TRPO(env_id, seed=seed, **overrides).learn(pretrain_steps)
+    """A TRPO model trained for ``pretrain_steps``, and a fresh batch of its policy prepared as ``learn`` does.
+
+    Its config is TRPO's defaults with ``overrides``, passed explicitly as in the curves experiment.
+    """
+    model = TRPO(env_id, seed=seed, config=NaturalConfig().replace(**overrides)).learn(pretrain_steps)
     cfg = model.config
     collector = Collector(model.env, model.actor, model.obs_normalizer, model.reward_scaler, seed=seed + 1)
     batch = collector.collect(cfg.n_steps)

@@ -30,10 +30,15 @@ class Run:
 
 
 def train(algo: str, seed: int, steps: int, env_id: str, overrides: dict[str, Any]) -> Run:
-    """One ``learn`` run, recording every update's metrics through the callback."""
+    """One ``learn`` run, recording every update's metrics through the callback.
+
+    The config is passed explicitly (the algorithm's defaults with ``overrides``), so nothing else, such as a
+    tuned per-env preset, changes what the lab runs.
+    """
     rows: list[tuple[float, ...]] = []
     start = time.perf_counter()
-    model = ALGORITHMS[algo](env_id, seed=seed, **overrides)
+    cls = ALGORITHMS[algo]
+    model = cls(env_id, seed=seed, config=cls.config_cls().replace(**overrides))
     try:
         model.learn(steps, callback=lambda _, m: rows.append(
             (m["time/steps"], m["rollout/ep_return_mean"], m["policy/kl"], m.get("policy/line_search_backtracks", 0))))
