@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import shlex
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -11,6 +13,7 @@ import typer
 
 from natgrad import __version__
 from natgrad.errors import NatgradError
+from natgrad.lab import EXPERIMENTS, run_lab
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Policy optimization in policy space: TRPO, NPG, VPG, PPO-Clip and PPO-KL on Gymnasium envs.")
@@ -148,6 +151,39 @@ def report(root: Annotated[Path, typer.Argument(help="a grid directory written b
 
 def _split(text: str) -> list[str]:
     return [x.strip() for x in text.split(",") if x.strip()]
+
+
+lab = typer.Typer(no_args_is_help=True, help="The natural-gradient lab: experiments that show, and check, why trust "
+                 "regions work. Each prints its table, saves its figure and writes report.md.")
+app.add_typer(lab, name="lab")
+
+
+def _lab_command(name: str, experiments: list[str]) -> Callable[..., None]:
+    """The ``natgrad lab NAME`` command running ``experiments`` in order."""
+
+    def command(
+        out: Annotated[Optional[Path], typer.Option(
+            help="directory for report.md and the PNGs (new or empty); default lab-out/<name>-<time>")] = None,
+        threads: Annotated[int, typer.Option(help="torch intra-op threads")] = 1,
+    ) -> None:
+        import torch
+
+        torch.set_num_threads(max(1, threads))
+        argv = ["natgrad", "lab", name, *(["--out", str(out)] if out else []),
+                *(["--threads", str(threads)] if threads != 1 else [])]
+        run_lab(experiments, out, command=shlex.join(argv), echo=typer.echo)
+
+    return command
+
+
+def _register_lab() -> None:
+    lab.command("all", help="Run every experiment (a few minutes on 2 cores) into one report.")(
+        _lab_command("all", list(EXPERIMENTS)))
+    for name, section in EXPERIMENTS.items():
+        lab.command(name, help=section.__doc__)(_lab_command(name, [name]))
+
+
+_register_lab()
 
 
 @app.command()
