@@ -120,6 +120,7 @@ def plot_curves(runs: list[RunResult], algos: tuple[str, ...], title: str, path:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import EngFormatter
 
     envs = sorted({r.env_id for r in runs if r.algo in algos})
     if not envs:
@@ -128,16 +129,17 @@ def plot_curves(runs: list[RunResult], algos: tuple[str, ...], title: str, path:
     rows = math.ceil(len(envs) / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(5 * cols, 3.6 * rows), squeeze=False)
     for ax, env_id in zip(axes.flat, envs):
-        for algo in algos:
+        for algo, style in zip(algos, ("-", "--", ":")):  # styles keep coinciding curves (TRPO ≡ NPG) visible
             group = [r for r in runs if (r.env_id, r.algo) == (env_id, algo) and len(r.curve_steps)]
             if not group:
                 continue
             grid = np.linspace(0, min(r.curve_steps[-1] for r in group), 200)
             ys = np.array([np.interp(grid, r.curve_steps, _fill_nan(r.curve_returns)) for r in group])
             mean, std = ys.mean(0), ys.std(0)
-            ax.plot(grid, mean, label=f"{algo} ({len(group)} seeds)")
+            ax.plot(grid, mean, style, lw=1.8, label=f"{algo} ({len(group)} seeds)")
             ax.fill_between(grid, mean - std, mean + std, alpha=0.2)
         ax.set_title(env_id)
+        ax.xaxis.set_major_formatter(EngFormatter())
         ax.set_xlabel("env steps")
         ax.set_ylabel("training return (last 100 episodes)")
         ax.grid(alpha=0.3)
