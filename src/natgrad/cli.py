@@ -46,18 +46,29 @@ def train(
         help="start from the tuned preset for --env (see `natgrad presets`); --set goes on top")] = True,
     progress: Annotated[bool, typer.Option(help="live progress bar")] = True,
     threads: Annotated[int, typer.Option(help="torch intra-op threads; 1 is fastest for small networks")] = 1,
+    workers: Annotated[int, typer.Option(
+        help="Ray rollout workers sharing the n_envs envs (1: sample in this process; needs natgrad[ray])")] = 1,
+    ray_address: Annotated[Optional[str], typer.Option(
+        help="Ray cluster for the workers: auto or HOST:PORT (default: a new local Ray when --workers > 1)")] = None,
+    worker_cpus: Annotated[float, typer.Option(help="CPUs Ray reserves per rollout worker, e.g. 0.5")] = 1.0,
 ) -> None:
     """Train a policy and write a new run directory: config, metrics.csv, TensorBoard, checkpoints, eval."""
     import torch
 
+    from natgrad.sampler import Sampling
     from natgrad.training import train_run
 
     torch.set_num_threads(max(1, threads))
+    sampling = Sampling(workers, ray_address, worker_cpus)
+    if sampling.uses_ray:  # refuse a missing Ray or an unreachable cluster before making a run directory
+        from natgrad.ray_cluster import connect
 
+        connect(ray_address)
     run_dir, result = train_run(
         algo=algo, env_id=env, steps=int(steps), seed=seed, out=out, runs_root=runs_root,
         overrides=parse_overrides(set_), resume=resume, checkpoint_every=int(checkpoint_every),
         eval_episodes=eval_episodes, eval_every=int(eval_every), preset=preset, progress=progress, argv=sys.argv,
+        sampling=sampling,
     )
     typer.echo(f"run directory: {run_dir}")
     if result is not None:

@@ -57,6 +57,25 @@ class RunningMeanStd:
         self.count = float(state["count"])
 
 
+@dataclass
+class TrackedMeanStd(RunningMeanStd):
+    """Running statistics that also keep, in ``new``, the statistics of only the data merged into them.
+
+    A rollout worker starts from the driver's statistics and normalizes with them as they
+    grow; ``new`` is what it sends back, so the driver can merge every worker's data once.
+    """
+
+    new: RunningMeanStd = field(init=False)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.new = RunningMeanStd(self.shape, count=0.0)
+
+    def merge(self, mean: np.ndarray, var: np.ndarray, count: float) -> None:
+        super().merge(mean, var, count)
+        self.new.merge(mean, var, count)
+
+
 class ObsNormalizer:
     """s ↦ clip((s − μ) / √(σ² + ε), −c, c); the identity when disabled."""
 
