@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 
 import natgrad
 from natgrad import NatgradError
+from natgrad.bench import GridSettings, grid, run_grid
 from natgrad.cli import app
 from natgrad.envs import make_vec_env
 from natgrad.normalization import TrackedMeanStd
@@ -26,6 +27,7 @@ from natgrad.rollout import Collector
 from natgrad.sampler import LocalSampler, make_sampler, rollout_parts
 
 ray = pytest.importorskip("ray")
+from natgrad.ray_grid import ray_runner  # noqa: E402
 from natgrad.ray_sampler import Share, assemble  # noqa: E402
 
 TESTS = Path(__file__).parent
@@ -147,8 +149,28 @@ def test_train_on_ray_then_load_and_predict_without_ray(kill_marker, tmp_path):
     assert json.loads(child.stdout.splitlines()[-1]) == expected.tolist()
 
 
+def test_bench_grid_on_ray_gives_the_local_grid(kill_marker, tmp_path):
+    specs = grid(["trpo"], ["CartPole-v1"], [0, 1])
+    settings = GridSettings(512, (("n_envs", "2"), ("n_steps", "128")), eval_every=256, eval_episodes=2)
+    run_grid(tmp_path / "local", specs[:1], settings, echo=lambda s: None)
+    args = ["bench", "--algos", "trpo", "--envs", "CartPole-v1", "--seeds", "0-1", "--steps", "512",
+            "--set", "n_envs=2", "--set", "n_steps=128", "--eval-every", "256", "--eval-episodes", "2",
+            "--out", str(tmp_path / "ray"), "--ray-address", "auto", "--run-cpus", "1"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "wrote" in result.output and (tmp_path / "ray" / "summary.md").read_text().count("| CartPole-v1 |") == 1
+    for name in ["eval.json", "evals.csv", "metrics.csv", "model.pt", "config.json"]:
+        assert (specs[1].path(tmp_path / "ray") / name).exists(), name
+    assert specs[0].path(tmp_path / "ray").with_suffix(".log").exists()
+    local, remote = (json.loads((specs[0].path(tmp_path / d) / "eval.json").read_text()) for d in ("local", "ray"))
+    assert local["returns"] == remote["returns"]  # the same `natgrad train` command, the same seed
+    assert "2 of 2 runs already finished" in CliRunner().invoke(app, args).output
+
+
 def test_more_cpus_than_the_cluster_has_is_refused(kill_marker):
     model = natgrad.TRPO("CartPole-v1", n_envs=4, workers=4)
     with pytest.raises(NatgradError, match="more than the Ray cluster's 2: pass --worker-cpus 0.5"):
         model.learn(64)
     model.close()
+    with pytest.raises(NatgradError, match="--run-cpus 2"):
+        ray_runner(run_cpus=3)

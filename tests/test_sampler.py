@@ -87,9 +87,10 @@ def run_cli(argv, capsys, monkeypatch) -> str:
 
 def test_missing_ray_is_one_line_naming_the_extra(tmp_path, capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)  # as if Ray were not installed
-    assert "pip install natgrad[ray]" in run_cli(["train", "--workers", "2", "--out", str(tmp_path / "run")],
-                                                 capsys, monkeypatch)
-    assert not (tmp_path / "run").exists()
+    for command in (["train", "--workers", "2", "--out", str(tmp_path / "run")],
+                    ["bench", "--ray-address", "auto", "--envs", "CartPole-v1", "--out", str(tmp_path / "grid")]):
+        assert "pip install natgrad[ray]" in run_cli(command, capsys, monkeypatch)
+    assert not (tmp_path / "run").exists() and not (tmp_path / "grid").exists()
 
 
 def test_unreachable_or_malformed_ray_address_is_one_line(capsys, monkeypatch):

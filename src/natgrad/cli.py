@@ -120,14 +120,18 @@ def bench(
     envs: Annotated[str, typer.Option(help="comma-separated env ids")] = "Hopper-v5",
     seeds: Annotated[str, typer.Option(help="a range 0-4 or a list 0,3,7")] = "0-4",
     steps: Annotated[float, typer.Option(help="env steps per run")] = 1e6,
-    jobs: Annotated[int, typer.Option(help="runs at once (one process each)")] = 1,
+    jobs: Annotated[Optional[int], typer.Option(
+        help="runs at once, one process each (default 1; with --ray-address, every run is handed to Ray)")] = None,
     out: Annotated[Path, typer.Option(help="grid directory; run again to finish what is missing")] = Path("bench-out"),
     set_: Annotated[list[str], typer.Option("--set", help="override KEY=VALUE on every run's preset")] = [],
     eval_every: Annotated[float, typer.Option(help="env steps between evaluations")] = 25_000,
     eval_episodes: Annotated[int, typer.Option(help="episodes per evaluation")] = 10,
+    ray_address: Annotated[Optional[str], typer.Option(
+        help="run each training run as a task on this Ray cluster: auto or HOST:PORT (needs natgrad[ray])")] = None,
+    run_cpus: Annotated[float, typer.Option(help="with --ray-address: CPUs Ray reserves per run")] = 1.0,
 ) -> None:
-    """Run a grid of training runs as parallel processes (resumable), then write its report."""
-    from natgrad.bench import GridSettings, grid, parse_seeds, run_grid
+    """Run a grid of training runs as parallel processes or Ray tasks (resumable), then write its report."""
+    from natgrad.bench import GridSettings, grid, parse_seeds, run_grid, run_local
     from natgrad.envs import check_env_id
     from natgrad.report import write_report
 
@@ -137,7 +141,15 @@ def bench(
     overrides = tuple(sorted(parse_overrides(set_).items()))
     settings = GridSettings(int(steps), overrides, int(eval_every), eval_episodes)
     specs = grid(_split(algos), env_list, parse_seeds(seeds))
-    failed = run_grid(out, specs, settings, jobs, echo=typer.echo)
+    runner, default_jobs = run_local, 1
+    if ray_address is not None:
+        from natgrad.ray_cluster import connect
+
+        connect(ray_address)
+        from natgrad.ray_grid import ray_runner
+
+        runner, default_jobs = ray_runner(run_cpus), max(1, len(specs))  # Ray queues what does not fit yet
+    failed = run_grid(out, specs, settings, default_jobs if jobs is None else jobs, runner, echo=typer.echo)
     for path in write_report(out):
         typer.echo(f"wrote {path}")
     if failed:
