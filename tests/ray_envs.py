@@ -1,20 +1,23 @@
-"""An env for the Ray tests that kills its own worker process, importable there as ``ray_envs:KillOnceCartPole-v0``.
+"""Envs for the Ray tests, importable in Ray's workers as ``ray_envs:<id>`` (the tests put this folder on their path).
 
-The Ray tests put this folder on the workers' PYTHONPATH. The env SIGKILLs the process it runs in
-at its ``KILL_AT``-th step, once: only the process that manages to delete the marker file named by
-``$NATGRAD_TEST_KILL_MARKER`` dies, so the restarted worker (and every other) carries on.
+``KillOnceCartPole-v0`` SIGKILLs the process it runs in at its ``KILL_AT``-th step, once: only the
+process that manages to delete the marker file named by ``$NATGRAD_TEST_KILL_MARKER`` dies, so the
+restarted worker (and every other) carries on. ``SlowCartPole-v0`` waits ``SLOW_STEP`` seconds per
+step without using the CPU, so parallel collection shows even on a busy machine.
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import time
 
 import gymnasium as gym
 from gymnasium.envs.classic_control import CartPoleEnv
 
 KILL_MARKER = "NATGRAD_TEST_KILL_MARKER"
 KILL_AT = 50
+SLOW_STEP = 0.002
 
 
 class KillOnceCartPole(CartPoleEnv):
@@ -29,6 +32,12 @@ class KillOnceCartPole(CartPoleEnv):
         return super().step(action)
 
 
+class SlowCartPole(CartPoleEnv):
+    def step(self, action):
+        time.sleep(SLOW_STEP)
+        return super().step(action)
+
+
 def _claim(marker: str | None) -> bool:
     try:
         os.remove(marker)
@@ -38,3 +47,4 @@ def _claim(marker: str | None) -> bool:
 
 
 gym.register("KillOnceCartPole-v0", entry_point=KillOnceCartPole, max_episode_steps=500)
+gym.register("SlowCartPole-v0", entry_point=SlowCartPole, max_episode_steps=500)

@@ -10,11 +10,13 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from test_algorithms import first_update_reaching
 from typer.testing import CliRunner
 
 import natgrad
@@ -39,7 +41,7 @@ def kill_marker(tmp_path_factory):
     """A local Ray for the module; the file whose deletion lets ray_envs.KillOnceCartPole kill its worker once."""
     marker = tmp_path_factory.mktemp("ray") / "kill-once"
     path = os.pathsep.join(filter(None, [str(TESTS), os.environ.get("PYTHONPATH")]))
-    ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR",
+    ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="ERROR",
              runtime_env={"env_vars": {"PYTHONPATH": path, "NATGRAD_TEST_KILL_MARKER": str(marker)}})
     yield marker
     ray.shutdown()
@@ -100,6 +102,21 @@ def test_two_workers_give_the_local_layout_and_the_pooled_statistics(kill_marker
     sampler.close(), model.close()
 
 
+def test_workers_collect_their_shares_at_the_same_time(kill_marker):
+    """4 envs that each wait 2 ms per step: the local sampler needs 4 × 2 ms per step, two workers half that."""
+    seconds = []
+    for workers in (1, 2):  # local, then Ray
+        model = natgrad.TRPO("ray_envs:SlowCartPole-v0", n_envs=4, n_steps=100, workers=workers, worker_cpus=0.5,
+                             preset=False)
+        sampler = make_sampler(model)
+        sampler.collect(1)  # the workers are up
+        start = time.perf_counter()
+        sampler.collect(100)
+        seconds.append(time.perf_counter() - start)
+        sampler.close(), model.close()
+    assert seconds[0] > 0.8 and seconds[1] < 0.75 * seconds[0], seconds
+
+
 def test_a_batch_of_mixed_policy_versions_is_refused():
     model = natgrad.TRPO("CartPole-v1", n_envs=2, n_steps=8, preset=False)
     part = LocalSampler(model).collect(8)
@@ -127,6 +144,11 @@ def test_a_killed_worker_is_restarted_and_training_goes_on_with_full_batches(kil
     # and the first observations of the 2 envs of the worker restarted between batches
     assert model.obs_normalizer.rms.count == pytest.approx(1e-4 + 4 * (3 * 128 + 1) + 2)
     model.close()
+
+
+@pytest.mark.slow
+def test_trpo_on_two_workers_learns_cartpole_within_the_local_budget(kill_marker):
+    assert first_update_reaching(natgrad.TRPO, 475, budget=150_000, workers=2, worker_cpus=0.5)
 
 
 def test_train_on_ray_then_load_and_predict_without_ray(kill_marker, tmp_path):

@@ -49,7 +49,7 @@ def train(
     workers: Annotated[int, typer.Option(
         help="Ray rollout workers sharing the n_envs envs (1: sample in this process; needs natgrad[ray])")] = 1,
     ray_address: Annotated[Optional[str], typer.Option(
-        help="Ray cluster for the workers: auto or HOST:PORT (default: a new local Ray when --workers > 1)")] = None,
+        help="Ray cluster for the workers: auto, HOST:PORT or local (default: this machine's, else a new one)")] = None,
     worker_cpus: Annotated[float, typer.Option(help="CPUs Ray reserves per rollout worker, e.g. 0.5")] = 1.0,
 ) -> None:
     """Train a policy and write a new run directory: config, metrics.csv, TensorBoard, checkpoints, eval."""

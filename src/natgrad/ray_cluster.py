@@ -27,7 +27,8 @@ def connect(address: str | None = None) -> ModuleType:
     """Ray, initialized: this process's running instance if it has one, else the cluster at ``address``.
 
     ``address`` is "auto" (the cluster started on this machine by ``ray start --head``), "HOST:PORT"
-    (its head node, port 6379 by default) or "ray://HOST:PORT"; None starts a private local instance.
+    (its head node, port 6379 by default), "ray://HOST:PORT", or "local" (a new private instance); None
+    is Ray's default: the cluster running on this machine if there is one, else a new local instance.
     """
     ray = require_ray()
     if ray.is_initialized():
@@ -37,8 +38,9 @@ def connect(address: str | None = None) -> ModuleType:
     try:
         ray.init(address=address, logging_level="ERROR", include_dashboard=False)
     except (ConnectionError, ValueError) as e:
-        raise NatgradError(f"cannot connect to Ray at --ray-address {address!r} ({one_line(e)}): "
-                           "start a cluster with `ray start --head`, or pass its HOST:PORT") from None
+        raise NatgradError(f"cannot connect to Ray at --ray-address {address!r} ({one_line(e)}): start a cluster "
+                           "with `ray start --head` or pass its HOST:PORT; a cluster with token authentication "
+                           "also needs RAY_AUTH_MODE=token and its token (`ray get-auth-token`) here") from None
     return ray
 
 

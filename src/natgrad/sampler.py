@@ -39,7 +39,7 @@ class Sampling:
     """Where rollouts run: in this process, or on Ray workers. Not saved in checkpoints."""
 
     workers: int = 1  # rollout workers sharing the n_envs envs; 1 without ray_address: this process
-    ray_address: str | None = None  # Ray cluster: "auto" or "HOST:PORT"; None: a new local Ray when workers > 1
+    ray_address: str | None = None  # Ray cluster: "auto", "HOST:PORT", "local"; None: this machine's, else a new one
     worker_cpus: float = 1.0  # CPUs Ray reserves for each worker (fractions allowed)
 
     def __post_init__(self) -> None:
