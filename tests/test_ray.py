@@ -151,6 +151,15 @@ def test_trpo_on_two_workers_learns_cartpole_within_the_local_budget(kill_marker
     assert first_update_reaching(natgrad.TRPO, 475, budget=150_000, workers=2, worker_cpus=0.5)
 
 
+def test_an_error_inside_a_worker_stops_training_with_its_one_line(kill_marker):
+    model = natgrad.TRPO("conftest:natgrad-test/NaNObs-v0", n_envs=1, n_steps=8, workers=1, ray_address="auto",
+                         worker_cpus=0.5)
+    with pytest.raises(NatgradError, match=r"^the environment returned a non-finite observation \(nan\)") as error:
+        model.learn(8)
+    assert "\n" not in str(error.value)
+    model.close()
+
+
 def test_train_on_ray_then_load_and_predict_without_ray(kill_marker, tmp_path):
     out = tmp_path / "run"
     result = CliRunner().invoke(app, ["train", "--algo", "ppo", "--env", "CartPole-v1", "--steps", "1024",
