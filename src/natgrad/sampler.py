@@ -63,7 +63,7 @@ class Sampling:
 
 
 class LocalSampler:
-    """Today's path: one Collector over the model's own vector env, in this process."""
+    """The default: one Collector over the model's own vector env, in this process."""
 
     def __init__(self, model: Algorithm) -> None:
         self.collector = Collector(model.env, model.actor, model.obs_normalizer, model.reward_scaler,
