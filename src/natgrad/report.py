@@ -105,8 +105,7 @@ def markdown(rows: list[dict]) -> str:
         return f"{s['mean']:.1f} [{s['ci_low']:.1f}, {s['ci_high']:.1f}]"
 
     lines = ["| env | algo | seeds | steps | final train return, mean [95% CI] | IQM | final eval, mean [95% CI] "
-             "| best eval, mean ± std | steps/s | s/update | hours/run |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| best eval, mean ± std | steps/s | s/update | hours/run |", "|---" * 11 + "|"]
     for r in rows:
         lines.append(f"| {r['env']} | {r['algo']} | {len(r['seeds'])} | {r['steps']:,} | {ci(r['final_train'])} "
                      f"| {r['final_train']['iqm']:.1f} | {ci(r['final_eval'])} "
