@@ -24,7 +24,6 @@ from natgrad import NatgradError
 from natgrad.bench import GridSettings, grid, run_grid
 from natgrad.cli import app
 from natgrad.envs import make_vec_env
-from natgrad.normalization import TrackedMeanStd
 from natgrad.rollout import Collector
 from natgrad.sampler import LocalSampler, make_sampler, rollout_parts
 
@@ -81,23 +80,24 @@ def test_two_workers_give_the_local_layout_and_the_pooled_statistics(kill_marker
         env = make_vec_env("Pendulum-v1", n_envs)
         actor, obs_normalizer, reward_scaler = rollout_parts(env, model.config)
         actor.load_state_dict(model.actor.state_dict())
-        obs_normalizer.rms, reward_scaler.rms = TrackedMeanStd((3,)), TrackedMeanStd(())
         collector = Collector(env, actor, obs_normalizer, reward_scaler, seed=5 + first_env)
-        parts.append((collector.collect(64), obs_normalizer.rms.new, reward_scaler.rms.new))
+        parts.append((collector.collect(64), obs_normalizer.rms, reward_scaler.rms))
     assert batch.obs.shape == (64, 3, 3) and batch.last_obs.shape == (3, 3) and batch.size == 192
     for name in FIELDS:
         dim = 0 if name == "last_obs" else 1
         assert torch.equal(getattr(batch, name), torch.cat([getattr(p[0], name) for p in parts], dim)), name
-    # the driver's statistics are those of its prior (count 1e-4, mean 0, var 1) and every worker's data together
+    # the driver's statistics are those of its prior (count 1e-4, mean 0, var 1) and every worker's data
+    # together, by sums of x and x² (each worker's statistics hold the prior and its own data)
     # (observations: each env's first one and 64 steps; rewards: 64 steps)
     for rms, k, count in [(model.obs_normalizer.rms, 1, 65 * 3), (model.reward_scaler.rms, 2, 64 * 3)]:
-        sets = [(1e-4, 0.0, 1.0)] + [(p[k].count, p[k].mean, p[k].var) for p in parts]
-        n = sum(c for c, _, _ in sets)
-        mean = sum(c * m for c, m, _ in sets) / n
-        var = sum(c * (v + m**2) for c, m, v in sets) / n - mean**2
-        assert rms.count == pytest.approx(1e-4 + count)
-        np.testing.assert_allclose(rms.mean, mean, rtol=1e-10)
-        np.testing.assert_allclose(rms.var, var, rtol=1e-9)
+        n, total, squares = 1e-4, 0.0, 1e-4 * 1.0
+        for p in parts:
+            n += p[k].count - 1e-4
+            total += p[k].count * p[k].mean
+            squares += p[k].count * (p[k].var + p[k].mean**2) - 1e-4
+        assert rms.count == pytest.approx(1e-4 + count) and n == pytest.approx(rms.count)
+        np.testing.assert_allclose(rms.mean, total / n, rtol=1e-9)
+        np.testing.assert_allclose(rms.var, squares / n - (total / n) ** 2, rtol=1e-8)
     assert sampler.version == 1
     sampler.close(), model.close()
 
@@ -121,10 +121,10 @@ def test_a_batch_of_mixed_policy_versions_is_refused():
     model = natgrad.TRPO("CartPole-v1", n_envs=2, n_steps=8, preset=False)
     part = LocalSampler(model).collect(8)
     stats = model.obs_normalizer.rms.state_dict()
-    shares = [Share(v, part, stats, stats, stats, stats) for v in (4, 4)]
+    shares = [Share(v, part, stats, stats) for v in (4, 4)]
     assert assemble(shares, 4).obs.shape == (8, 4, 4)
     with pytest.raises(RuntimeError, match=r"policy versions \[3, 4\]"):
-        assemble([shares[0], Share(3, part, stats, stats, stats, stats)], 4)
+        assemble([shares[0], Share(3, part, stats, stats)], 4)
     model.close()
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import subprocess
 import sys
 
@@ -12,7 +13,7 @@ import torch
 import natgrad
 from natgrad import NatgradError
 from natgrad.cli import main
-from natgrad.normalization import RunningMeanStd, TrackedMeanStd
+from natgrad.normalization import RunningMeanStd, added_since
 from natgrad.ray_cluster import check_reachable
 from natgrad.sampler import LocalSampler, concat_envs, split_envs
 
@@ -41,28 +42,33 @@ def test_envs_are_split_evenly_and_batches_join_along_the_env_axis():
     model.close()
 
 
-def test_workers_send_the_statistics_of_their_new_data_and_the_driver_merges_them_exactly():
+def test_a_workers_new_data_is_recovered_from_its_statistics_and_the_merge_is_exact():
     rng = np.random.default_rng(0)
     seen, worker_a, worker_b = (rng.normal(loc, 2.0, (n, 3)) for loc, n in [(0.0, 500), (5.0, 40), (-3.0, 90)])
     driver = RunningMeanStd((3,))
     driver.update(seen)
+    driver.merge(np.full(3, 1.0), np.full(3, 4.0), 1e6)  # a long run behind it: the precision test
     news = []
     for data in (worker_a, worker_b):
-        worker = TrackedMeanStd((3,))
-        worker.load_state_dict(driver.state_dict())
+        worker = copy.deepcopy(driver)
         for row in data:  # step by step, as a collector updates
             worker.update(row)
-        np.testing.assert_allclose(worker.new.mean, data.mean(0), rtol=1e-12)
-        np.testing.assert_allclose(worker.new.var, data.var(0), rtol=1e-10)
-        assert worker.new.count == len(data)
-        news.append(worker.new)
+        new = added_since(worker, driver)
+        np.testing.assert_allclose(new.mean, data.mean(0), rtol=1e-9)
+        np.testing.assert_allclose(new.var, data.var(0), rtol=1e-7)
+        assert new.count == pytest.approx(len(data), rel=1e-12)
+        news.append(new)
+    assert added_since(driver, driver).count == 0
+    pooled = copy.deepcopy(driver)
     for new in news:
-        driver.merge(new.mean, new.var, new.count)
-    everything = np.concatenate([seen, worker_a, worker_b])
-    np.testing.assert_allclose(driver.mean, everything.mean(0), rtol=1e-6)  # up to the prior's count of 1e-4
-    np.testing.assert_allclose(driver.var, everything.var(0), rtol=1e-6)
+        pooled.merge(new.mean, new.var, new.count)
+    direct = copy.deepcopy(driver)
+    direct.update(np.concatenate([worker_a, worker_b]))
+    np.testing.assert_allclose(pooled.mean, direct.mean, rtol=1e-12)
+    np.testing.assert_allclose(pooled.var, direct.var, rtol=1e-10)
     naive = (news[0].var + news[1].var) / 2  # what averaging the workers' statistics would give
-    assert not np.allclose(naive, everything.var(0), rtol=0.1)
+    both = np.concatenate([worker_a, worker_b]).var(0)
+    assert not np.allclose(naive, both, rtol=0.1)
 
 
 @pytest.mark.parametrize("kwargs, match", [

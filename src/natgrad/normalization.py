@@ -57,23 +57,19 @@ class RunningMeanStd:
         self.count = float(state["count"])
 
 
-@dataclass
-class TrackedMeanStd(RunningMeanStd):
-    """Running statistics that also keep, in ``new``, the statistics of only the data merged into them.
+def added_since(total: RunningMeanStd, start: RunningMeanStd) -> RunningMeanStd:
+    """The statistics of the data merged into ``start`` to give ``total``: Chan's rule solved for the new set.
 
-    A rollout worker starts from the driver's statistics and normalizes with them as they
-    grow; ``new`` is what it sends back, so the driver can merge every worker's data once.
+    How a rollout worker's new observations are recovered from its statistics before and after, whatever
+    path its updates took. In float64 the relative error is about 1e-16 · total.count / (new count).
     """
-
-    new: RunningMeanStd = field(init=False)
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        self.new = RunningMeanStd(self.shape, count=0.0)
-
-    def merge(self, mean: np.ndarray, var: np.ndarray, count: float) -> None:
-        super().merge(mean, var, count)
-        self.new.merge(mean, var, count)
+    new = RunningMeanStd(total.shape, count=total.count - start.count)
+    if new.count > 0:
+        new.mean = (total.mean * total.count - start.mean * start.count) / new.count
+        delta = new.mean - start.mean
+        m2 = total.var * total.count - start.var * start.count - delta**2 * start.count * new.count / total.count
+        new.var = np.maximum(m2 / new.count, 0.0)
+    return new
 
 
 class ObsNormalizer:

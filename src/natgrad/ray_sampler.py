@@ -7,10 +7,10 @@ with the version it used. The shares go side by side along the env axis, so the 
 the local sampler's ``RolloutBatch`` layout and GAE still runs per env.
 
 Statistics: a worker normalizes with the driver's statistics, updated step by step with what
-it sees (as the local sampler does), and reports both its final statistics and those of its
-new data alone. The driver takes worker 0's (the driver's plus its data) and merges in every
-other worker's new data by Chan's parallel rule: the statistics of all the data, as if one
-sampler had seen it, and with one worker exactly the local sampler's, bit for bit.
+it sees (as the local sampler does), and sends back where they ended. The driver recovers each
+worker's new data from its start and end, takes worker 0's end (the driver's plus its data) and
+merges in every other worker's new data by Chan's parallel rule: the statistics of all the data,
+as if one sampler had seen it, and with one worker exactly the local sampler's, bit for bit.
 
 Seeds: worker k's envs get the seeds the local vector env would give the same envs (base +
 global env index); a restarted worker takes the next unused block, so it replays nothing.
@@ -18,6 +18,7 @@ global env index); a restarted worker takes the next unused block, so it replays
 
 from __future__ import annotations
 
+import copy
 import logging
 from dataclasses import dataclass
 from itertools import accumulate
@@ -31,7 +32,7 @@ from torch import Tensor
 from natgrad.config import Config
 from natgrad.envs import make_vec_env
 from natgrad.errors import NatgradError
-from natgrad.normalization import RunningMeanStd, TrackedMeanStd
+from natgrad.normalization import RunningMeanStd, added_since
 from natgrad.ray_cluster import check_cpus
 from natgrad.rollout import Collector, RolloutBatch
 from natgrad.sampler import concat_envs, rollout_parts, split_envs
@@ -59,10 +60,8 @@ class Share:
 
     version: int
     batch: RolloutBatch
-    obs_rms: dict  # the driver's statistics updated with this worker's observations
-    obs_new: dict  # this worker's new observations alone
+    obs_rms: dict  # the broadcast statistics updated with this worker's observations
     reward_rms: dict
-    reward_new: dict
 
 
 class RolloutWorker:
@@ -77,13 +76,13 @@ class RolloutWorker:
 
     def collect(self, broadcast: Broadcast, n_steps: int) -> Share:
         self.actor.load_state_dict(broadcast.actor)
-        obs_rms = self.obs_normalizer.rms = _tracked(broadcast.obs_rms)
-        reward_rms = self.reward_scaler.rms = _tracked(broadcast.reward_rms)
+        self.obs_normalizer.rms.load_state_dict(broadcast.obs_rms)
+        self.reward_scaler.rms.load_state_dict(broadcast.reward_rms)
         if self.collector is None:  # resets the envs: their first observations count in this share
             self.collector = Collector(self.env, self.actor, self.obs_normalizer, self.reward_scaler, self.seed)
         batch = self.collector.collect(n_steps)
-        return Share(broadcast.version, batch, obs_rms.state_dict(), obs_rms.new.state_dict(),
-                     reward_rms.state_dict(), reward_rms.new.state_dict())
+        return Share(broadcast.version, batch, self.obs_normalizer.rms.state_dict(),
+                     self.reward_scaler.rms.state_dict())
 
 
 class RaySampler:
@@ -109,12 +108,13 @@ class RaySampler:
 
     def collect(self, n_steps: int) -> RolloutBatch:
         self.version += 1
-        broadcast = ray.put(Broadcast(self.version, self.actor.state_dict(), self.obs_normalizer.rms.state_dict(),
-                                      self.reward_scaler.rms.state_dict()))
+        obs_rms, reward_rms = self.obs_normalizer.rms, self.reward_scaler.rms
+        broadcast = ray.put(Broadcast(self.version, self.actor.state_dict(), obs_rms.state_dict(),
+                                      reward_rms.state_dict()))
         shares = self._gather(broadcast, n_steps)
         batch = assemble(shares, self.version)
-        fold(self.obs_normalizer.rms, shares[0].obs_rms, [s.obs_new for s in shares[1:]])
-        fold(self.reward_scaler.rms, shares[0].reward_rms, [s.reward_new for s in shares[1:]])
+        fold(obs_rms, [s.obs_rms for s in shares])
+        fold(reward_rms, [s.reward_rms for s in shares])
         return batch
 
     def _gather(self, broadcast: ray.ObjectRef, n_steps: int) -> list[Share]:
@@ -159,20 +159,20 @@ def assemble(shares: list[Share], version: int) -> RolloutBatch:
     return concat_envs([s.batch for s in shares])
 
 
-def fold(rms: RunningMeanStd, first: dict, new: list[dict]) -> None:
-    """``rms`` ← ``first`` (worker 0's: the driver's plus its data) merged with every other worker's ``new`` data.
+def fold(rms: RunningMeanStd, ends: list[dict]) -> None:
+    """``rms`` (what was broadcast) ← worker 0's end, merged with every other worker's new data.
 
-    Chan's rule makes this the mean and variance of all the data together, in any order.
+    Each worker started from ``rms``; Chan's rule makes the result the mean and variance of ``rms``'s
+    data and all the workers' new data together (in any order). Starting from worker 0's end, which
+    already holds ``rms`` and its data, makes one worker reproduce the local sampler bit for bit.
     """
-    rms.load_state_dict(first)
-    for state in new:
-        rms.merge(state["mean"].numpy(), state["var"].numpy(), state["count"])
-
-
-def _tracked(state: dict) -> TrackedMeanStd:
-    rms = TrackedMeanStd(tuple(state["mean"].shape))
-    rms.load_state_dict(state)
-    return rms
+    start = copy.deepcopy(rms)
+    rms.load_state_dict(ends[0])
+    for state in ends[1:]:
+        end = copy.deepcopy(start)
+        end.load_state_dict(state)
+        new = added_since(end, start)
+        rms.merge(new.mean, new.var, new.count)
 
 
 def _first_line(e: Exception) -> str:
