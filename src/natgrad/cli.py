@@ -49,18 +49,29 @@ def train(
         help="start from the tuned preset for --env (see `natgrad presets`); --set goes on top")] = True,
     progress: Annotated[bool, typer.Option(help="live progress bar")] = True,
     threads: Annotated[int, typer.Option(help="torch intra-op threads; 1 is fastest for small networks")] = 1,
+    workers: Annotated[int, typer.Option(
+        help="Ray rollout workers sharing the n_envs envs (1: sample in this process; needs natgrad[ray])")] = 1,
+    ray_address: Annotated[Optional[str], typer.Option(
+        help="Ray cluster for the workers: auto, HOST:PORT or local (default: this machine's, else a new one)")] = None,
+    worker_cpus: Annotated[float, typer.Option(help="CPUs Ray reserves per rollout worker, e.g. 0.5")] = 1.0,
 ) -> None:
     """Train a policy and write a new run directory: config, metrics.csv, TensorBoard, checkpoints, eval."""
     import torch
 
+    from natgrad.sampler import Sampling
     from natgrad.training import train_run
 
     torch.set_num_threads(max(1, threads))
+    sampling = Sampling(workers, ray_address, worker_cpus)
+    if sampling.uses_ray:  # refuse a missing Ray or an unreachable cluster before making a run directory
+        from natgrad.ray_cluster import connect
 
+        connect(ray_address)
     run_dir, result = train_run(
         algo=algo, env_id=env, steps=int(steps), seed=seed, out=out, runs_root=runs_root,
         overrides=parse_overrides(set_), resume=resume, checkpoint_every=int(checkpoint_every),
         eval_episodes=eval_episodes, eval_every=int(eval_every), preset=preset, progress=progress, argv=sys.argv,
+        sampling=sampling,
     )
     typer.echo(f"run directory: {run_dir}")
     if result is not None:
@@ -112,14 +123,18 @@ def bench(
     envs: Annotated[str, typer.Option(help="comma-separated env ids")] = "Hopper-v5",
     seeds: Annotated[str, typer.Option(help="a range 0-4 or a list 0,3,7")] = "0-4",
     steps: Annotated[float, typer.Option(help="env steps per run")] = 1e6,
-    jobs: Annotated[int, typer.Option(help="runs at once (one process each)")] = 1,
+    jobs: Annotated[Optional[int], typer.Option(
+        help="runs at once, one process each (default 1; with --ray-address, every run is handed to Ray)")] = None,
     out: Annotated[Path, typer.Option(help="grid directory; run again to finish what is missing")] = Path("bench-out"),
     set_: Annotated[list[str], typer.Option("--set", help="override KEY=VALUE on every run's preset")] = [],
     eval_every: Annotated[float, typer.Option(help="env steps between evaluations")] = 25_000,
     eval_episodes: Annotated[int, typer.Option(help="episodes per evaluation")] = 10,
+    ray_address: Annotated[Optional[str], typer.Option(
+        help="run each training run as a task on this Ray cluster: auto or HOST:PORT (needs natgrad[ray])")] = None,
+    run_cpus: Annotated[float, typer.Option(help="with --ray-address: CPUs Ray reserves per run")] = 1.0,
 ) -> None:
-    """Run a grid of training runs as parallel processes (resumable), then write its report."""
-    from natgrad.bench import GridSettings, grid, parse_seeds, run_grid
+    """Run a grid of training runs as parallel processes or Ray tasks (resumable), then write its report."""
+    from natgrad.bench import GridSettings, grid, parse_seeds, run_grid, run_local
     from natgrad.envs import check_env_id
     from natgrad.report import write_report
 
@@ -129,7 +144,15 @@ def bench(
     overrides = tuple(sorted(parse_overrides(set_).items()))
     settings = GridSettings(int(steps), overrides, int(eval_every), eval_episodes)
     specs = grid(_split(algos), env_list, parse_seeds(seeds))
-    failed = run_grid(out, specs, settings, jobs, echo=typer.echo)
+    runner, default_jobs = run_local, 1
+    if ray_address is not None:
+        from natgrad.ray_cluster import connect
+
+        connect(ray_address)
+        from natgrad.ray_grid import ray_runner
+
+        runner, default_jobs = ray_runner(run_cpus), max(1, len(specs))  # Ray queues what does not fit yet
+    failed = run_grid(out, specs, settings, default_jobs if jobs is None else jobs, runner, echo=typer.echo)
     for path in write_report(out):
         typer.echo(f"wrote {path}")
     if failed:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -20,14 +21,16 @@ from natgrad.runs import (
     new_run_dir,
     write_json,
 )
+from natgrad.sampler import Sampling
 
 
-def build_model(algo: str, env_id: str, seed: int, overrides: dict[str, Any], preset: bool = True) -> Algorithm:
+def build_model(algo: str, env_id: str, seed: int, overrides: dict[str, Any], preset: bool = True,
+                sampling: Sampling = Sampling()) -> Algorithm:
     """A fresh model of algorithm ``algo`` (by its CLI name), from its preset for ``env_id`` if asked."""
     cls = ALGORITHMS.get(algo.lower())
     if cls is None:
         raise NatgradError(f"unknown algorithm {algo!r}: use one of {', '.join(sorted(ALGORITHMS))}")
-    return cls(env_id, seed=seed, preset=preset, **overrides)
+    return cls(env_id, seed=seed, preset=preset, **asdict(sampling), **overrides)
 
 
 def train_run(
@@ -45,11 +48,13 @@ def train_run(
     preset: bool = True,
     progress: bool = True,
     argv: list[str] | None = None,
+    sampling: Sampling = Sampling(),
 ) -> tuple[Path, dict[str, float] | None]:
     """Train for ``steps`` env steps into a new run directory; return it and the final evaluation.
 
     With ``eval_every``, a deterministic evaluation of ``eval_episodes`` episodes every that many
-    env steps goes to ``evals.csv``; the final one goes to ``eval.json``, written last.
+    env steps goes to ``evals.csv``; the final one goes to ``eval.json``, written last. ``sampling`` says
+    where rollouts run (a resumed run samples as told here, not as the run it continues did).
     """
     if steps <= 0:
         raise NatgradError(f"--steps must be > 0, got {steps}")
@@ -58,15 +63,16 @@ def train_run(
     overrides = overrides or {}
     if resume is not None:
         source = latest_model(resume)
-        model = load(source, **overrides)
+        model = load(source, **asdict(sampling), **overrides)
     else:
         source = None
-        model = build_model(algo, env_id, seed, overrides, preset)
+        model = build_model(algo, env_id, seed, overrides, preset, sampling)
     name = f"{model.env_id}-{model.name}-s{model.seed}"
     run_dir = new_run_dir(runs_root, name, out)
     write_json(run_dir / "config.json", {
         "algo": model.name, "env_id": model.env_id, "seed": model.seed, "steps": steps,
-        "config": model.config.to_dict(), "preset": model.preset, "resumed_from": str(source) if source else None,
+        "config": model.config.to_dict(), "sampling": asdict(model.sampling), "preset": model.preset,
+        "resumed_from": str(source) if source else None,
         "start_timesteps": model.num_timesteps, "natgrad_version": __version__, "command": argv,
     })
     start = time.perf_counter()
