@@ -3,7 +3,7 @@
 ``KillOnceCartPole-v0`` SIGKILLs the process it runs in at its ``KILL_AT``-th step, once: only the
 process that manages to delete the marker file named by ``$NATGRAD_TEST_KILL_MARKER`` dies, so the
 restarted worker (and every other) carries on. ``SlowCartPole-v0`` waits ``SLOW_STEP`` seconds per
-step without using the CPU, so parallel collection shows even on a busy machine.
+step without using the CPU and logs when each process stepped, so parallel collection shows even on a busy machine.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from gymnasium.envs.classic_control import CartPoleEnv
 KILL_MARKER = "NATGRAD_TEST_KILL_MARKER"
 KILL_AT = 50
 SLOW_STEP = 0.002
+STEP_LOG = "NATGRAD_TEST_STEP_LOG"  # SlowCartPole appends "pid time" per step to this file, when set
 
 
 class KillOnceCartPole(CartPoleEnv):
@@ -35,6 +36,10 @@ class KillOnceCartPole(CartPoleEnv):
 class SlowCartPole(CartPoleEnv):
     def step(self, action):
         time.sleep(SLOW_STEP)
+        log = os.environ.get(STEP_LOG)
+        if log:
+            with open(log, "a") as f:
+                f.write(f"{os.getpid()} {time.time()}\n")
         return super().step(action)
 
 
