@@ -27,6 +27,9 @@ def test_train_writes_run_directory_and_eval_reads_it(tmp_path):
     rows = list(csv.DictReader(open(out / "metrics.csv")))
     assert len(rows) == 2 and REQUIRED_COLUMNS <= set(rows[0])
     assert [int(float(r["time/steps"])) for r in rows] == [1024, 2048]
+    episodes = list(csv.DictReader(open(out / "episodes.csv")))  # every training episode, raw return
+    assert len(episodes) == sum(int(float(r["rollout/episodes"])) for r in rows) > 0
+    assert all(float(e["return"]) == int(e["length"]) for e in episodes)  # CartPole: reward 1 per step
     assert (out / "model.pt").exists() and len(list((out / "checkpoints").glob("step_*.pt"))) == 2
     assert list((out / "tb").glob("events.out.tfevents.*"))
     assert json.loads((out / "eval.json").read_text())["episodes"] == 2

@@ -43,3 +43,11 @@ def test_non_finite_observation_from_env():
     with pytest.raises(NatgradError, match="non-finite observation"):
         model.learn(8)
     model.close()
+
+
+def test_env_id_with_a_module_imports_it_or_says_why_not():
+    model = natgrad.TRPO("gymnasium.envs.classic_control:CartPole-v1", n_steps=8)
+    assert model.env.single_action_space.n == 2
+    model.close()
+    with pytest.raises(NatgradError, match="cannot import 'no_such_module' for environment.*PYTHONPATH"):
+        natgrad.TRPO("no_such_module:Env-v0")

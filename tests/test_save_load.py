@@ -63,7 +63,7 @@ def test_cli_resume_writes_a_new_run_that_continues(tmp_path):
 
 
 def test_save_never_overwrites_unless_asked(tmp_path):
-    model = natgrad.TRPO("CartPole-v1", n_steps=64)
+    model = natgrad.TRPO("CartPole-v1", n_envs=1, n_steps=64)
     path = model.save(tmp_path / "m.pt")
     before = path.read_bytes()
     with pytest.raises(NatgradError, match="already exists"):

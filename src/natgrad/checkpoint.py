@@ -79,7 +79,9 @@ def read(path: str | Path) -> dict[str, Any]:
 def load(path: str | Path, **config_overrides: Any) -> Algorithm:
     """Rebuild the model saved at ``path`` (its env made anew), ready to ``predict`` or ``learn`` on.
 
-    ``config_overrides`` change settings that do not alter the networks, e.g. ``n_envs``.
+    ``config_overrides`` change settings that do not alter the networks, e.g. ``n_envs``, or say where
+    rollouts run (``workers``, ``ray_address``): a checkpoint does not record it, so a model trained on
+    Ray loads, predicts and trains on without Ray.
     """
     from natgrad.algos import ALGORITHMS
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import shlex
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -10,6 +13,7 @@ import typer
 
 from natgrad import __version__
 from natgrad.errors import NatgradError
+from natgrad.lab import EXPERIMENTS, run_lab
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Policy optimization in policy space: TRPO, NPG, VPG, PPO-Clip and PPO-KL on Gymnasium envs.")
@@ -38,21 +42,36 @@ def train(
     set_: Annotated[list[str], typer.Option("--set", help="config override KEY=VALUE, repeatable")] = [],
     resume: Annotated[Optional[Path], typer.Option(help="continue from a run directory or checkpoint file")] = None,
     checkpoint_every: Annotated[float, typer.Option(help="env steps between checkpoints (0: final only)")] = 1e5,
-    eval_episodes: Annotated[int, typer.Option(help="episodes of the final deterministic evaluation")] = 10,
+    eval_episodes: Annotated[int, typer.Option(help="episodes of each deterministic evaluation")] = 10,
+    eval_every: Annotated[float, typer.Option(
+        help="env steps between evaluations written to evals.csv (0: only the final one)")] = 0,
+    preset: Annotated[bool, typer.Option(
+        help="start from the tuned preset for --env (see `natgrad presets`); --set goes on top")] = True,
     progress: Annotated[bool, typer.Option(help="live progress bar")] = True,
     threads: Annotated[int, typer.Option(help="torch intra-op threads; 1 is fastest for small networks")] = 1,
+    workers: Annotated[int, typer.Option(
+        help="Ray rollout workers sharing the n_envs envs (1: sample in this process; needs natgrad[ray])")] = 1,
+    ray_address: Annotated[Optional[str], typer.Option(
+        help="Ray cluster for the workers: auto, HOST:PORT or local (default: this machine's, else a new one)")] = None,
+    worker_cpus: Annotated[float, typer.Option(help="CPUs Ray reserves per rollout worker, e.g. 0.5")] = 1.0,
 ) -> None:
     """Train a policy and write a new run directory: config, metrics.csv, TensorBoard, checkpoints, eval."""
     import torch
 
+    from natgrad.sampler import Sampling
     from natgrad.training import train_run
 
     torch.set_num_threads(max(1, threads))
+    sampling = Sampling(workers, ray_address, worker_cpus)
+    if sampling.uses_ray:  # refuse a missing Ray or an unreachable cluster before making a run directory
+        from natgrad.ray_cluster import connect
 
+        connect(ray_address)
     run_dir, result = train_run(
         algo=algo, env_id=env, steps=int(steps), seed=seed, out=out, runs_root=runs_root,
         overrides=parse_overrides(set_), resume=resume, checkpoint_every=int(checkpoint_every),
-        eval_episodes=eval_episodes, progress=progress, argv=sys.argv,
+        eval_episodes=eval_episodes, eval_every=int(eval_every), preset=preset, progress=progress, argv=sys.argv,
+        sampling=sampling,
     )
     typer.echo(f"run directory: {run_dir}")
     if result is not None:
@@ -78,6 +97,116 @@ def eval_(
     model.close()
     typer.echo(f"{model.name} on {model.env_id} ({path}, {model.num_timesteps} steps): "
                f"{result['mean']:.2f} ± {result['std']:.2f} over {episodes} episodes")
+
+
+@app.command("presets")
+def presets_(
+    algo: Annotated[Optional[str], typer.Option(help="only this algorithm")] = None,
+    env: Annotated[Optional[str], typer.Option(help="only this env id")] = None,
+) -> None:
+    """List the tuned presets: per algorithm and env, the values that differ from the defaults."""
+    from natgrad.algos import ALGORITHMS
+    from natgrad.presets import presets
+
+    if algo is not None and algo not in ALGORITHMS:
+        raise NatgradError(f"unknown algorithm {algo!r}: use one of {', '.join(sorted(ALGORITHMS))}")
+    for name in [algo] if algo else ALGORITHMS:
+        for env_id, values in presets(name).items():
+            if env is None or env == env_id:
+                settings = " ".join(f"{k}={v}" for k, v in values.items())
+                typer.echo(f"{name:7s} {env_id:26s} {settings or '(defaults)'}")
+
+
+@app.command()
+def bench(
+    algos: Annotated[str, typer.Option(help="comma-separated algorithms")] = "trpo,ppo",
+    envs: Annotated[str, typer.Option(help="comma-separated env ids")] = "Hopper-v5",
+    seeds: Annotated[str, typer.Option(help="a range 0-4 or a list 0,3,7")] = "0-4",
+    steps: Annotated[float, typer.Option(help="env steps per run")] = 1e6,
+    jobs: Annotated[Optional[int], typer.Option(
+        help="runs at once, one process each (default 1; with --ray-address, every run is handed to Ray)")] = None,
+    out: Annotated[Path, typer.Option(help="grid directory; run again to finish what is missing")] = Path("bench-out"),
+    set_: Annotated[list[str], typer.Option("--set", help="override KEY=VALUE on every run's preset")] = [],
+    eval_every: Annotated[float, typer.Option(help="env steps between evaluations")] = 25_000,
+    eval_episodes: Annotated[int, typer.Option(help="episodes per evaluation")] = 10,
+    ray_address: Annotated[Optional[str], typer.Option(
+        help="run each training run as a task on this Ray cluster: auto or HOST:PORT (needs natgrad[ray])")] = None,
+    run_cpus: Annotated[float, typer.Option(help="with --ray-address: CPUs Ray reserves per run")] = 1.0,
+) -> None:
+    """Run a grid of training runs as parallel processes or Ray tasks (resumable), then write its report."""
+    from natgrad.bench import GridSettings, grid, parse_seeds, run_grid, run_local
+    from natgrad.envs import check_env_id
+    from natgrad.report import write_report
+
+    env_list = _split(envs)
+    for env_id in env_list:
+        check_env_id(env_id)
+    overrides = tuple(sorted(parse_overrides(set_).items()))
+    settings = GridSettings(int(steps), overrides, int(eval_every), eval_episodes)
+    specs = grid(_split(algos), env_list, parse_seeds(seeds))
+    runner, default_jobs = run_local, 1
+    if ray_address is not None:
+        from natgrad.ray_cluster import connect
+
+        connect(ray_address)
+        from natgrad.ray_grid import ray_runner
+
+        runner, default_jobs = ray_runner(run_cpus), max(1, len(specs))  # Ray queues what does not fit yet
+    failed = run_grid(out, specs, settings, default_jobs if jobs is None else jobs, runner, echo=typer.echo)
+    for path in write_report(out):
+        typer.echo(f"wrote {path}")
+    if failed:
+        raise NatgradError(f"{len(failed)} run(s) failed (their logs say why); run the same command again to retry")
+
+
+@app.command()
+def report(root: Annotated[Path, typer.Argument(help="a grid directory written by natgrad bench")]) -> None:
+    """Aggregate the finished runs of a grid: summary.md/.json and learning-curve plots."""
+    from natgrad.report import markdown, write_report
+
+    if not root.is_dir():
+        raise NatgradError(f"no grid directory at {root}: pass the --out of a natgrad bench run")
+    written = write_report(root)
+    typer.echo(markdown(json.loads(written[0].read_text())), nl=False)
+    for path in written:
+        typer.echo(f"wrote {path}")
+
+
+def _split(text: str) -> list[str]:
+    return [x.strip() for x in text.split(",") if x.strip()]
+
+
+lab = typer.Typer(no_args_is_help=True, help="The natural-gradient lab: experiments that show, and check, why trust "
+                 "regions work. Each prints its table, saves its figure and writes report.md.")
+app.add_typer(lab, name="lab")
+
+
+def _lab_command(name: str, experiments: list[str]) -> Callable[..., None]:
+    """The ``natgrad lab NAME`` command running ``experiments`` in order."""
+
+    def command(
+        out: Annotated[Optional[Path], typer.Option(
+            help="directory for report.md and the PNGs (new or empty); default lab-out/<name>-<time>")] = None,
+        threads: Annotated[int, typer.Option(help="torch intra-op threads")] = 1,
+    ) -> None:
+        import torch
+
+        torch.set_num_threads(max(1, threads))
+        argv = ["natgrad", "lab", name, *(["--out", str(out)] if out else []),
+                *(["--threads", str(threads)] if threads != 1 else [])]
+        run_lab(experiments, out, command=shlex.join(argv), echo=typer.echo)
+
+    return command
+
+
+def _register_lab() -> None:
+    lab.command("all", help="Run every experiment (a few minutes on 2 cores) into one report.")(
+        _lab_command("all", list(EXPERIMENTS)))
+    for name, section in EXPERIMENTS.items():
+        lab.command(name, help=section.__doc__)(_lab_command(name, [name]))
+
+
+_register_lab()
 
 
 @app.command()

@@ -26,10 +26,14 @@ class NumpyActor:
         if self.continuous:
             self.std = np.exp(actor.log_std.detach().numpy().astype(np.float64))
 
-    def __call__(self, obs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    def __call__(self, obs: np.ndarray, rng: np.random.Generator | None = None,
+                 deterministic: bool = False) -> np.ndarray:
+        """a ~ π(·|s), or the mode of π(·|s) (mean, or argmax of the logits) when ``deterministic``."""
         x = obs
         for layer in self.layers:
             x = x @ layer[0] + layer[1] if isinstance(layer, tuple) else layer(x)
+        if deterministic:
+            return x.astype(np.float32) if self.continuous else x.argmax(axis=1)
         if self.continuous:
             return (x + rng.standard_normal(x.shape) * self.std).astype(np.float32)
         # inverse-CDF sampling from softmax(logits)

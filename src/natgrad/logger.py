@@ -1,4 +1,4 @@
-"""Per-update metrics to CSV, TensorBoard and a live progress bar; periodic checkpoints."""
+"""Per-update metrics to CSV, TensorBoard and a live progress bar; every training episode; periodic checkpoints."""
 
 from __future__ import annotations
 
@@ -25,6 +25,9 @@ class RunLogger:
         self.next_checkpoint = checkpoint_every
         self.csv_file = open(run_dir / "metrics.csv", "x", newline="")
         self.csv: csv.DictWriter | None = None
+        self.episodes_file = open(run_dir / "episodes.csv", "x", newline="")
+        self.episodes = csv.writer(self.episodes_file)
+        self.episodes.writerow(["step", "return", "length"])  # raw returns of every training episode
         self.tb = SummaryWriter(str(run_dir / "tb"))
         self.bar = tqdm(total=total_steps, unit="step", disable=not progress, dynamic_ncols=True)
         self.start_steps: int | None = None
@@ -38,6 +41,8 @@ class RunLogger:
             self.csv.writeheader()
         self.csv.writerow(metrics)
         self.csv_file.flush()
+        self.episodes.writerows((steps, ret, length) for ret, length in model.last_episodes)
+        self.episodes_file.flush()
         for key, value in metrics.items():
             if math.isfinite(value):
                 self.tb.add_scalar(key, value, steps)
@@ -52,3 +57,4 @@ class RunLogger:
         self.bar.close()
         self.tb.close()
         self.csv_file.close()
+        self.episodes_file.close()

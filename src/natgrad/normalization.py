@@ -66,6 +66,21 @@ class RunningMeanStd:
         self.count = float(state["count"])
 
 
+def added_since(total: RunningMeanStd, start: RunningMeanStd) -> RunningMeanStd:
+    """The statistics of the data merged into ``start`` to give ``total``: Chan's rule solved for the new set.
+
+    How a rollout worker's new observations are recovered from its statistics before and after, whatever
+    path its updates took. In float64 the relative error is about 1e-16 · total.count / (new count).
+    """
+    new = RunningMeanStd(total.shape, count=total.count - start.count)
+    if new.count > 0:
+        new.mean = (total.mean * total.count - start.mean * start.count) / new.count
+        delta = new.mean - start.mean
+        m2 = total.var * total.count - start.var * start.count - delta**2 * start.count * new.count / total.count
+        new.var = np.maximum(m2 / new.count, 0.0)
+    return new
+
+
 class ObsNormalizer:
     """s ↦ clip((s − μ) / √(σ² + ε), −c, c); the identity when disabled."""
 

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from natgrad import __version__
 from natgrad.algos import ALGORITHMS
-from natgrad.algos.base import Algorithm
+from natgrad.algos.base import Algorithm, Callback
 from natgrad.checkpoint import load
 from natgrad.errors import NatgradError
-from natgrad.evaluation import evaluate, summary
+from natgrad.evaluation import PeriodicEvaluation, evaluate, summary
 from natgrad.logger import RunLogger
 from natgrad.runs import (
     FINAL_MODEL,
@@ -19,14 +21,16 @@ from natgrad.runs import (
     new_run_dir,
     write_json,
 )
+from natgrad.sampler import Sampling
 
 
-def build_model(algo: str, env_id: str, seed: int, overrides: dict[str, Any]) -> Algorithm:
-    """A fresh model of algorithm ``algo`` (by its CLI name)."""
+def build_model(algo: str, env_id: str, seed: int, overrides: dict[str, Any], preset: bool = True,
+                sampling: Sampling = Sampling()) -> Algorithm:
+    """A fresh model of algorithm ``algo`` (by its CLI name), from its preset for ``env_id`` if asked."""
     cls = ALGORITHMS.get(algo.lower())
     if cls is None:
         raise NatgradError(f"unknown algorithm {algo!r}: use one of {', '.join(sorted(ALGORITHMS))}")
-    return cls(env_id, seed=seed, **overrides)
+    return cls(env_id, seed=seed, preset=preset, **asdict(sampling), **overrides)
 
 
 def train_run(
@@ -40,42 +44,58 @@ def train_run(
     resume: Path | None = None,
     checkpoint_every: int = 100_000,
     eval_episodes: int = 10,
+    eval_every: int = 0,
+    preset: bool = True,
     progress: bool = True,
     argv: list[str] | None = None,
+    sampling: Sampling = Sampling(),
 ) -> tuple[Path, dict[str, float] | None]:
-    """Train for ``steps`` env steps into a new run directory; return it and the final evaluation."""
+    """Train for ``steps`` env steps into a new run directory; return it and the final evaluation.
+
+    With ``eval_every``, a deterministic evaluation of ``eval_episodes`` episodes every that many
+    env steps goes to ``evals.csv``; the final one goes to ``eval.json``, written last. ``sampling`` says
+    where rollouts run (a resumed run samples as told here, not as the run it continues did).
+    """
     if steps <= 0:
         raise NatgradError(f"--steps must be > 0, got {steps}")
+    if eval_every < 0 or eval_episodes < 0:
+        raise NatgradError("--eval-every and --eval-episodes must be >= 0")
     overrides = overrides or {}
     if resume is not None:
         source = latest_model(resume)
-        model = load(source, **overrides)
+        model = load(source, **asdict(sampling), **overrides)
     else:
         source = None
-        model = build_model(algo, env_id, seed, overrides)
+        model = build_model(algo, env_id, seed, overrides, preset, sampling)
     name = f"{model.env_id}-{model.name}-s{model.seed}"
     run_dir = new_run_dir(runs_root, name, out)
     write_json(run_dir / "config.json", {
         "algo": model.name, "env_id": model.env_id, "seed": model.seed, "steps": steps,
-        "config": model.config.to_dict(), "resumed_from": str(source) if source else None,
+        "config": model.config.to_dict(), "sampling": asdict(model.sampling), "preset": model.preset,
+        "resumed_from": str(source) if source else None,
         "start_timesteps": model.num_timesteps, "natgrad_version": __version__, "command": argv,
     })
-    logger = RunLogger(run_dir, steps, checkpoint_every, progress)
+    start = time.perf_counter()
+    callbacks: list[Callback] = [RunLogger(run_dir, steps, checkpoint_every, progress)]
+    if eval_every and eval_episodes:
+        callbacks.insert(0, PeriodicEvaluation(run_dir / "evals.csv", eval_every, eval_episodes))
     try:
-        model.learn(steps, callback=logger)
+        model.learn(steps, callback=lambda m, metrics: all([c(m, metrics) is not False for c in callbacks]))
     except KeyboardInterrupt:
         path = checkpoint_path(run_dir, model.num_timesteps)
         if not path.exists():
             model.save(path)
         raise
     finally:
-        logger.close()
+        for c in callbacks:
+            c.close()
     model.save(run_dir / FINAL_MODEL)
     result = None
     if eval_episodes > 0:
         returns = evaluate(model, eval_episodes)
         result = summary(returns)
         write_json(run_dir / "eval.json", {**result, "returns": returns, "deterministic": True,
-                                           "num_timesteps": model.num_timesteps})
+                                           "num_timesteps": model.num_timesteps,
+                                           "wall_seconds": time.perf_counter() - start})
     model.close()
     return run_dir, result

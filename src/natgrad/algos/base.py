@@ -15,14 +15,15 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
+from natgrad import presets
 from natgrad.config import Config
 from natgrad.envs import make_vec_env
 from natgrad.errors import NatgradError
 from natgrad.gae import gae
-from natgrad.normalization import ObsNormalizer, RewardScaler
 from natgrad.optim import NumpyAdam
-from natgrad.policy import Actor, Critic
-from natgrad.rollout import Collector, RolloutBatch, critic_values
+from natgrad.policy import Critic
+from natgrad.rollout import RolloutBatch, critic_values
+from natgrad.sampler import Sampler, Sampling, make_sampler, rollout_parts
 
 Callback = Callable[["Algorithm", dict[str, float]], Any]
 
@@ -33,25 +34,34 @@ class Algorithm:
     name: ClassVar[str]
     config_cls: ClassVar[type[Config]]
 
-    def __init__(self, env_id: str, seed: int = 0, config: Config | None = None, **overrides: Any) -> None:
-        cfg = (config or self.config_cls()).replace(**overrides)
+    def __init__(self, env_id: str, seed: int = 0, config: Config | None = None, preset: bool = True,
+                 workers: int = 1, ray_address: str | None = None, worker_cpus: float = 1.0,
+                 **overrides: Any) -> None:
+        """``overrides`` go on top of ``config``; without a ``config``, on top of the tuned preset for
+        ``env_id`` (``natgrad presets`` lists them) unless ``preset=False``, else the config's defaults.
+
+        ``workers > 1`` or a ``ray_address`` collect the rollouts on Ray workers that share the
+        ``n_envs`` envs (``pip install natgrad[ray]``; see ``natgrad.sampler.Sampling``)."""
+        self.preset = presets.preset(self.name, env_id) if config is None and preset else {}
+        cfg = (config or self.config_cls()).replace(**{**self.preset, **overrides})
         if not isinstance(cfg, self.config_cls):
             raise NatgradError(f"{type(self).__name__} takes a {self.config_cls.__name__}, got {type(cfg).__name__}")
         self.env_id, self.seed, self.config = env_id, int(seed), cfg
+        self.sampling = Sampling(workers, ray_address, worker_cpus).check(cfg.n_envs)
         torch.manual_seed(self.seed)
-        self.env = make_vec_env(env_id, cfg.n_envs, cfg.vectorization)
-        obs_space, act_space = self.env.single_observation_space, self.env.single_action_space
-        self.action_space = act_space
-        self.actor = Actor(obs_space, act_space, cfg.hidden, cfg.activation, cfg.log_std_init)
-        self.critic = Critic(obs_space, cfg.hidden, cfg.activation)
-        self.obs_normalizer = ObsNormalizer((int(np.prod(obs_space.shape)),), cfg.normalize_obs)
-        self.reward_scaler = RewardScaler(cfg.n_envs, cfg.gamma, cfg.normalize_reward)
+        # with Ray the envs live in the workers: the driver keeps one, for its spaces
+        self.env = (make_vec_env(env_id) if self.sampling.uses_ray
+                    else make_vec_env(env_id, cfg.n_envs, cfg.vectorization))
+        self.action_space = self.env.single_action_space
+        self.actor, self.obs_normalizer, self.reward_scaler = rollout_parts(self.env, cfg)
+        self.critic = Critic(self.env.single_observation_space, cfg.hidden, cfg.activation)
         self.generator = torch.Generator().manual_seed(self.seed)
         self.num_timesteps = 0
         self.num_updates = 0
         self.recent_returns: deque[float] = deque(maxlen=100)
         self.recent_lengths: deque[int] = deque(maxlen=100)
-        self._collector: Collector | None = None
+        self.last_episodes: list[tuple[float, int]] = []  # (return, length) of episodes ended in the last batch
+        self._sampler: Sampler | None = None
         self.optimizers: dict[str, torch.optim.Optimizer | NumpyAdam] = {}  # saved with checkpoints
         self._setup()
 
@@ -80,13 +90,12 @@ class Algorithm:
         """
         if total_timesteps < 0:
             raise NatgradError(f"total_timesteps must be >= 0, got {total_timesteps}")
-        if self._collector is None:
-            self._collector = Collector(self.env, self.actor, self.obs_normalizer, self.reward_scaler,
-                                        seed=self.seed + self.num_timesteps)
+        if self._sampler is None:
+            self._sampler = make_sampler(self)
         start, target = self.num_timesteps, self.num_timesteps + int(total_timesteps)
         while self.num_timesteps < target:
             t0 = time.perf_counter()
-            batch = self._collector.collect(self.config.n_steps)
+            batch = self._sampler.collect(self.config.n_steps)
             t1 = time.perf_counter()
             metrics = self._train_on(batch, progress=(self.num_timesteps - start) / max(1, target - start))
             t2 = time.perf_counter()
@@ -94,6 +103,7 @@ class Algorithm:
             self.num_updates += 1
             self.recent_returns.extend(batch.episode_returns)
             self.recent_lengths.extend(batch.episode_lengths)
+            self.last_episodes = list(zip(batch.episode_returns, batch.episode_lengths))
             metrics.update({
                 "time/steps": float(self.num_timesteps),
                 "time/updates": float(self.num_updates),
@@ -134,10 +144,14 @@ class Algorithm:
         batch = obs.reshape(-1, dim)
         with torch.no_grad():
             dist = self.actor(torch.from_numpy(self.obs_normalizer(batch)))
-            action = (dist.mode() if deterministic else dist.sample(self.generator)).numpy()
-        if self.actor.continuous:
-            action = np.clip(action, self.action_space.low, self.action_space.high)
+            action = self.env_action((dist.mode() if deterministic else dist.sample(self.generator)).numpy())
         return action[0] if single else action
+
+    def env_action(self, action: np.ndarray) -> np.ndarray:
+        """The policy's action as the env takes it: Box actions clipped to the bounds."""
+        if self.actor.continuous:
+            return np.clip(action, self.action_space.low, self.action_space.high)
+        return action
 
     def save(self, path: str | Path, overwrite: bool = False) -> Path:
         """Write a self-describing checkpoint (config, networks, normalizers, counters)."""
@@ -146,6 +160,8 @@ class Algorithm:
         return save(self, path, overwrite=overwrite)
 
     def close(self) -> None:
+        if self._sampler is not None:
+            self._sampler.close()
         self.env.close()
 
 

@@ -1,0 +1,88 @@
+"""natgrad's benchmark grid beside the published numbers of Tianshou and rl-baselines3-zoo.
+
+Reads the summary.json that `natgrad bench` / `natgrad report` wrote and prints a markdown table per
+algorithm: natgrad's final return (last 10% of training episodes, mean [95% bootstrap CI] across seeds),
+its final deterministic evaluation, its best periodic evaluation (mean ± std across seeds: the metric
+Tianshou reports), and the published numbers beside the natgrad number of the same metric, with the ratio.
+
+    python benchmarks/compare_published.py bench-out/mujoco/summary.json > table.md
+
+Sources (MuJoCo v3 envs, 1M steps unless noted):
+- Tianshou: examples/mujoco/README.md of thu-ml/tianshou: the max over training of the test return
+  (10 episodes), mean ± std over 10 seeds.
+- rl-baselines3-zoo: benchmark.md of DLR-RM/rl-baselines3-zoo: one trained agent per env, its
+  deterministic evaluation over ~150k steps (mean ± std over episodes, not seeds).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+# env → algo → source → (mean, std)
+PUBLISHED: dict[str, dict[str, dict[str, tuple[float, float]]]] = {
+    "Ant": {"trpo": {"tianshou": (2866.7, 707.9), "zoo": (4982.3, 663.8)},
+            "npg": {"tianshou": (2358.0, 517.5)},
+            "ppo": {"tianshou": (3258.4, 1079.3), "zoo": (1327.2, 451.6)}},
+    "HalfCheetah": {"trpo": {"tianshou": (4471.2, 804.9), "zoo": (1785.5, 68.7)},
+                    "npg": {"tianshou": (3485.2, 716.6)},
+                    "ppo": {"tianshou": (5783.9, 1244.0), "zoo": (5819.1, 663.5)}},
+    "Hopper": {"trpo": {"tianshou": (2046.0, 1037.9), "zoo": (3618.4, 356.8)},
+               "npg": {"tianshou": (1915.2, 550.5)},
+               "ppo": {"tianshou": (2609.3, 700.8), "zoo": (2410.4, 10.0)}},
+    "Walker2d": {"trpo": {"tianshou": (3826.7, 782.7), "zoo": (4933.1, 1452.5)},
+                 "npg": {"tianshou": (2503.2, 963.3)},
+                 "ppo": {"tianshou": (3588.5, 756.6), "zoo": (3478.8, 821.7)}},
+    "Swimmer": {"trpo": {"tianshou": (40.9, 19.6), "zoo": (365.7, 2.1)},
+                "npg": {"tianshou": (31.5, 8.0)},
+                "ppo": {"tianshou": (66.7, 99.1), "zoo": (281.6, 9.7)}},
+    "Humanoid": {"trpo": {"tianshou": (810.1, 126.1)},
+                 "npg": {"tianshou": (765.1, 91.3)},
+                 "ppo": {"tianshou": (787.1, 193.5)}},
+    "InvertedDoublePendulum": {"trpo": {"tianshou": (8435.2, 1073.3)},
+                               "npg": {"tianshou": (9243.2, 276.0)},
+                               "ppo": {"tianshou": (9231.3, 270.4)}},
+}
+
+
+def verdict(ours: float, published: tuple[float, float] | None) -> str:
+    if published is None:
+        return "—"
+    mean, std = published
+    return f"{mean:.1f} ± {std:.1f} ({'≥' if ours >= mean else 'short:'} {ours / mean:.2f}×)"
+
+
+def table(rows: list[dict], algo: str) -> str:
+    """Like for like: natgrad's best periodic evaluation against Tianshou's (the same metric), natgrad's
+    final deterministic evaluation against rl-zoo's trained agent."""
+    lines = [f"### {algo.upper()}", "",
+             "| env | seeds | natgrad final train return [95% CI] | natgrad final eval [95% CI] "
+             "| natgrad best eval (mean ± std) | Tianshou (best eval) | rl-zoo (final eval) | hours/run |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        if r["algo"] != algo:
+            continue
+        published = PUBLISHED.get(r["env"].split("-")[0], {}).get(algo, {})
+
+        def ci(s: dict) -> str:
+            return f"{s['mean']:.1f} [{s['ci_low']:.1f}, {s['ci_high']:.1f}]"
+
+        lines.append(f"| {r['env']} | {len(r['seeds'])} | {ci(r['final_train'])} | {ci(r['final_eval'])} "
+                     f"| {r['best_eval']['mean']:.1f} ± {r['best_eval']['std']:.1f} "
+                     f"| {verdict(r['best_eval']['mean'], published.get('tianshou'))} "
+                     f"| {verdict(r['final_eval']['mean'], published.get('zoo'))} | {r['wall_hours']:.2f} |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("summary", type=Path, help="summary.json of a natgrad bench grid")
+    args = parser.parse_args()
+    rows = json.loads(args.summary.read_text())
+    for algo in sorted({r["algo"] for r in rows}):
+        print(table(rows, algo))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,5 @@
+"""``python -m natgrad`` is the ``natgrad`` command."""
+
+from natgrad.cli import main
+
+main()

@@ -1,0 +1,59 @@
+"""Benchmark grids on Ray: each (algo, env, seed) is a Ray task running the local runner's ``natgrad train``.
+
+A task trains with ``bench.run_local`` into a scratch directory on whichever node Ray places it,
+then ships the run directory and its log back; the driver writes them where the local runner
+would (``ROOT/<env>/<algo>/s<seed>/`` and ``.log``). So ``bench.run_grid`` resumes and
+``report`` aggregates a Ray grid exactly like a local one, and the nodes share no filesystem.
+A task whose node dies is run again from scratch by Ray.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import ray
+from ray.exceptions import RayError
+
+from natgrad.bench import GridSettings, RunSpec, run_local
+from natgrad.errors import NatgradError
+from natgrad.ray_cluster import check_cpus
+
+Runner = Callable[[RunSpec, Path, GridSettings], int]
+
+
+def train_remote(spec: RunSpec, settings: GridSettings) -> tuple[int, dict[str, bytes]]:
+    """``run_local`` in a scratch directory of this node: its exit status and every file it wrote, by path."""
+    with tempfile.TemporaryDirectory(prefix="natgrad-run-") as tmp:
+        root = Path(tmp)
+        status = run_local(spec, root, settings)
+        return status, {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+def ray_runner(run_cpus: float = 1.0) -> Runner:
+    """A ``bench.run_grid`` runner that trains each run as a Ray task reserving ``run_cpus`` CPUs."""
+    if not run_cpus > 0:
+        raise NatgradError(f"invalid --run-cpus {run_cpus!r}: must be > 0, e.g. 1")
+    check_cpus(1, run_cpus, "--run-cpus")
+    task = ray.remote(train_remote).options(num_cpus=run_cpus)
+
+    def run(spec: RunSpec, root: Path, settings: GridSettings) -> int:
+        try:
+            status, files = ray.get(task.remote(spec, settings))
+        except RayError as e:
+            log = spec.path(root).with_suffix(".log").relative_to(root)
+            status, files = 1, {str(log): f"the Ray task of this run failed: {e}\n".encode()}
+        write_files(root, files)
+        return status
+
+    return run
+
+
+def write_files(root: Path, files: dict[str, bytes]) -> None:
+    """Write ``files`` (relative path → content) under ``root``; an existing file is never overwritten."""
+    for name, content in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "xb") as f:
+            f.write(content)

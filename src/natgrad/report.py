@@ -1,0 +1,182 @@
+"""Aggregating a benchmark grid: per (env, algorithm) statistics across seeds, tables and curves.
+
+Per run: the final training return (mean of the last 10% of training episodes), the final
+deterministic evaluation, and the best periodic evaluation (the metric of Tianshou's benchmark).
+Across seeds: mean with a 95% bootstrap confidence interval, interquartile mean (IQM), std.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+FAMILIES = {"natural gradient": ("trpo", "npg", "vpg"), "proximal": ("ppo", "ppo-kl")}
+
+
+@dataclass(frozen=True)
+class RunResult:
+    env_id: str
+    algo: str
+    seed: int
+    steps: int
+    final_train: float  # mean raw return of the last 10% of training episodes
+    final_eval: float  # deterministic evaluation after training
+    best_eval: float  # max over training of the periodic deterministic evaluations (and the final one)
+    wall_seconds: float
+    steps_per_second: float  # env steps over the time spent collecting and updating (evaluations excluded)
+    update_seconds: float  # median seconds of one update (policy step + critic fit)
+    curve_steps: np.ndarray  # env steps at each update
+    curve_returns: np.ndarray  # mean return of the last 100 training episodes at each update
+
+
+def read_run(run_dir: Path) -> RunResult:
+    """The results of one finished run directory."""
+    config = json.loads((run_dir / "config.json").read_text())
+    final = json.loads((run_dir / "eval.json").read_text())
+    returns = _column(run_dir / "episodes.csv", "return")
+    tail = returns[-max(1, math.ceil(0.1 * len(returns))):] if len(returns) else np.array([math.nan])
+    evals = _column(run_dir / "evals.csv", "mean") if (run_dir / "evals.csv").exists() else np.array([])
+    steps = _column(run_dir / "metrics.csv", "time/steps")
+    rollout = _column(run_dir / "metrics.csv", "time/rollout_seconds")
+    update = _column(run_dir / "metrics.csv", "time/update_seconds")
+    return RunResult(
+        env_id=config["env_id"], algo=config["algo"], seed=config["seed"], steps=final["num_timesteps"],
+        final_train=float(tail.mean()), final_eval=float(final["mean"]),
+        best_eval=float(max([final["mean"], *evals])), wall_seconds=float(final.get("wall_seconds", math.nan)),
+        steps_per_second=float(steps[-1] / (rollout.sum() + update.sum())), update_seconds=float(np.median(update)),
+        curve_steps=steps, curve_returns=_column(run_dir / "metrics.csv", "rollout/ep_return_mean"),
+    )
+
+
+def find_runs(root: Path) -> list[RunResult]:
+    """Every finished run under ``root`` (``ROOT/<env>/<algo>/s<seed>/eval.json``)."""
+    return [read_run(p.parent) for p in sorted(root.glob("*/*/s*/eval.json"))]
+
+
+def bootstrap_ci(x: np.ndarray, level: float = 0.95, resamples: int = 10_000, seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean: resample the seeds with replacement."""
+    x = np.asarray(x, float)
+    if len(x) < 2:
+        return (float(x.mean()), float(x.mean())) if len(x) else (math.nan, math.nan)
+    means = np.random.default_rng(seed).choice(x, (resamples, len(x))).mean(1)
+    alpha = (1 - level) / 2
+    return float(np.quantile(means, alpha)), float(np.quantile(means, 1 - alpha))
+
+
+def iqm(x: np.ndarray) -> float:
+    """Interquartile mean: the mean of the values left after dropping the lowest and highest 25%."""
+    x = np.sort(np.asarray(x, float))
+    cut = int(0.25 * len(x))
+    return float(x[cut:len(x) - cut].mean()) if len(x) else math.nan
+
+
+def stats(x: np.ndarray) -> dict[str, float]:
+    lo, hi = bootstrap_ci(x)
+    return {"mean": float(np.mean(x)), "ci_low": lo, "ci_high": hi, "iqm": iqm(x), "std": float(np.std(x))}
+
+
+def aggregate(runs: list[RunResult]) -> list[dict]:
+    """One row per (env, algo): seeds, steps, the three return statistics, speed (medians across seeds)
+    and the wall-clock time per run."""
+    rows = []
+    for env_id, algo in sorted({(r.env_id, r.algo) for r in runs}):
+        group = [r for r in runs if (r.env_id, r.algo) == (env_id, algo)]
+        rows.append({
+            "env": env_id, "algo": algo, "seeds": sorted(r.seed for r in group),
+            "steps": int(np.median([r.steps for r in group])),
+            "final_train": stats(np.array([r.final_train for r in group])),
+            "final_eval": stats(np.array([r.final_eval for r in group])),
+            "best_eval": stats(np.array([r.best_eval for r in group])),
+            "wall_hours": float(np.mean([r.wall_seconds for r in group]) / 3600),
+            "steps_per_second": float(np.median([r.steps_per_second for r in group])),
+            "update_seconds": float(np.median([r.update_seconds for r in group])),
+        })
+    return rows
+
+
+def markdown(rows: list[dict]) -> str:
+    """The aggregate as a markdown table."""
+    def ci(s: dict) -> str:
+        return f"{s['mean']:.1f} [{s['ci_low']:.1f}, {s['ci_high']:.1f}]"
+
+    lines = ["| env | algo | seeds | steps | final train return, mean [95% CI] | IQM | final eval, mean [95% CI] "
+             "| best eval, mean ± std | steps/s | s/update | hours/run |", "|---" * 11 + "|"]
+    for r in rows:
+        lines.append(f"| {r['env']} | {r['algo']} | {len(r['seeds'])} | {r['steps']:,} | {ci(r['final_train'])} "
+                     f"| {r['final_train']['iqm']:.1f} | {ci(r['final_eval'])} "
+                     f"| {r['best_eval']['mean']:.1f} ± {r['best_eval']['std']:.1f} | {r['steps_per_second']:.0f} "
+                     f"| {r['update_seconds']:.3f} | {r['wall_hours']:.2f} |")
+    return "\n".join(lines) + "\n"
+
+
+def plot_curves(runs: list[RunResult], algos: tuple[str, ...], title: str, path: Path) -> bool:
+    """Learning curves of ``algos``, one panel per env: mean over seeds with a ±1 std band."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import EngFormatter
+
+    envs = sorted({r.env_id for r in runs if r.algo in algos})
+    if not envs:
+        return False
+    cols = min(3, len(envs))
+    rows = math.ceil(len(envs) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(5 * cols, 3.6 * rows), squeeze=False)
+    for ax, env_id in zip(axes.flat, envs):
+        for algo, style in zip(algos, ("-", "--", ":")):  # styles keep coinciding curves (TRPO ≡ NPG) visible
+            group = [r for r in runs if (r.env_id, r.algo) == (env_id, algo) and len(r.curve_steps)]
+            if not group:
+                continue
+            grid = np.linspace(0, min(r.curve_steps[-1] for r in group), 200)
+            ys = np.array([np.interp(grid, r.curve_steps, _fill_nan(r.curve_returns)) for r in group])
+            mean, std = ys.mean(0), ys.std(0)
+            ax.plot(grid, mean, style, lw=1.8, label=f"{algo} ({len(group)} seeds)")
+            ax.fill_between(grid, mean - std, mean + std, alpha=0.2)
+        ax.set_title(env_id)
+        ax.xaxis.set_major_formatter(EngFormatter())
+        ax.set_xlabel("env steps")
+        ax.set_ylabel("training return (last 100 episodes)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    for ax in list(axes.flat)[len(envs):]:
+        ax.set_visible(False)
+    fig.suptitle(f"{title}: mean ± std across seeds")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def write_report(root: Path) -> list[Path]:
+    """summary.json, summary.md and one curves PNG per algorithm family in ``root``; returns the files."""
+    runs = find_runs(root)
+    rows = aggregate(runs)
+    written = [root / "summary.json", root / "summary.md"]
+    written[0].write_text(json.dumps(rows, indent=2) + "\n")
+    written[1].write_text(markdown(rows))
+    for family, algos in FAMILIES.items():
+        path = root / f"curves-{family.replace(' ', '-')}.png"
+        if plot_curves(runs, algos, family, path):
+            written.append(path)
+    return written
+
+
+def _column(path: Path, name: str) -> np.ndarray:
+    with open(path, newline="") as f:
+        return np.array([float(row[name]) for row in csv.DictReader(f)], float)
+
+
+def _fill_nan(y: np.ndarray) -> np.ndarray:
+    """Leading NaNs (no episode finished yet) take the first finite value."""
+    finite = np.flatnonzero(np.isfinite(y))
+    if not len(finite):
+        return np.zeros_like(y)
+    y = y.copy()
+    y[: finite[0]] = y[finite[0]]
+    return y

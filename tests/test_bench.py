@@ -1,0 +1,104 @@
+"""The benchmark runner and its report: resumable grids, nothing lost, statistics computed right."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from natgrad import NatgradError
+from natgrad.bench import GridSettings, RunSpec, grid, parse_seeds, run_grid
+from natgrad.cli import app
+from natgrad.report import aggregate, bootstrap_ci, find_runs, iqm
+
+
+def test_parse_seeds():
+    assert parse_seeds("0-4") == [0, 1, 2, 3, 4]
+    assert parse_seeds("7,0-1,3") == [0, 1, 3, 7]
+    with pytest.raises(NatgradError, match="invalid --seeds"):
+        parse_seeds("a-b")
+
+
+def fake_runner(calls):
+    """Writes what a finished run leaves behind, without training."""
+    def run(spec, root, settings):
+        calls.append(spec)
+        run_dir = spec.path(root)
+        run_dir.mkdir(parents=True)
+        (run_dir / "eval.json").write_text(json.dumps({"mean": 1.0, "std": 0.0}))
+        return 0
+    return run
+
+
+def test_grid_is_resumable_and_keeps_unfinished_runs(tmp_path):
+    specs = grid(["trpo", "ppo"], ["CartPole-v1"], [0, 1])
+    settings = GridSettings(steps=1000)
+    # a run killed half-way: a directory without eval.json, and its log
+    half = specs[0].path(tmp_path)
+    half.mkdir(parents=True)
+    (half / "metrics.csv").write_text("partial")
+    half.with_suffix(".log").write_text("killed")
+    calls = []
+    assert run_grid(tmp_path, specs, settings, jobs=2, runner=fake_runner(calls), echo=lambda s: None) == []
+    assert sorted(map(str, calls)) == sorted(map(str, specs))
+    kept = list((tmp_path / ".incomplete").iterdir())
+    assert len(kept) == 1 and (kept[0] / "s0" / "metrics.csv").read_text() == "partial"
+    calls.clear()
+    run_grid(tmp_path, specs, settings, runner=fake_runner(calls), echo=lambda s: None)
+    assert calls == []  # everything finished: nothing redone
+
+
+def test_grid_refuses_a_directory_of_other_settings(tmp_path):
+    run_grid(tmp_path, [], GridSettings(steps=1000), echo=lambda s: None)
+    with pytest.raises(NatgradError, match="other settings"):
+        run_grid(tmp_path, [], GridSettings(steps=2000), echo=lambda s: None)
+
+
+def test_override_some_algorithm_cannot_take_is_refused_before_starting(tmp_path):
+    specs = grid(["trpo", "ppo"], ["CartPole-v1"], [0])
+    with pytest.raises(NatgradError, match="trpo on CartPole-v1: unknown NaturalConfig option"):
+        run_grid(tmp_path, specs, GridSettings(10, (("minibatches", "4"),)), echo=lambda s: None)
+    assert not (tmp_path / "CartPole-v1").exists()
+
+
+def test_failed_run_is_reported(tmp_path):
+    def failing(spec, root, settings):
+        return 1
+
+    failed = run_grid(tmp_path, [RunSpec("trpo", "CartPole-v1", 0)], GridSettings(10), runner=failing,
+                      echo=lambda s: None)
+    assert failed == [RunSpec("trpo", "CartPole-v1", 0)]
+
+
+def test_bootstrap_ci_and_iqm():
+    x = np.array([1.0, 2.0, 3.0, 4.0, 100.0])
+    lo, hi = bootstrap_ci(x)
+    assert lo < x.mean() < hi and lo >= 1.0 and hi <= 100.0
+    assert iqm(x) == pytest.approx(3.0)  # drops 1.0 and 100.0
+    assert iqm(np.arange(8.0)) == pytest.approx(3.5)  # drops 0, 1 and 6, 7
+    narrow = bootstrap_ci(np.full(5, 3.0))
+    assert narrow == (3.0, 3.0)
+
+
+def test_bench_command_runs_a_real_grid_and_reports(tmp_path):
+    out = tmp_path / "grid"
+    args = ["bench", "--algos", "trpo,ppo", "--envs", "CartPole-v1", "--seeds", "0-1", "--steps", "1024",
+            "--jobs", "2", "--out", str(out), "--eval-every", "512", "--eval-episodes", "2",
+            "--set", "n_envs=2", "--set", "n_steps=256"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    runs = find_runs(out)
+    assert len(runs) == 4 and all(r.steps == 1024 for r in runs)
+    rows = aggregate(runs)
+    assert [(r["env"], r["algo"], r["seeds"]) for r in rows] == [("CartPole-v1", "ppo", [0, 1]),
+                                                                 ("CartPole-v1", "trpo", [0, 1])]
+    for r in runs:
+        evals = np.loadtxt(out / r.env_id / r.algo / f"s{r.seed}" / "evals.csv", delimiter=",", skiprows=1)
+        assert list(evals[:, 0]) == [512, 1024]
+        assert r.best_eval >= max(evals[:, 1].max(), r.final_eval) - 1e-9
+    assert (out / "summary.md").read_text().count("| CartPole-v1 |") == 2
+    assert (out / "curves-natural-gradient.png").exists() and (out / "curves-proximal.png").exists()
+    again = CliRunner().invoke(app, args)
+    assert "4 of 4 runs already finished" in again.output

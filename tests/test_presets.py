@@ -1,0 +1,60 @@
+"""Presets: every shipped preset is a valid config, applied under the user's overrides, and listed."""
+
+from __future__ import annotations
+
+import pytest
+from typer.testing import CliRunner
+
+import natgrad
+from natgrad import NatgradError
+from natgrad.algos import ALGORITHMS
+from natgrad.cli import app
+from natgrad.presets import _resolve, preset, presets
+
+MUJOCO = ["Hopper-v5", "HalfCheetah-v5", "Walker2d-v5", "Ant-v5", "Swimmer-v5", "Humanoid-v5", "Reacher-v5",
+          "InvertedPendulum-v5", "InvertedDoublePendulum-v5"]
+CLASSIC = ["CartPole-v1", "Acrobot-v1", "Pendulum-v1"]
+
+
+@pytest.mark.parametrize("algo", sorted(ALGORITHMS))
+def test_every_algorithm_has_a_valid_preset_for_every_listed_env(algo):
+    cls = ALGORITHMS[algo]
+    assert set(presets(algo)) == set(MUJOCO + CLASSIC)
+    for env_id, values in presets(algo).items():
+        cfg = cls.config_cls().replace(**values)  # unknown keys or bad values raise here
+        for key, value in values.items():
+            assert getattr(cfg, key) == value, (env_id, key)
+
+
+def test_preset_applies_and_overrides_win():
+    model = natgrad.TRPO("Swimmer-v5", n_steps=64)
+    assert model.config.gamma == 0.9999 and model.config.n_steps == 64
+    assert model.preset == preset("trpo", "Swimmer-v5")
+    model.close()
+    plain = natgrad.TRPO("Swimmer-v5", preset=False, n_steps=64)
+    assert plain.config.gamma == natgrad.NaturalConfig().gamma and plain.preset == {}
+    plain.close()
+
+
+def test_an_env_without_preset_gets_the_defaults():
+    assert preset("trpo", "MountainCar-v0") == {}
+    model = natgrad.TRPO("MountainCar-v0", n_steps=64)
+    assert model.config == natgrad.NaturalConfig(n_steps=64)
+    model.close()
+
+
+def test_extends_is_resolved_and_cycles_refused(tmp_path):
+    tables = {"_base": {"gamma": 0.9, "n_envs": 2}, "A": {"extends": "_base", "n_envs": 4},
+              "B": {"extends": "C"}, "C": {"extends": "B"}, "D": {"extends": "missing"}}
+    assert _resolve(tables, "A", tmp_path) == {"gamma": 0.9, "n_envs": 4}
+    with pytest.raises(NatgradError, match="cycle"):
+        _resolve(tables, "B", tmp_path)
+    with pytest.raises(NatgradError, match="extends 'missing'"):
+        _resolve(tables, "D", tmp_path)
+
+
+def test_presets_command_lists_them():
+    result = CliRunner().invoke(app, ["presets", "--env", "Swimmer-v5"])
+    assert result.exit_code == 0
+    lines = result.output.strip().splitlines()
+    assert len(lines) == len(ALGORITHMS) and all("gamma=0.9999" in line for line in lines)
