@@ -1,5 +1,6 @@
-"""The hand-written derivatives against autograd: MLP Jacobian products, the policy gradient, and the
-Gauss–Newton Fisher-vector product against the double-backprop one (the Hessian of the mean KL)."""
+"""The Gauss–Newton Fisher-vector product against the double-backprop one (the Hessian of the mean KL),
+the policy gradient from the saved forward against a fresh one, and the critic fit's hand-written
+MLP Jacobian products against autograd."""
 
 import gymnasium as gym
 import numpy as np

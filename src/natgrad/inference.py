@@ -10,18 +10,29 @@ the distribution it differentiates.
 from __future__ import annotations
 
 import numpy as np
+from torch import nn
 
-from natgrad.mlp_ad import Linear, layers
 from natgrad.policy import Actor
+
+_ACTIVATIONS = {
+    nn.Tanh: np.tanh,
+    nn.ReLU: lambda x: np.maximum(x, 0.0),
+    nn.ELU: lambda x: np.where(x > 0, x, np.expm1(np.minimum(x, 0.0))),
+}
 
 
 class NumpyActor:
     """Samples a ~ π_θ(·|s) for a batch of normalized observations with NumPy."""
 
     def __init__(self, actor: Actor) -> None:
-        # float64 copies (Wᵀ, b) of the Linear layers, NumPy functions for the activations
-        self.layers = [(layer.weight.T.astype(np.float64), layer.bias.astype(np.float64))
-                       if isinstance(layer, Linear) else layer.apply for layer in layers(actor.net, numpy=True)]
+        self.layers: list = []
+        for module in actor.net:
+            if isinstance(module, nn.Linear):
+                w = module.weight.detach().numpy().T.astype(np.float64)
+                b = module.bias.detach().numpy().astype(np.float64)
+                self.layers.append((w, b))
+            else:
+                self.layers.append(_ACTIVATIONS[type(module)])
         self.continuous = actor.continuous
         if self.continuous:
             self.std = np.exp(actor.log_std.detach().numpy().astype(np.float64))
