@@ -5,34 +5,26 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from natgrad.batching import minibatches
+from natgrad.batching import shuffled_minibatches
 from natgrad.losses import value_loss
-from natgrad.mlp_ad import layers, trace, vjp
-from natgrad.optim import NumpyAdam
 from natgrad.policy import Critic
 
 
 def fit_critic(
     critic: Critic,
-    optimizer: NumpyAdam,
+    optimizer: torch.optim.Optimizer,
     obs: Tensor,
     returns: Tensor,
     epochs: int,
     minibatch_size: int,
     generator: torch.Generator,
 ) -> float:
-    """Minimize ½ E[(V_φ(s) − R)²] for ``epochs`` passes; returns the loss on the whole batch after.
-
-    Each minibatch's gradient ∇_φ = Jᵀ (V − R) / B is the hand-written reverse pass of ``mlp_ad``,
-    run in NumPy on views of the critic's parameters, and ``optimizer`` applies Adam in place:
-    the same steps as ``loss.backward(); torch.optim.Adam.step()``, at a third of the cost.
-    """
-    net = layers(critic.net, numpy=True)
-    x, r = obs.numpy(), returns.numpy()[:, None]
+    """Minimize ½ E[(V_φ(s) − R)²] for ``epochs`` passes; returns the loss on the whole batch after."""
     for _ in range(epochs):
-        for idx in minibatches(len(obs), minibatch_size, generator):
-            idx = idx.numpy()
-            tr = trace(net, x[idx])
-            optimizer.step(vjp(tr, (tr.output - r[idx]) / len(idx)))
+        for x, r in shuffled_minibatches((obs, returns), minibatch_size, generator):
+            loss = value_loss(critic(x), r)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
     with torch.no_grad():
         return float(value_loss(critic(obs), returns))

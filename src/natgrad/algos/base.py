@@ -20,7 +20,6 @@ from natgrad.config import Config
 from natgrad.envs import make_vec_env
 from natgrad.errors import NatgradError
 from natgrad.gae import gae
-from natgrad.optim import NumpyAdam
 from natgrad.policy import Critic
 from natgrad.rollout import RolloutBatch, critic_values
 from natgrad.sampler import Sampler, Sampling, make_sampler, rollout_parts
@@ -62,7 +61,7 @@ class Algorithm:
         self.recent_lengths: deque[int] = deque(maxlen=100)
         self.last_episodes: list[tuple[float, int]] = []  # (return, length) of episodes ended in the last batch
         self._sampler: Sampler | None = None
-        self.optimizers: dict[str, torch.optim.Optimizer | NumpyAdam] = {}  # saved with checkpoints
+        self.optimizers: dict[str, torch.optim.Optimizer] = {}  # saved with checkpoints
         self._setup()
 
     # ---- what a subclass provides -------------------------------------------------------

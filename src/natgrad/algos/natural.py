@@ -11,7 +11,7 @@ from natgrad.config import NaturalConfig
 from natgrad.critic_fit import fit_critic
 from natgrad.gae import normalize
 from natgrad.natural import natural_step
-from natgrad.optim import NumpyAdam
+from natgrad.optim import adam
 
 
 class NaturalGradient(Algorithm):
@@ -22,7 +22,7 @@ class NaturalGradient(Algorithm):
     config: NaturalConfig
 
     def _setup(self) -> None:
-        self.critic_optimizer = NumpyAdam(self.critic.parameters(), self.config.vf_lr)
+        self.critic_optimizer = adam(self.critic.parameters(), self.config.vf_lr)
         self.optimizers = {"critic": self.critic_optimizer}
 
     def _update(self, obs: Tensor, actions: Tensor, log_probs: Tensor, advantages: Tensor,

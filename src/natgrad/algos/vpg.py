@@ -10,7 +10,7 @@ from natgrad.config import VPGConfig
 from natgrad.critic_fit import fit_critic
 from natgrad.gae import normalize
 from natgrad.losses import surrogate
-from natgrad.optim import NumpyAdam, adam
+from natgrad.optim import adam
 
 
 class VPG(Algorithm):
@@ -22,7 +22,7 @@ class VPG(Algorithm):
 
     def _setup(self) -> None:
         self.actor_optimizer = adam(self.actor.parameters(), self.config.pi_lr)
-        self.critic_optimizer = NumpyAdam(self.critic.parameters(), self.config.vf_lr)
+        self.critic_optimizer = adam(self.critic.parameters(), self.config.vf_lr)
         self.optimizers = {"actor": self.actor_optimizer, "critic": self.critic_optimizer}
 
     def _update(self, obs: Tensor, actions: Tensor, log_probs: Tensor, advantages: Tensor,
