@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import importlib
-from functools import partial
+from typing import Any, SupportsFloat
 
 import gymnasium as gym
 from gymnasium.vector import AutoresetMode, VectorEnv
 
 from natgrad.errors import NatgradError, one_line
 from natgrad.policy import Actor, obs_dim
-from natgrad.serial_env import SerialVectorEnv
 
 VECTORIZATION = ("sync", "async")
 
@@ -19,25 +18,41 @@ def make_vec_env(env_id: str, n_envs: int = 1, vectorization: str = "sync") -> V
     """``n_envs`` copies of ``env_id`` that reset themselves in the step where an episode ends.
 
     Same-step autoreset puts the real last observation of an ended episode in
-    ``info["final_obs"]``, which the collector needs to bootstrap truncated episodes.
-    "sync" steps the envs in this process (natgrad's lean ``SerialVectorEnv``), "async" in one
-    process each (Gymnasium's ``AsyncVectorEnv`` with shared memory).
+    ``info["final_obs"]``, which the collector needs to bootstrap truncated episodes; that (with its
+    mask ``_final_obs`` and an empty ``final_info``) is all the info there is: each env is wrapped in
+    ``EmptyInfo``.
     """
     if n_envs < 1:
         raise NatgradError(f"n_envs must be >= 1, got {n_envs}")
     if vectorization not in VECTORIZATION:
         raise NatgradError(f"unknown vectorization {vectorization!r}: use one of {VECTORIZATION}")
     spec = check_env_id(env_id)
+    kwargs = {"autoreset_mode": AutoresetMode.SAME_STEP}
+    if vectorization == "async":
+        kwargs["shared_memory"] = True
     try:
-        if vectorization == "sync":
-            env = SerialVectorEnv([partial(gym.make, spec)] * n_envs)
-        else:
-            env = gym.make_vec(spec, num_envs=n_envs, vectorization_mode="async",
-                               vector_kwargs={"autoreset_mode": AutoresetMode.SAME_STEP, "shared_memory": True})
+        env = gym.make_vec(spec, num_envs=n_envs, vectorization_mode=vectorization, vector_kwargs=kwargs,
+                           wrappers=[EmptyInfo])
     except gym.error.DependencyNotInstalled as e:
         raise NatgradError(f"{env_id} needs an extra package: {one_line(e)}") from None
     check_spaces(env.single_observation_space, env.single_action_space)
     return env
+
+
+class EmptyInfo(gym.Wrapper):
+    """The env with an empty ``info`` from ``step`` and ``reset``.
+
+    The collector reads no per-env info, and a vector env merges every key of every sub-env's info
+    into arrays at every step: on Hopper-v5 that merge costs ~6 µs a step (the step itself ~70 µs).
+    """
+
+    def step(self, action: Any) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]:
+        obs, reward, terminated, truncated, _ = self.env.step(action)
+        return obs, reward, terminated, truncated, {}
+
+    def reset(self, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
+        obs, _ = self.env.reset(**kwargs)
+        return obs, {}
 
 
 def check_env_id(env_id: str) -> gym.envs.registration.EnvSpec:
