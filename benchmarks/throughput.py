@@ -89,7 +89,8 @@ def worker_natgrad(algo: str, env_id: str, steps: int, n_envs: int, n_steps: int
     from natgrad.rollout import Collector
 
     torch.set_num_threads(1)
-    model = {"trpo": natgrad.TRPO, "ppo": natgrad.PPO}[algo](env_id, seed=0, n_envs=n_envs, n_steps=n_steps)
+    model = {"trpo": natgrad.TRPO, "ppo": natgrad.PPO}[algo](env_id, seed=0, preset=False, n_envs=n_envs,
+                                                              n_steps=n_steps)
     totals: dict[str, float] = {}
     timed(model.env, "step", totals)
     timed(Collector, "collect", totals, "rollout", cpu=True)
@@ -202,22 +203,30 @@ def worker_tianshou(env_id: str, steps: int, n_envs: int, n_steps: int) -> dict:
 
 
 def worker_update_natgrad(env_id: str, batch: int, timings: int) -> dict:
-    """Seconds per TRPO update (policy step + critic fit) on one batch, and per FVP in both forms."""
+    """Seconds per TRPO update (policy step + critic fit, and each alone) on one batch, per FVP in both
+    forms, and the Gauss–Newton form's set-up per update (the actor's forward and the graph of Jᵀu)."""
     import torch
 
     import natgrad
+    import natgrad.algos.natural
     from natgrad.fisher import fisher_vector_product
     from natgrad.linearized import LinearizedActor
     from natgrad.rollout import Collector
 
     torch.set_num_threads(1)
-    model = natgrad.TRPO(env_id, seed=0, n_steps=batch)
+    model = natgrad.TRPO(env_id, seed=0, preset=False, n_steps=batch)
     data = Collector(model.env, model.actor, model.obs_normalizer, model.reward_scaler, seed=0).collect(batch)
-    times, fvps = [], []
+    parts: dict[str, float] = {}
+    timed(natgrad.algos.natural, "natural_step", parts, "policy_step", cpu=True)
+    timed(natgrad.algos.natural, "fit_critic", parts, "critic_fit", cpu=True)
+    times, fvps, policy, critic = [], [], [], []
     for _ in range(timings):
+        before = dict(parts)
         t = time.process_time()
         metrics = model._train_on(data, progress=0.0)
         times.append(time.process_time() - t)
+        policy.append(parts["policy_step_cpu"] - before["policy_step_cpu"])
+        critic.append(parts["critic_fit_cpu"] - before["critic_fit_cpu"])
         fvps.append(metrics["policy/cg_iterations"] + 1)  # CG's products and xᵀFx
     obs = data.flat(data.obs)
     params = list(model.actor.parameters())
@@ -227,7 +236,8 @@ def worker_update_natgrad(env_id: str, batch: int, timings: int) -> dict:
         "fvp_gauss_newton": LinearizedActor(model.actor, obs).fisher_vector_product(0.1),
         "fvp_double_backprop": fisher_vector_product(old.kl(model.actor(obs)).mean(), params, 0.1),
     }
-    result = {"update": statistics.median(times), "fvps": statistics.median(fvps)}
+    result = {"update": statistics.median(times), "fvps": statistics.median(fvps),
+              "policy_step": statistics.median(policy), "critic_fit": statistics.median(critic)}
     for name, fvp in products.items():
         ts = []
         for _ in range(30):
@@ -235,6 +245,12 @@ def worker_update_natgrad(env_id: str, batch: int, timings: int) -> dict:
             fvp(v)
             ts.append(time.process_time() - t)
         result[name] = statistics.median(ts)
+    ts = []
+    for _ in range(30):
+        t = time.process_time()
+        LinearizedActor(model.actor, obs).fisher_vector_product(0.1)
+        ts.append(time.process_time() - t)
+    result["fvp_set_up"] = statistics.median(ts)
     return result
 
 
@@ -410,14 +426,18 @@ def markdown(results: dict) -> str:
             lines.append(f"| {row['env']} | {row['algo']} | {row['layout']} | {name} | {r['steps_per_second']:.0f} | "
                          f"{r['steps_per_cpu_second']:.0f} | {r['steps_per_cpu_second'] / raw:.0%} | {shares} | "
                          f"{r['peak_rss_mb']:.0f} | {ratio} |")
-    lines += ["", "| env | batch | natgrad update (CPU ms) | FVPs | FVP Gauss-Newton (ms) | FVP double backprop (ms) "
-              "| sb3-contrib update (CPU ms) | natgrad / sb3-contrib |", "|" + "---|" * 8]
+    lines += ["", "| env | batch | natgrad update (CPU ms) | of which policy step / critic fit | FVPs "
+              "| FVP Gauss-Newton (ms) | its set-up per update (ms) | FVP double backprop (ms) "
+              "| sb3-contrib update (CPU ms) | natgrad / sb3-contrib |", "|" + "---|" * 10]
     for row in results["update"]:
         ours, peer = row["natgrad"], row["sb3-contrib"]
         if isinstance(ours, str) or isinstance(peer, str):
             continue
-        lines.append(f"| {row['env']} | {row['batch']} | {ours['update'] * 1e3:.1f} | {ours['fvps']:.0f} | "
-                     f"{ours['fvp_gauss_newton'] * 1e3:.2f} | {ours['fvp_double_backprop'] * 1e3:.2f} | "
+        # results saved before the split and the set-up were measured have neither
+        split = (f"{ours['policy_step'] * 1e3:.1f} / {ours['critic_fit'] * 1e3:.1f}" if "policy_step" in ours else "")
+        set_up = f"{ours['fvp_set_up'] * 1e3:.2f}" if "fvp_set_up" in ours else ""
+        lines.append(f"| {row['env']} | {row['batch']} | {ours['update'] * 1e3:.1f} | {split} | {ours['fvps']:.0f} | "
+                     f"{ours['fvp_gauss_newton'] * 1e3:.2f} | {set_up} | {ours['fvp_double_backprop'] * 1e3:.2f} | "
                      f"{peer['update'] * 1e3:.1f} | {ours['update'] / peer['update']:.2f} |")
     return "\n".join(lines)
 
@@ -428,7 +448,9 @@ def print_update(row: dict) -> None:
         print(f"  TRPO update: failed: {ours if isinstance(ours, str) else peer}")
         return
     print(f"  TRPO update on {row['batch']} samples (CPU time): natgrad {ours['update'] * 1e3:.1f} ms "
-          f"({ours['fvps']:.0f} FVPs, {ours['fvp_gauss_newton'] * 1e3:.2f} ms each; double backprop "
+          f"(policy step {ours['policy_step'] * 1e3:.1f}, critic fit {ours['critic_fit'] * 1e3:.1f}; "
+          f"{ours['fvps']:.0f} FVPs, {ours['fvp_gauss_newton'] * 1e3:.2f} ms each + {ours['fvp_set_up'] * 1e3:.2f} "
+          f"set-up; double backprop "
           f"{ours['fvp_double_backprop'] * 1e3:.2f} ms) | sb3-contrib {peer['update'] * 1e3:.1f} ms | "
           f"natgrad takes {ours['update'] / peer['update']:.2f} of sb3-contrib's time", flush=True)
 
