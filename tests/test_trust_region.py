@@ -10,19 +10,17 @@ import torch
 
 from natgrad import NPG, TRPO
 from natgrad import natural as natural_module
-from natgrad.gae import gae, normalize
+from natgrad.gae import normalize
 from natgrad.natural import natural_step
-from natgrad.rollout import Collector, critic_values
+from natgrad.rollout import Collector, update_batch
 
 
 def real_batches(model, n_batches):
     """Batches from ``model``'s env with GAE advantages, as learn() computes them."""
     collector = Collector(model.env, model.actor, model.obs_normalizer, model.reward_scaler, seed=1)
     for _ in range(n_batches):
-        batch = collector.collect(model.config.n_steps)
-        values, next_values = critic_values(model.critic, batch)
-        adv, _ = gae(batch.rewards, values, next_values, batch.terminated, batch.ended, 0.99, 0.97)
-        yield batch.flat(batch.obs), batch.flat(batch.actions), batch.flat(batch.log_probs), normalize(batch.flat(adv))
+        data = update_batch(collector.collect(model.config.n_steps), model.critic, 0.99, 0.97)
+        yield data.obs, data.actions, data.log_probs, normalize(data.advantages)
 
 
 @pytest.mark.parametrize("env_id, fvp_fraction", [("CartPole-v1", 1.0), ("Pendulum-v1", 1.0), ("Pendulum-v1", 0.25)])

@@ -17,6 +17,7 @@ from gymnasium.vector import VectorEnv
 from torch import Tensor
 
 from natgrad.errors import NatgradError
+from natgrad.gae import gae
 from natgrad.inference import NumpyActor
 from natgrad.normalization import ObsNormalizer, RewardScaler
 from natgrad.policy import Actor, Critic
@@ -61,6 +62,27 @@ def critic_values(critic: Critic, batch: RolloutBatch) -> tuple[Tensor, Tensor]:
         next_values[truncated] = critic(batch.final_obs[truncated])
     next_values[batch.terminated] = 0.0
     return values, next_values
+
+
+@dataclass(frozen=True)
+class UpdateBatch:
+    """What an update consumes: a rollout flattened to (T·N, ...), with GAE advantages and critic targets."""
+
+    obs: Tensor
+    actions: Tensor
+    log_probs: Tensor  # log π_old(a|s)
+    advantages: Tensor  # Â, not normalized
+    returns: Tensor  # R = Â + V(s), the critic's targets
+    values: Tensor  # V(s) when the batch was collected
+
+
+def update_batch(batch: RolloutBatch, critic: Critic, gamma: float, lam: float) -> UpdateBatch:
+    """GAE(γ, λ) over ``batch`` with ``critic``'s values (bootstrapped as ``critic_values`` says), flattened."""
+    values, next_values = critic_values(critic, batch)
+    advantages, returns = gae(batch.rewards, values, next_values, batch.terminated, batch.ended, gamma, lam)
+    flat = batch.flat
+    return UpdateBatch(flat(batch.obs), flat(batch.actions), flat(batch.log_probs), flat(advantages),
+                       flat(returns), flat(values))
 
 
 class Collector:

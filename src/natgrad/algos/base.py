@@ -19,9 +19,8 @@ from natgrad import presets
 from natgrad.config import Config
 from natgrad.envs import make_vec_env
 from natgrad.errors import NatgradError
-from natgrad.gae import gae
 from natgrad.policy import Critic
-from natgrad.rollout import RolloutBatch, critic_values
+from natgrad.rollout import RolloutBatch, update_batch
 from natgrad.sampler import Sampler, Sampling, make_sampler, rollout_parts
 
 Callback = Callable[["Algorithm", dict[str, float]], Any]
@@ -119,16 +118,12 @@ class Algorithm:
 
     def _train_on(self, batch: RolloutBatch, progress: float) -> dict[str, float]:
         """GAE on the batch, then the algorithm's update on its flattened tensors."""
-        cfg = self.config
-        values, next_values = critic_values(self.critic, batch)
-        advantages, returns = gae(batch.rewards, values, next_values, batch.terminated, batch.ended,
-                                  cfg.gamma, cfg.gae_lambda)
-        flat = batch.flat
-        metrics = self._update(flat(batch.obs), flat(batch.actions), flat(batch.log_probs),
-                               flat(advantages), flat(returns), flat(values), progress)
+        data = update_batch(batch, self.critic, self.config.gamma, self.config.gae_lambda)
+        metrics = self._update(data.obs, data.actions, data.log_probs, data.advantages, data.returns, data.values,
+                               progress)
         with torch.no_grad():
-            metrics["policy/entropy"] = float(self.actor(flat(batch.obs)).entropy().mean())
-        metrics["critic/explained_variance"] = _explained_variance(flat(values), flat(returns))
+            metrics["policy/entropy"] = float(self.actor(data.obs).entropy().mean())
+        metrics["critic/explained_variance"] = _explained_variance(data.values, data.returns)
         return metrics
 
     # ---- using a model -------------------------------------------------------------------

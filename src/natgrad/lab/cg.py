@@ -14,13 +14,13 @@ from natgrad import TRPO
 from natgrad.cg import conjugate_gradient
 from natgrad.config import NaturalConfig
 from natgrad.fisher import fisher_vector_product, flat_grad, flat_params
-from natgrad.gae import gae, normalize
+from natgrad.gae import normalize
 from natgrad.lab.curves import SHARED
 from natgrad.lab.report import Section, Table, figure, sci
 from natgrad.losses import surrogate
 from natgrad.natural import NaturalStep, natural_step
 from natgrad.policy import Actor
-from natgrad.rollout import Collector, critic_values
+from natgrad.rollout import Collector, update_batch
 
 ITERS = (1, 3, 10, 25)
 DAMPINGS = (0.0, 0.01, 0.1, 1.0)
@@ -45,11 +45,8 @@ def trpo_batch(env_id: str, seed: int, pretrain_steps: int, overrides: dict[str,
     model = TRPO(env_id, seed=seed, config=NaturalConfig().replace(**overrides)).learn(pretrain_steps)
     cfg = model.config
     collector = Collector(model.env, model.actor, model.obs_normalizer, model.reward_scaler, seed=seed + 1)
-    batch = collector.collect(cfg.n_steps)
-    values, next_values = critic_values(model.critic, batch)
-    advantages, _ = gae(batch.rewards, values, next_values, batch.terminated, batch.ended, cfg.gamma, cfg.gae_lambda)
-    return model, Batch(batch.flat(batch.obs), batch.flat(batch.actions), batch.flat(batch.log_probs),
-                        normalize(batch.flat(advantages)))
+    data = update_batch(collector.collect(cfg.n_steps), model.critic, cfg.gamma, cfg.gae_lambda)
+    return model, Batch(data.obs, data.actions, data.log_probs, normalize(data.advantages))
 
 
 @dataclass(frozen=True)
