@@ -94,6 +94,9 @@ def test_bench_command_runs_a_real_grid_and_reports(tmp_path):
     rows = aggregate(runs)
     assert [(r["env"], r["algo"], r["seeds"]) for r in rows] == [("CartPole-v1", "ppo", [0, 1]),
                                                                  ("CartPole-v1", "trpo", [0, 1])]
+    for row in rows:  # each seed's own numbers are kept beside the statistics made from them
+        assert [p["seed"] for p in row["per_seed"]] == [0, 1]
+        assert np.mean([p["final_eval"] for p in row["per_seed"]]) == pytest.approx(row["final_eval"]["mean"])
     for r in runs:
         evals = np.loadtxt(out / r.env_id / r.algo / f"s{r.seed}" / "evals.csv", delimiter=",", skiprows=1)
         assert list(evals[:, 0]) == [512, 1024]

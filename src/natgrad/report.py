@@ -81,8 +81,8 @@ def stats(x: np.ndarray) -> dict[str, float]:
 
 
 def aggregate(runs: list[RunResult]) -> list[dict]:
-    """One row per (env, algo): seeds, steps, the three return statistics, speed (medians across seeds)
-    and the wall-clock time per run."""
+    """One row per (env, algo): seeds, steps, the three return statistics, speed (medians across seeds),
+    the wall-clock time per run, and each seed's own numbers."""
     rows = []
     for env_id, algo in sorted({(r.env_id, r.algo) for r in runs}):
         group = [r for r in runs if (r.env_id, r.algo) == (env_id, algo)]
@@ -95,6 +95,9 @@ def aggregate(runs: list[RunResult]) -> list[dict]:
             "wall_hours": float(np.mean([r.wall_seconds for r in group]) / 3600),
             "steps_per_second": float(np.median([r.steps_per_second for r in group])),
             "update_seconds": float(np.median([r.update_seconds for r in group])),
+            "per_seed": [{"seed": r.seed, "final_train": r.final_train, "final_eval": r.final_eval,
+                          "best_eval": r.best_eval, "wall_hours": r.wall_seconds / 3600}
+                         for r in sorted(group, key=lambda r: r.seed)],
         })
     return rows
 
