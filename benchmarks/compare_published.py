@@ -7,6 +7,8 @@ Tianshou reports), and the published numbers beside the natgrad number of the sa
 
     python benchmarks/compare_published.py bench-out/mujoco/summary.json > table.md
 
+Then a table of every run's own numbers (seed by seed).
+
 Sources (MuJoCo v3 envs, 1M steps unless noted):
 - Tianshou: examples/mujoco/README.md of thu-ml/tianshou: the max over training of the test return
   (10 episodes), mean ± std over 10 seeds.
@@ -75,6 +77,18 @@ def table(rows: list[dict], algo: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def per_seed(rows: list[dict]) -> str:
+    """Each run's own numbers, so that every mean above can be checked seed by seed."""
+    lines = ["### Per seed", "",
+             "| env | algo | seed | final train return | final eval | best eval | hours |",
+             "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        for p in r.get("per_seed", []):
+            lines.append(f"| {r['env']} | {r['algo']} | {p['seed']} | {p['final_train']:.1f} | {p['final_eval']:.1f} "
+                         f"| {p['best_eval']:.1f} | {p['wall_hours']:.2f} |")
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("summary", type=Path, help="summary.json of a natgrad bench grid")
@@ -82,6 +96,7 @@ def main() -> None:
     rows = json.loads(args.summary.read_text())
     for algo in sorted({r["algo"] for r in rows}):
         print(table(rows, algo))
+    print(per_seed(rows))
 
 
 if __name__ == "__main__":
