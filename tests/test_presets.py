@@ -26,6 +26,10 @@ def test_every_algorithm_has_a_valid_preset_for_every_listed_env(algo):
             assert getattr(cfg, key) == value, (env_id, key)
 
 
+def test_npg_takes_trpo_presets_as_they_are():
+    assert presets("npg") == presets("trpo") and preset("npg", "Hopper-v5")["max_kl"] == 0.005
+
+
 def test_preset_applies_and_overrides_win():
     model = natgrad.TRPO("Swimmer-v5", n_steps=64)
     assert model.config.gamma == 0.9999 and model.config.n_steps == 64

@@ -2,7 +2,8 @@
 
 ``presets/<algo>.toml`` holds one table per env id with the values that differ from the
 algorithm's config defaults. A table may name ``extends = "<other table>"`` to start from
-another one; tables whose names start with ``_`` are such shared bases, not envs.
+another one; tables whose names start with ``_`` are such shared bases, not envs. A file whose
+only key is ``same_as = "<other algo>"`` takes that algorithm's presets as they are.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ def presets(algo: str) -> dict[str, dict[str, Any]]:
         return {}
     with open(path, "rb") as f:
         tables = tomllib.load(f)
+    if "same_as" in tables:
+        return presets(tables["same_as"])
     return {name: _resolve(tables, name, path) for name in tables if not name.startswith("_")}
 
 
