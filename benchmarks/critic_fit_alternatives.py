@@ -1,0 +1,72 @@
+"""CPU cost of one critic fit on a 2,048-state Hopper-sized batch: natgrad's minibatch Adam against
+full-batch L-BFGS and against the same Adam fit on a ``torch.compile``d critic.
+
+    python benchmarks/critic_fit_alternatives.py [--repeats 9]
+
+Prints the median CPU milliseconds per fit of each variant (interleaved repeats, one torch thread).
+The numbers feed docs/performance.md ("What did not pay"); nothing here is used by the library.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from natgrad.critic_fit import fit_critic
+from natgrad.losses import value_loss
+from natgrad.optim import adam
+from natgrad.policy import Critic
+
+
+def lbfgs_fit(critic: Critic, obs: torch.Tensor, returns: torch.Tensor, iterations: int) -> None:
+    """Full-batch L-BFGS on ½ E[(V(s) − R)²] with strong-Wolfe line search."""
+    optimizer = torch.optim.LBFGS(critic.parameters(), lr=1, max_iter=iterations, line_search_fn="strong_wolfe")
+
+    def closure() -> torch.Tensor:
+        optimizer.zero_grad(set_to_none=True)
+        loss = value_loss(critic(obs), returns)
+        loss.backward()
+        return loss
+
+    optimizer.step(closure)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=9)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    space = gym.spaces.Box(-np.inf, np.inf, (11,))  # Hopper-v5's observation size
+    generator = torch.Generator().manual_seed(0)
+    obs = torch.randn(2048, 11)
+    returns = torch.tanh(obs @ torch.randn(11)) * 3 + obs[:, 0] ** 2
+    critic = Critic(space)
+    optimizer = adam(critic.parameters(), 1e-3)
+    compiled = torch.compile(critic)
+    start = time.perf_counter()
+    fit_critic(compiled, optimizer, obs, returns, 5, 64, generator)
+    print(f"torch.compile: first fit {time.perf_counter() - start:.1f} s (compilation)")
+    variants: dict[str, Callable[[], object]] = {
+        "Adam, 5 epochs of 64 (160 steps)": lambda: fit_critic(critic, optimizer, obs, returns, 5, 64, generator),
+        "L-BFGS, 10 iterations": lambda: lbfgs_fit(critic, obs, returns, 10),
+        "L-BFGS, 25 iterations": lambda: lbfgs_fit(critic, obs, returns, 25),
+        "Adam on torch.compile(critic)": lambda: fit_critic(compiled, optimizer, obs, returns, 5, 64, generator),
+    }
+    times: dict[str, list[float]] = {name: [] for name in variants}
+    for _ in range(args.repeats):
+        for name, fit in variants.items():
+            start = time.process_time()
+            fit()
+            times[name].append(time.process_time() - start)
+    for name, values in times.items():
+        print(f"{name:36s} {statistics.median(values) * 1e3:7.1f} CPU ms (median of {args.repeats})")
+
+
+if __name__ == "__main__":
+    main()
