@@ -7,7 +7,9 @@ Tianshou reports), and the published numbers beside the natgrad number of the sa
 
     python benchmarks/compare_published.py bench-out/mujoco/summary.json > table.md
 
-Then a table of every run's own numbers (seed by seed).
+Then a table of every run's own numbers (seed by seed). Given several summaries, a later one's
+(env, algo) rows replace an earlier one's (a row re-run after a preset changed replaces the old row);
+``--merged FILE`` writes the rows so combined, in the format of summary.json.
 
 Sources (MuJoCo v3 envs, 1M steps unless noted):
 - Tianshou: examples/mujoco/README.md of thu-ml/tianshou: the max over training of the test return
@@ -89,11 +91,22 @@ def per_seed(rows: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def merge(summaries: list[list[dict]]) -> list[dict]:
+    """The rows of all summaries, a later summary's (env, algo) row replacing an earlier one's; sorted."""
+    rows = {(r["env"], r["algo"]): r for summary in summaries for r in summary}
+    return [rows[key] for key in sorted(rows)]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("summary", type=Path, help="summary.json of a natgrad bench grid")
+    parser.add_argument("summary", type=Path, nargs="+", help="summary.json of natgrad bench grids, oldest first")
+    parser.add_argument("--merged", type=Path, help="write the combined rows here (as summary.json); must be new")
     args = parser.parse_args()
-    rows = json.loads(args.summary.read_text())
+    rows = merge([json.loads(path.read_text()) for path in args.summary])
+    if args.merged is not None:
+        if args.merged.exists() and args.merged.resolve() not in {p.resolve() for p in args.summary}:
+            parser.error(f"{args.merged} exists: name a new file (or one of the inputs, to update it)")
+        args.merged.write_text(json.dumps(rows, indent=2) + "\n")
     for algo in sorted({r["algo"] for r in rows}):
         print(table(rows, algo))
     print(per_seed(rows))
