@@ -100,7 +100,8 @@ def merge(summaries: list[list[dict]]) -> list[dict]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("summary", type=Path, nargs="+", help="summary.json of natgrad bench grids, oldest first")
-    parser.add_argument("--merged", type=Path, help="write the combined rows here (as summary.json); must be new")
+    parser.add_argument("--merged", type=Path,
+                        help="write the combined rows here (as summary.json): a new file, or one of the inputs")
     args = parser.parse_args()
     rows = merge([json.loads(path.read_text()) for path in args.summary])
     if args.merged is not None:
