@@ -21,6 +21,8 @@ import argparse
 import gymnasium as gym
 import numpy as np
 
+from natgrad.normalization import ObsNormalizer
+
 ID = "AntV3Like-v5"
 
 if ID not in gym.registry:
@@ -33,26 +35,27 @@ if ID not in gym.registry:
 
 
 def contact_force_stats(steps: int, seed: int = 0) -> dict[str, float]:
-    """How many of Ant-v5's 78 contact-force entries are ever non-zero, how often, and how far the
-    running normalization (z = (x − mean) / std over these steps) sends them."""
+    """How many of Ant-v5's contact-force entries are ever non-zero, how often, and how far natgrad's
+    running observation normalization (``ObsNormalizer.observe``, as the rollout applies it) sends them."""
     env = gym.make("Ant-v5")
+    n_other = gym.make(ID).observation_space.shape[0]  # the entries that are not contact forces
+    normalizer = ObsNormalizer(env.observation_space.shape)
     rng = np.random.default_rng(seed)
     obs, _ = env.reset(seed=seed)
-    rows = []
+    raw, normalized = [], []
     for _ in range(steps):
         action = np.clip(rng.normal(0.0, np.exp(-1.0), env.action_space.shape), -1, 1)
         obs, _, terminated, truncated, _ = env.step(action)
-        rows.append(obs)
+        raw.append(obs[n_other:])
+        normalized.append(normalizer.observe(obs[None].astype(np.float64))[0, n_other:])
         if terminated or truncated:
             obs, _ = env.reset()
-    forces = np.array(rows)[:, 27:]
+    forces, z = np.array(raw), np.array(normalized)
     active = (forces != 0).any(axis=0)
-    z = (forces - forces.mean(0)) / np.sqrt(forces.var(0) + 1e-8)
     on = (forces[:, active] != 0).mean(0)
     return {"entries": forces.shape[1], "ever_nonzero": int(active.sum()),
             "fraction_on_min": float(on.min()), "fraction_on_max": float(on.max()),
             "max_abs": float(np.abs(forces).max()), "max_abs_normalized": float(np.abs(z[:, active]).max())}
-
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description="Ant-v5's contact-force observations under random actions")
