@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from natgrad import NatgradError
 from natgrad.bench import GridSettings, RunSpec, grid, parse_seeds, run_grid
 from natgrad.cli import app
-from natgrad.report import aggregate, bootstrap_ci, find_runs, iqm
+from natgrad.report import RunResult, aggregate, bootstrap_ci, find_runs, iqm, peak_of_mean
 
 
 def test_parse_seeds():
@@ -82,6 +82,25 @@ def test_bootstrap_ci_and_iqm():
     assert narrow == (3.0, 3.0)
 
 
+def _run(seed: int, eval_steps: list[int], eval_returns: list[float]) -> RunResult:
+    return RunResult("Hopper-v5", "trpo", seed, eval_steps[-1], 0.0, eval_returns[-1], max(eval_returns), 1.0,
+                     1.0, 1.0, np.array([0.0]), np.array([0.0]), np.array(eval_steps, float),
+                     np.array(eval_returns, float))
+
+
+def test_peak_of_mean_is_tianshous_metric_not_the_mean_of_the_peaks():
+    # seed 0 peaks at 100 (returns 10), seed 1 at 200 (returns 8): the mean of the peaks is 9, but the
+    # seed-mean curve is (5, 6, 3) and peaks at 200 with 6 ± 2.
+    runs = [_run(0, [100, 200, 300], [10.0, 4.0, 2.0]), _run(1, [100, 200, 300], [0.0, 8.0, 4.0])]
+    assert peak_of_mean(runs) == {"mean": pytest.approx(6.0), "std": pytest.approx(2.0), "step": 200}
+    assert np.mean([r.best_eval for r in runs]) == pytest.approx(9.0)
+    # only the steps that every run evaluated at count (a run whose layout evaluates elsewhere)
+    odd = _run(2, [150, 200, 300], [100.0, 0.0, 0.0])
+    assert peak_of_mean(runs + [odd]) == {"mean": pytest.approx(4.0), "std": pytest.approx(np.std([4.0, 8.0, 0.0])),
+                                          "step": 200}  # its 100 at step 150 is no seed-mean point
+    assert np.isnan(peak_of_mean([runs[0], _run(3, [50], [1.0])])["mean"])
+
+
 def test_bench_command_runs_a_real_grid_and_reports(tmp_path):
     out = tmp_path / "grid"
     args = ["bench", "--algos", "trpo,ppo", "--envs", "CartPole-v1", "--seeds", "0-1", "--steps", "1024",
@@ -101,6 +120,10 @@ def test_bench_command_runs_a_real_grid_and_reports(tmp_path):
         evals = np.loadtxt(out / r.env_id / r.algo / f"s{r.seed}" / "evals.csv", delimiter=",", skiprows=1)
         assert list(evals[:, 0]) == [512, 1024]
         assert r.best_eval >= max(evals[:, 1].max(), r.final_eval) - 1e-9
+    for row in rows:  # mean final eval ≤ peak of the seed-mean curve ≤ mean of the per-seed bests
+        peak = row["peak_mean_eval"]
+        assert row["final_eval"]["mean"] - 1e-9 <= peak["mean"] <= row["best_eval"]["mean"] + 1e-9
+        assert peak["step"] in (512, 1024)
     assert (out / "summary.md").read_text().count("| CartPole-v1 |") == 2
     assert (out / "curves-natural-gradient.png").exists() and (out / "curves-proximal.png").exists()
     again = CliRunner().invoke(app, args)

@@ -1,8 +1,10 @@
 """Aggregating a benchmark grid: per (env, algorithm) statistics across seeds, tables and curves.
 
 Per run: the final training return (mean of the last 10% of training episodes), the final
-deterministic evaluation, and the best periodic evaluation (the metric of Tianshou's benchmark).
-Across seeds: mean with a 95% bootstrap confidence interval, interquartile mean (IQM), std.
+deterministic evaluation, and the best periodic evaluation. Across seeds: mean with a 95% bootstrap
+confidence interval, interquartile mean (IQM), std; and the peak of the seed-mean evaluation curve,
+max_t mean_seeds eval(t) with the std across seeds at that t: the metric of Tianshou's benchmark
+(never above the mean of the per-seed bests, never below the mean final evaluation).
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ class RunResult:
     update_seconds: float  # median seconds of one update (policy step + critic fit)
     curve_steps: np.ndarray  # env steps at each update
     curve_returns: np.ndarray  # mean return of the last 100 training episodes at each update
+    eval_steps: np.ndarray  # env steps of each deterministic evaluation, the final one last
+    eval_returns: np.ndarray  # mean return of each of those evaluations
 
 
 def read_run(run_dir: Path) -> RunResult:
@@ -40,7 +44,10 @@ def read_run(run_dir: Path) -> RunResult:
     final = json.loads((run_dir / "eval.json").read_text())
     returns = _column(run_dir / "episodes.csv", "return")
     tail = returns[-max(1, math.ceil(0.1 * len(returns))):] if len(returns) else np.array([math.nan])
-    evals = _column(run_dir / "evals.csv", "mean") if (run_dir / "evals.csv").exists() else np.array([])
+    has_evals = (run_dir / "evals.csv").exists()
+    evals = _column(run_dir / "evals.csv", "mean") if has_evals else np.array([])
+    eval_steps = _column(run_dir / "evals.csv", "step") if has_evals else np.array([])
+    periodic = eval_steps < final["num_timesteps"]  # an evaluation at the last step is the final one
     steps = _column(run_dir / "metrics.csv", "time/steps")
     rollout = _column(run_dir / "metrics.csv", "time/rollout_seconds")
     update = _column(run_dir / "metrics.csv", "time/update_seconds")
@@ -50,6 +57,8 @@ def read_run(run_dir: Path) -> RunResult:
         best_eval=float(max([final["mean"], *evals])), wall_seconds=float(final.get("wall_seconds", math.nan)),
         steps_per_second=float(steps[-1] / (rollout.sum() + update.sum())), update_seconds=float(np.median(update)),
         curve_steps=steps, curve_returns=_column(run_dir / "metrics.csv", "rollout/ep_return_mean"),
+        eval_steps=np.append(eval_steps[periodic], final["num_timesteps"]),
+        eval_returns=np.append(evals[periodic], final["mean"]),
     )
 
 
@@ -80,6 +89,17 @@ def stats(x: np.ndarray) -> dict[str, float]:
     return {"mean": float(np.mean(x)), "ci_low": lo, "ci_high": hi, "iqm": iqm(x), "std": float(np.std(x))}
 
 
+def peak_of_mean(runs: list[RunResult]) -> dict[str, float]:
+    """Tianshou's metric: t* = argmax_t mean_seeds eval(t) over the steps every run evaluated at;
+    the mean and the std across seeds at t*, and t* itself."""
+    common = sorted(set.intersection(*(set(r.eval_steps.tolist()) for r in runs))) if runs else []
+    if not common:
+        return {"mean": math.nan, "std": math.nan, "step": math.nan}
+    at = np.array([[r.eval_returns[r.eval_steps.tolist().index(t)] for t in common] for r in runs])
+    best = int(np.argmax(at.mean(0)))
+    return {"mean": float(at[:, best].mean()), "std": float(at[:, best].std()), "step": int(common[best])}
+
+
 def aggregate(runs: list[RunResult]) -> list[dict]:
     """One row per (env, algo): seeds, steps, the three return statistics, speed (medians across seeds),
     the wall-clock time per run, and each seed's own numbers."""
@@ -92,6 +112,7 @@ def aggregate(runs: list[RunResult]) -> list[dict]:
             "final_train": stats(np.array([r.final_train for r in group])),
             "final_eval": stats(np.array([r.final_eval for r in group])),
             "best_eval": stats(np.array([r.best_eval for r in group])),
+            "peak_mean_eval": peak_of_mean(group),
             "wall_hours": float(np.mean([r.wall_seconds for r in group]) / 3600),
             "steps_per_second": float(np.median([r.steps_per_second for r in group])),
             "update_seconds": float(np.median([r.update_seconds for r in group])),
@@ -108,11 +129,14 @@ def markdown(rows: list[dict]) -> str:
         return f"{s['mean']:.1f} [{s['ci_low']:.1f}, {s['ci_high']:.1f}]"
 
     lines = ["| env | algo | seeds | steps | final train return, mean [95% CI] | IQM | final eval, mean [95% CI] "
-             "| best eval, mean ± std | steps/s | s/update | hours/run |", "|---" * 11 + "|"]
+             "| best eval, mean ± std | peak of the mean eval ± std (at step) | steps/s | s/update | hours/run |",
+             "|---" * 12 + "|"]
     for r in rows:
+        peak = r["peak_mean_eval"]
         lines.append(f"| {r['env']} | {r['algo']} | {len(r['seeds'])} | {r['steps']:,} | {ci(r['final_train'])} "
                      f"| {r['final_train']['iqm']:.1f} | {ci(r['final_eval'])} "
-                     f"| {r['best_eval']['mean']:.1f} ± {r['best_eval']['std']:.1f} | {r['steps_per_second']:.0f} "
+                     f"| {r['best_eval']['mean']:.1f} ± {r['best_eval']['std']:.1f} "
+                     f"| {peak['mean']:.1f} ± {peak['std']:.1f} ({peak['step']:,}) | {r['steps_per_second']:.0f} "
                      f"| {r['update_seconds']:.3f} | {r['wall_hours']:.2f} |")
     return "\n".join(lines) + "\n"
 
