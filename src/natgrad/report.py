@@ -131,14 +131,18 @@ def markdown(rows: list[dict]) -> str:
     lines = ["| env | algo | seeds | steps | final train return, mean [95% CI] | IQM | final eval, mean [95% CI] "
              "| best eval, mean ± std | peak of the mean eval ± std (at step) | steps/s | s/update | hours/run |",
              "|---" * 12 + "|"]
-    for r in rows:
-        peak = r["peak_mean_eval"]
+    for r in rows:  # a summary.json written before the peak was computed has none: "—"
+        peak = r.get("peak_mean_eval", {"mean": math.nan, "std": math.nan, "step": math.nan})
         lines.append(f"| {r['env']} | {r['algo']} | {len(r['seeds'])} | {r['steps']:,} | {ci(r['final_train'])} "
                      f"| {r['final_train']['iqm']:.1f} | {ci(r['final_eval'])} "
                      f"| {r['best_eval']['mean']:.1f} ± {r['best_eval']['std']:.1f} "
-                     f"| {peak['mean']:.1f} ± {peak['std']:.1f} ({peak['step']:,}) | {r['steps_per_second']:.0f} "
+                     f"| {_peak(peak)} | {r['steps_per_second']:.0f} "
                      f"| {r['update_seconds']:.3f} | {r['wall_hours']:.2f} |")
     return "\n".join(lines) + "\n"
+
+
+def _peak(peak: dict) -> str:
+    return "—" if math.isnan(peak["mean"]) else f"{peak['mean']:.1f} ± {peak['std']:.1f} ({peak['step']:,})"
 
 
 def plot_curves(runs: list[RunResult], algos: tuple[str, ...], title: str, path: Path) -> bool:
