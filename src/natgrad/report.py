@@ -92,10 +92,11 @@ def stats(x: np.ndarray) -> dict[str, float]:
 def peak_of_mean(runs: list[RunResult]) -> dict[str, float]:
     """Tianshou's metric: t* = argmax_t mean_seeds eval(t) over the steps every run evaluated at;
     the mean and the std across seeds at t*, and t* itself."""
-    common = sorted(set.intersection(*(set(r.eval_steps.tolist()) for r in runs))) if runs else []
+    curves = [dict(zip(r.eval_steps.tolist(), r.eval_returns.tolist())) for r in runs]
+    common = sorted(set.intersection(*map(set, curves))) if curves else []
     if not common:
         return {"mean": math.nan, "std": math.nan, "step": math.nan}
-    at = np.array([[r.eval_returns[r.eval_steps.tolist().index(t)] for t in common] for r in runs])
+    at = np.array([[curve[t] for t in common] for curve in curves])
     best = int(np.argmax(at.mean(0)))
     return {"mean": float(at[:, best].mean()), "std": float(at[:, best].std()), "step": int(common[best])}
 
