@@ -51,3 +51,13 @@ def test_env_id_with_a_module_imports_it_or_says_why_not():
     model.close()
     with pytest.raises(NatgradError, match="cannot import 'no_such_module' for environment.*PYTHONPATH"):
         natgrad.TRPO("no_such_module:Env-v0")
+
+
+def test_env_kwargs_reach_the_env_or_are_refused_in_one_line():
+    model = natgrad.TRPO("Pendulum-v1", n_steps=8, env_kwargs='{"g": 2.5}')  # the CLI's --set form: JSON
+    assert model.config.env_kwargs == {"g": 2.5} and model.env.envs[0].unwrapped.g == 2.5
+    model.close()
+    with pytest.raises(NatgradError, match=r"Pendulum-v1 does not take env_kwargs=\{'gravity': 2.5\}"):
+        natgrad.TRPO("Pendulum-v1", env_kwargs={"gravity": 2.5})
+    with pytest.raises(NatgradError, match="invalid env_kwargs"):
+        natgrad.TRPO("Pendulum-v1", env_kwargs="g=2.5")

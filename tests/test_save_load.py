@@ -8,6 +8,7 @@ import torch
 
 import natgrad
 from natgrad import NatgradError
+from natgrad.evaluation import evaluate
 from natgrad.runs import latest_model
 from natgrad.training import train_run
 
@@ -87,3 +88,14 @@ def test_corrupt_or_foreign_checkpoint_gives_clear_error(tmp_path):
     with pytest.raises(NatgradError, match="no checkpoint"):
         natgrad.load(tmp_path / "missing.pt")
     model.close()
+
+
+def test_env_kwargs_are_saved_and_used_by_load_and_evaluate(tmp_path):
+    # without its 84 contact forces Ant-v5 observes 27 numbers: a loaded model evaluated on the
+    # default 105-number Ant would fail, so evaluate() passing shows the keywords came back
+    kwargs = {"include_cfrc_ext_in_observation": False}
+    model = natgrad.PPO("Ant-v5", preset=False, n_steps=64, env_kwargs=kwargs).learn(64)
+    loaded = natgrad.load(model.save(tmp_path / "m.pt"))
+    assert loaded.config.env_kwargs == kwargs and loaded.env.single_observation_space.shape == (27,)
+    assert len(evaluate(loaded, episodes=1)) == 1
+    model.close(), loaded.close()

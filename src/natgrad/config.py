@@ -6,8 +6,9 @@ Each field's comment is its documentation; the CLI and the checkpoints use the s
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from natgrad.errors import NatgradError
@@ -17,6 +18,7 @@ from natgrad.errors import NatgradError
 class Config:
     """What every algorithm shares: rollout, GAE, networks, normalization and the critic fit."""
 
+    env_kwargs: dict[str, Any] = field(default_factory=dict)  # keywords for gym.make, e.g. {"g": 9.81}
     n_envs: int = 1  # parallel environments in the vector env
     n_steps: int = 2048  # steps per env per update; the batch is n_envs * n_steps
     vectorization: str = "sync"  # "sync" (one process) or "async" (one process per env)
@@ -33,6 +35,8 @@ class Config:
     vf_minibatch_size: int = 64  # critic minibatch size
 
     def __post_init__(self) -> None:
+        _check(isinstance(self.env_kwargs, dict) and all(isinstance(k, str) for k in self.env_kwargs),
+               "env_kwargs", self.env_kwargs, 'a mapping of keyword to value, e.g. {"g": 9.81}')
         _check(self.n_envs >= 1, "n_envs", self.n_envs, "an integer >= 1")
         _check(self.n_steps >= 1, "n_steps", self.n_steps, "an integer >= 1")
         _check(self.vectorization in ("sync", "async"), "vectorization", self.vectorization, "'sync' or 'async'")
@@ -158,9 +162,11 @@ def _check(ok: bool, name: str, value: Any, want: str) -> None:
 
 
 def _coerce(cfg: Config, name: str, value: Any) -> Any:
-    """Turn CLI strings and lists into the field's type (bool, int, float, tuple of ints)."""
+    """Turn CLI strings and lists into the field's type (bool, int, float, tuple of ints, JSON object)."""
     current = getattr(cfg, name)
     try:
+        if isinstance(current, dict):
+            return json.loads(value) if isinstance(value, str) else value
         if isinstance(current, bool):
             if isinstance(value, str):
                 if value.lower() not in ("true", "false", "1", "0", "yes", "no"):

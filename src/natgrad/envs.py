@@ -14,8 +14,10 @@ from natgrad.policy import Actor, obs_dim
 VECTORIZATION = ("sync", "async")
 
 
-def make_vec_env(env_id: str, n_envs: int = 1, vectorization: str = "sync") -> VectorEnv:
-    """``n_envs`` copies of ``env_id`` that reset themselves in the step where an episode ends.
+def make_vec_env(env_id: str, n_envs: int = 1, vectorization: str = "sync",
+                 env_kwargs: dict[str, Any] | None = None) -> VectorEnv:
+    """``n_envs`` copies of ``env_id`` (made with ``env_kwargs``) that reset themselves in the step
+    where an episode ends.
 
     Same-step autoreset puts the real last observation of an ended episode in
     ``info["final_obs"]``, which the collector needs to bootstrap truncated episodes; that (with its
@@ -32,9 +34,14 @@ def make_vec_env(env_id: str, n_envs: int = 1, vectorization: str = "sync") -> V
         kwargs["shared_memory"] = True
     try:
         env = gym.make_vec(spec, num_envs=n_envs, vectorization_mode=vectorization, vector_kwargs=kwargs,
-                           wrappers=[EmptyInfo])
+                           wrappers=[EmptyInfo], **(env_kwargs or {}))
     except gym.error.DependencyNotInstalled as e:
         raise NatgradError(f"{env_id} needs an extra package: {one_line(e)}") from None
+    except TypeError as e:
+        if not env_kwargs:
+            raise
+        raise NatgradError(f"{env_id} does not take env_kwargs={env_kwargs} ({one_line(e)}): "
+                           "pass only keywords its constructor accepts") from None
     check_spaces(env.single_observation_space, env.single_action_space)
     return env
 
@@ -53,6 +60,11 @@ class EmptyInfo(gym.Wrapper):
     def reset(self, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
         obs, _ = self.env.reset(**kwargs)
         return obs, {}
+
+
+def make_env(env_id: str, env_kwargs: dict[str, Any] | None = None) -> gym.Env:
+    """One ``env_id`` env made with ``env_kwargs`` (for evaluation and rendering)."""
+    return gym.make(check_env_id(env_id), **(env_kwargs or {}))
 
 
 def check_env_id(env_id: str) -> gym.envs.registration.EnvSpec:

@@ -6,9 +6,9 @@ import csv
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import gymnasium as gym
 import numpy as np
 
+from natgrad.envs import make_env
 from natgrad.inference import NumpyActor
 
 if TYPE_CHECKING:
@@ -23,7 +23,7 @@ def evaluate(model: Algorithm, episodes: int = 10, seed: int = EVAL_SEED, determ
     The policy acts through a NumPy copy of the actor (θ is fixed while evaluating), the
     same fast path the rollouts use, on observations normalized with the model's statistics.
     """
-    env = gym.make(model.env_id)
+    env = make_env(model.env_id, model.config.env_kwargs)
     policy = NumpyActor(model.actor)
     rng = np.random.default_rng(seed)
     returns = []

@@ -69,7 +69,7 @@ class RolloutWorker:
 
     def __init__(self, env_id: str, config: Config, n_envs: int, seed: int) -> None:
         torch.set_num_threads(1)
-        self.env = make_vec_env(env_id, n_envs, config.vectorization)
+        self.env = make_vec_env(env_id, n_envs, config.vectorization, config.env_kwargs)
         self.actor, self.obs_normalizer, self.reward_scaler = rollout_parts(self.env, config)
         self.seed = seed
         self.collector: Collector | None = None

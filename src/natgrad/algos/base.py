@@ -48,8 +48,8 @@ class Algorithm:
         self.sampling = Sampling(workers, ray_address, worker_cpus).check(cfg.n_envs)
         torch.manual_seed(self.seed)
         # with Ray the envs live in the workers: the driver keeps one, for its spaces
-        self.env = (make_vec_env(env_id) if self.sampling.uses_ray
-                    else make_vec_env(env_id, cfg.n_envs, cfg.vectorization))
+        self.env = (make_vec_env(env_id, env_kwargs=cfg.env_kwargs) if self.sampling.uses_ray
+                    else make_vec_env(env_id, cfg.n_envs, cfg.vectorization, cfg.env_kwargs))
         self.action_space = self.env.single_action_space
         self.actor, self.obs_normalizer, self.reward_scaler = rollout_parts(self.env, cfg)
         self.critic = Critic(self.env.single_observation_space, cfg.hidden, cfg.activation)
