@@ -62,3 +62,9 @@ def test_presets_command_lists_them():
     assert result.exit_code == 0
     lines = result.output.strip().splitlines()
     assert len(lines) == len(ALGORITHMS) and all("gamma=0.9999" in line for line in lines)
+
+
+def test_presets_command_prints_env_kwargs_as_the_json_set_takes():
+    result = CliRunner().invoke(app, ["presets", "--env", "Ant-v5", "--algo", "trpo"])
+    text = result.output.split("env_kwargs=", 1)[1].strip()  # the last value on the line
+    assert natgrad.NaturalConfig().replace(env_kwargs=text).env_kwargs == preset("trpo", "Ant-v5")["env_kwargs"] == {"include_cfrc_ext_in_observation": False}

@@ -113,7 +113,7 @@ def presets_(
     for name in [algo] if algo else ALGORITHMS:
         for env_id, values in presets(name).items():
             if env is None or env == env_id:
-                settings = " ".join(f"{k}={v}" for k, v in values.items())
+                settings = " ".join(f"{k}={json.dumps(v) if isinstance(v, dict) else v}" for k, v in values.items())
                 typer.echo(f"{name:7s} {env_id:26s} {settings or '(defaults)'}")
 
 
