@@ -63,7 +63,7 @@ class EmptyInfo(gym.Wrapper):
 
 
 def make_env(env_id: str, env_kwargs: dict[str, Any] | None = None) -> gym.Env:
-    """One ``env_id`` env made with ``env_kwargs`` (for evaluation and rendering)."""
+    """One ``env_id`` env made with ``env_kwargs``, as the evaluation episodes run on."""
     return gym.make(check_env_id(env_id), **(env_kwargs or {}))
 
 
