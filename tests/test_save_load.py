@@ -91,7 +91,7 @@ def test_corrupt_or_foreign_checkpoint_gives_clear_error(tmp_path):
 
 
 def test_env_kwargs_are_saved_and_used_by_load_and_evaluate(tmp_path):
-    # without its 84 contact forces Ant-v5 observes 27 numbers: a loaded model evaluated on the
+    # without its 78 contact forces Ant-v5 observes 27 numbers: a loaded model evaluated on the
     # default 105-number Ant would fail, so evaluate() passing shows the keywords came back
     kwargs = {"include_cfrc_ext_in_observation": False}
     model = natgrad.PPO("Ant-v5", preset=False, n_steps=64, env_kwargs=kwargs).learn(64)
