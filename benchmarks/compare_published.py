@@ -28,6 +28,8 @@ import argparse
 import json
 from pathlib import Path
 
+from natgrad.report import env_label
+
 # env → algo → source → (mean, std)
 PUBLISHED: dict[str, dict[str, dict[str, tuple[float, float]]]] = {
     "Ant": {"trpo": {"tianshou": (2866.7, 707.9), "zoo": (4982.3, 663.8)},
@@ -96,7 +98,7 @@ def table(rows: list[dict], algo: str) -> str:
             return f"{s['mean']:.1f} [{s['ci_low']:.1f}, {s['ci_high']:.1f}]"
 
         peak, against_tianshou = tianshou_cells(r, published.get("tianshou"))
-        lines.append(f"| {r['env']} | {len(r['seeds'])} | {ci(r['final_train'])} | {ci(r['final_eval'])} "
+        lines.append(f"| {env_label(r)} | {len(r['seeds'])} | {ci(r['final_train'])} | {ci(r['final_eval'])} "
                      f"| {r['best_eval']['mean']:.1f} ± {r['best_eval']['std']:.1f} | {peak} | {against_tianshou} "
                      f"| {verdict(r['final_eval']['mean'], published.get('zoo'))} | {r['wall_hours']:.2f} |")
     return "\n".join(lines) + "\n"
@@ -109,7 +111,7 @@ def per_seed(rows: list[dict]) -> str:
              "|---|---|---|---|---|---|---|"]
     for r in rows:
         for p in r.get("per_seed", []):
-            lines.append(f"| {r['env']} | {r['algo']} | {p['seed']} | {p['final_train']:.1f} | {p['final_eval']:.1f} "
+            lines.append(f"| {env_label(r)} | {r['algo']} | {p['seed']} | {p['final_train']:.1f} | {p['final_eval']:.1f} "
                          f"| {p['best_eval']:.1f} | {p['wall_hours']:.2f} |")
     return "\n".join(lines) + "\n"
 

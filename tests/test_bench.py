@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -11,7 +12,7 @@ from typer.testing import CliRunner
 from natgrad import NatgradError
 from natgrad.bench import GridSettings, RunSpec, grid, parse_seeds, run_grid
 from natgrad.cli import app
-from natgrad.report import RunResult, aggregate, bootstrap_ci, find_runs, iqm, peak_of_mean
+from natgrad.report import RunResult, aggregate, bootstrap_ci, find_runs, iqm, markdown, peak_of_mean
 
 
 def test_parse_seeds():
@@ -128,3 +129,23 @@ def test_bench_command_runs_a_real_grid_and_reports(tmp_path):
     assert (out / "curves-natural-gradient.png").exists() and (out / "curves-proximal.png").exists()
     again = CliRunner().invoke(app, args)
     assert "4 of 4 runs already finished" in again.output
+
+
+def test_report_names_the_env_options_a_row_was_run_with():
+    plain = _run(0, [100], [1.0])
+    options = dataclasses.replace(plain, env_id="Ant-v5", env_kwargs={"include_cfrc_ext_in_observation": False})
+    rows = aggregate([plain, options])
+    assert [r["env_kwargs"] for r in rows] == [{"include_cfrc_ext_in_observation": False}, {}]
+    table = markdown(rows)
+    assert "| Ant-v5 (include_cfrc_ext_in_observation=false) | trpo |" in table
+    assert "| Hopper-v5 | trpo |" in table
+
+
+def test_bench_report_reads_the_env_options_from_each_run(tmp_path):
+    out = tmp_path / "grid"
+    result = CliRunner().invoke(app, ["bench", "--algos", "trpo", "--envs", "Pendulum-v1", "--seeds", "0",
+                                      "--steps", "256", "--out", str(out), "--eval-episodes", "1",
+                                      "--set", "n_steps=128", "--set", 'env_kwargs={"g": 9.81}'])
+    assert result.exit_code == 0, result.output
+    assert [r.env_kwargs for r in find_runs(out)] == [{"g": 9.81}]
+    assert "| Pendulum-v1 (g=9.81) | trpo | 1 |" in (out / "summary.md").read_text()

@@ -12,8 +12,9 @@ from __future__ import annotations
 import csv
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -36,6 +37,7 @@ class RunResult:
     curve_returns: np.ndarray  # mean return of the last 100 training episodes at each update
     eval_steps: np.ndarray  # env steps of each deterministic evaluation, the final one last
     eval_returns: np.ndarray  # mean return of each of those evaluations
+    env_kwargs: dict[str, Any] = field(default_factory=dict)  # the env's constructor keywords (its config)
 
 
 def read_run(run_dir: Path) -> RunResult:
@@ -59,6 +61,7 @@ def read_run(run_dir: Path) -> RunResult:
         curve_steps=steps, curve_returns=_column(run_dir / "metrics.csv", "rollout/ep_return_mean"),
         eval_steps=np.append(eval_steps[periodic], final["num_timesteps"]),
         eval_returns=np.append(evals[periodic], final["mean"]),
+        env_kwargs=config.get("config", {}).get("env_kwargs", {}),
     )
 
 
@@ -108,7 +111,7 @@ def aggregate(runs: list[RunResult]) -> list[dict]:
     for env_id, algo in sorted({(r.env_id, r.algo) for r in runs}):
         group = [r for r in runs if (r.env_id, r.algo) == (env_id, algo)]
         rows.append({
-            "env": env_id, "algo": algo, "seeds": sorted(r.seed for r in group),
+            "env": env_id, "env_kwargs": group[0].env_kwargs, "algo": algo, "seeds": sorted(r.seed for r in group),
             "steps": int(np.median([r.steps for r in group])),
             "final_train": stats(np.array([r.final_train for r in group])),
             "final_eval": stats(np.array([r.final_eval for r in group])),
@@ -134,12 +137,18 @@ def markdown(rows: list[dict]) -> str:
              "|---" * 12 + "|"]
     for r in rows:  # a summary.json written before the peak was computed has none: "—"
         peak = r.get("peak_mean_eval", {"mean": math.nan, "std": math.nan, "step": math.nan})
-        lines.append(f"| {r['env']} | {r['algo']} | {len(r['seeds'])} | {r['steps']:,} | {ci(r['final_train'])} "
+        lines.append(f"| {env_label(r)} | {r['algo']} | {len(r['seeds'])} | {r['steps']:,} | {ci(r['final_train'])} "
                      f"| {r['final_train']['iqm']:.1f} | {ci(r['final_eval'])} "
                      f"| {r['best_eval']['mean']:.1f} ± {r['best_eval']['std']:.1f} "
                      f"| {_peak(peak)} | {r['steps_per_second']:.0f} "
                      f"| {r['update_seconds']:.3f} | {r['wall_hours']:.2f} |")
     return "\n".join(lines) + "\n"
+
+
+def env_label(row: dict) -> str:
+    """The env id, followed by the keywords it was made with, if any: 'Ant-v5 (use_contact_forces=false)'."""
+    options = row.get("env_kwargs") or {}
+    return row["env"] + (f" ({', '.join(f'{k}={json.dumps(v)}' for k, v in options.items())})" if options else "")
 
 
 def _peak(peak: dict) -> str:
