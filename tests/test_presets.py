@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from typer.testing import CliRunner
 
@@ -66,5 +68,7 @@ def test_presets_command_lists_them():
 
 def test_presets_command_prints_env_kwargs_as_the_json_set_takes():
     result = CliRunner().invoke(app, ["presets", "--env", "Ant-v5", "--algo", "trpo"])
-    text = result.output.split("env_kwargs=", 1)[1].strip()  # the last value on the line
+    after = result.output.split("env_kwargs=", 1)[1]
+    _, end = json.JSONDecoder().raw_decode(after)  # the JSON object, whatever follows it on the line
+    text = after[:end]
     assert natgrad.NaturalConfig().replace(env_kwargs=text).env_kwargs == preset("trpo", "Ant-v5")["env_kwargs"] == {"include_cfrc_ext_in_observation": False}
