@@ -111,7 +111,8 @@ def per_seed(rows: list[dict]) -> str:
              "|---|---|---|---|---|---|---|"]
     for r in rows:
         for p in r.get("per_seed", []):
-            lines.append(f"| {env_label(r)} | {r['algo']} | {p['seed']} | {p['final_train']:.1f} | {p['final_eval']:.1f} "
+            lines.append(f"| {env_label(r)} | {r['algo']} | {p['seed']} | {p['final_train']:.1f} "
+                         f"| {p['final_eval']:.1f} "
                          f"| {p['best_eval']:.1f} | {p['wall_hours']:.2f} |")
     return "\n".join(lines) + "\n"
 

@@ -5,7 +5,8 @@ explicit F on states of the policy's own rollout, and how damping turns the natu
 
 F = [2·I for log σ; E_s[J_sᵀ diag(1/σ²) J_s] for the mean network's weights] (a diagonal Gaussian
 actor), from ``torch.func`` Jacobians in chunks of states, and checked against natgrad's own
-Fisher-vector product (``LinearizedActor``) on random vectors before it is used. The gradient is the surrogate's, g = ∇ E[Â log π(a|s)] on the same rollout, with GAE(γ, λ)
+Fisher-vector product (``LinearizedActor``) on random vectors before it is used. The gradient is the surrogate's,
+g = ∇ E[Â log π(a|s)] on the same rollout, with GAE(γ, λ)
 advantages from the model's critic on its scaled rewards, normalized as in training. For each damping
 d the script solves (F + d·I) x = g exactly and by the training's truncated CG (``--cg-iters``), and
 prints the cosine of the exact x to the exact d = 0.1 solution, of the CG x to the exact d = 0.1 one and
@@ -18,13 +19,13 @@ import argparse
 
 import numpy as np
 import torch
+from torch.func import functional_call, jacrev, vmap
 
 import natgrad
 from natgrad.cg import conjugate_gradient
 from natgrad.envs import make_env
 from natgrad.gae import gae, normalize
 from natgrad.linearized import LinearizedActor
-from torch.func import functional_call, jacrev, vmap
 
 
 def rollout(model, n: int, seed: int) -> dict[str, torch.Tensor]:

@@ -71,4 +71,5 @@ def test_presets_command_prints_env_kwargs_as_the_json_set_takes():
     after = result.output.split("env_kwargs=", 1)[1]
     _, end = json.JSONDecoder().raw_decode(after)  # the JSON object, whatever follows it on the line
     text = after[:end]
-    assert natgrad.NaturalConfig().replace(env_kwargs=text).env_kwargs == preset("trpo", "Ant-v5")["env_kwargs"] == {"include_cfrc_ext_in_observation": False}
+    parsed = natgrad.NaturalConfig().replace(env_kwargs=text).env_kwargs
+    assert parsed == preset("trpo", "Ant-v5")["env_kwargs"] == {"include_cfrc_ext_in_observation": False}

@@ -146,7 +146,7 @@ def markdown(rows: list[dict]) -> str:
 
 
 def env_label(row: dict) -> str:
-    """The env id, followed by the keywords it was made with, if any: 'Ant-v5 (include_cfrc_ext_in_observation=false)'."""
+    """The env id and the keywords it was made with, if any: 'Ant-v5 (include_cfrc_ext_in_observation=false)'."""
     options = row.get("env_kwargs") or {}
     return row["env"] + (f" ({', '.join(f'{k}={json.dumps(v)}' for k, v in options.items())})" if options else "")
 
