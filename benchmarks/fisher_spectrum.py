@@ -5,9 +5,9 @@ explicit F on states of the policy's own rollout, and how damping turns the natu
 
 F = [2·I for log σ; E_s[J_sᵀ diag(1/σ²) J_s] for the mean network's weights] (a diagonal Gaussian
 actor), from ``torch.func`` Jacobians in chunks of states, and checked against natgrad's own
-Fisher-vector product (``LinearizedActor``) on random vectors before it is used. The gradient is the surrogate's,
-g = ∇ E[Â log π(a|s)] on the same rollout, with GAE(γ, λ)
-advantages from the model's critic on its scaled rewards, normalized as in training. For each damping
+Fisher-vector product (``LinearizedActor``) on random vectors before it is used. The gradient is the
+surrogate's, g = ∇ E[Â log π(a|s)] on the same rollout, with GAE(γ, λ) advantages from the model's critic
+on its rewards scaled as in training (``RewardScaler.scale``), normalized as in training. For each damping
 d the script solves (F + d·I) x = g exactly and by the training's truncated CG (``--cg-iters``), and
 prints the cosine of the exact x to the exact d = 0.1 solution, of the CG x to the exact d = 0.1 one and
 to the CG d = 0.1 one (the step training takes), and each x's xᵀFx. Nothing here is used by the library.
@@ -34,15 +34,20 @@ def rollout(model, n: int, seed: int) -> dict[str, torch.Tensor]:
     obs, _ = env.reset(seed=seed)
     torch.manual_seed(seed)
     out = {k: [] for k in ("obs", "act", "rew", "next_obs", "term", "ended")}
+
+    def normalized(o: np.ndarray) -> torch.Tensor:
+        return torch.as_tensor(model.obs_normalizer(np.asarray(o, np.float64)[None]))[0]
+
+    x = normalized(obs)
     for _ in range(n):
-        x = torch.as_tensor(model.obs_normalizer(np.asarray(obs, np.float64)[None]))
         with torch.no_grad():
-            a = model.actor(x).sample()[0]
+            a = model.actor(x[None]).sample()[0]
         nxt, r, term, trunc, _ = env.step(a.numpy())
-        for k, v in (("obs", x[0]), ("act", a), ("rew", float(r)), ("term", term), ("ended", term or trunc),
-                     ("next_obs", torch.as_tensor(model.obs_normalizer(np.asarray(nxt, np.float64)[None]))[0])):
+        x_next = normalized(nxt)
+        for k, v in (("obs", x), ("act", a), ("rew", float(r)), ("term", term), ("ended", term or trunc),
+                     ("next_obs", x_next)):
             out[k].append(v)
-        obs = env.reset()[0] if term or trunc else nxt
+        x = normalized(env.reset()[0]) if term or trunc else x_next
     return {k: torch.stack(v) if isinstance(v[0], torch.Tensor) else torch.tensor(v) for k, v in out.items()}
 
 
@@ -75,7 +80,7 @@ def main() -> None:
     b = rollout(model, args.states, args.seed)
     with torch.no_grad():
         v, v_next = model.critic(b["obs"]), model.critic(b["next_obs"])
-    rew = torch.as_tensor(b["rew"].numpy() / np.sqrt(model.reward_scaler.rms.var + 1e-8), dtype=v.dtype) \
+    rew = torch.as_tensor(model.reward_scaler.scale(b["rew"].numpy()), dtype=v.dtype) \
         if cfg.normalize_reward else b["rew"].to(v.dtype)
     adv, _ = gae(rew[:, None], v[:, None], v_next[:, None], b["term"][:, None], b["ended"][:, None],
                  cfg.gamma, cfg.gae_lambda)
@@ -91,14 +96,15 @@ def main() -> None:
         if err > 1e-3:
             raise SystemExit(f"explicit F disagrees with natgrad's Fisher-vector product (relative error {err:.2g})")
     ev = torch.linalg.eigvalsh(F)
-    sigma = model.actor.log_std.exp().detach() if model.actor.continuous else None
+    sigma = model.actor.log_std.exp().detach()  # a Gaussian actor: explicit_fisher refuses others
     print(f"{model.env_id} {args.model}: {len(g)} parameters, {args.states} states, σ = "
-          f"{None if sigma is None else [round(float(s), 3) for s in sigma]}")
+          f"{[round(float(s), 3) for s in sigma]}")
     qs = (0.1, 0.25, 0.5, 0.75, 0.9, 0.99, 1.0)
     print("eigenvalue quantiles: " + ", ".join(f"{q:.0%} {float(torch.quantile(ev, q)):.3g}" for q in qs))
     for d in (0.1, 0.01, 0.001):
         print(f"  share of eigenvalues below {d:g}: {float((ev < d).double().mean()):.0%}")
     gd = g.double()
+
     def solve(d: float) -> tuple[torch.Tensor, torch.Tensor]:
         exact = torch.linalg.solve(F + d * torch.eye(len(g), dtype=F.dtype), gd)
         return exact, conjugate_gradient(lambda u: F @ u + d * u, gd, args.cg_iters, cfg.cg_tol).x

@@ -130,5 +130,9 @@ class RewardScaler:
             self.ret = self.ret * self.gamma + rewards[t]
             self.rms.update(self.ret)
             self.ret[ended[t]] = 0.0
-            scaled[t] = np.clip(rewards[t] / np.sqrt(self.rms.var + 1e-8), -self.clip, self.clip)
+            scaled[t] = self.scale(rewards[t])
         return scaled
+
+    def scale(self, rewards: np.ndarray) -> np.ndarray:
+        """r / √(Var[R] + ε), clipped to ±clip, with the statistics as they stand (nothing updated)."""
+        return np.clip(rewards / np.sqrt(self.rms.var + 1e-8), -self.clip, self.clip)
