@@ -96,3 +96,38 @@ def test_ppo_annealing_decays_lr_linearly_over_the_learn_call():
 @pytest.mark.parametrize("cls", [natgrad.PPO, natgrad.PPOKL])
 def test_ppo_learns_cartpole_within_budget(cls):
     assert first_update_reaching(cls, 475, budget=200_000)
+
+
+@pytest.mark.parametrize("recompute", [False, True])
+def test_ppo_recomputes_advantages_before_every_later_epoch(monkeypatch, recompute):
+    """recompute_advantages: GAE again, with the critic as the last epoch left it, before epochs 2, 3, ..."""
+    import natgrad.algos.base as base
+
+    critics_seen: list[list[torch.Tensor]] = []
+    real = base.update_batch
+
+    def spy(batch, critic, gamma, lam):
+        critics_seen.append([p.detach().clone() for p in critic.parameters()])
+        return real(batch, critic, gamma, lam)
+
+    monkeypatch.setattr(base, "update_batch", spy)
+    model = natgrad.PPO("CartPole-v1", seed=0, n_envs=2, n_steps=64, minibatches=2, epochs=3,
+                        recompute_advantages=recompute)
+    model.learn(256)  # 2 updates
+    assert len(critics_seen) == (6 if recompute else 2)
+    if recompute:  # each GAE of an update saw a critic trained by one more epoch
+        for a, b in zip(critics_seen, critics_seen[1:3]):
+            assert any(not torch.equal(x, y) for x, y in zip(a, b))
+    model.close()
+
+
+def test_ppo_recompute_advantages_changes_nothing_with_one_epoch_and_something_with_two():
+    def params(epochs: int, recompute: bool) -> torch.Tensor:
+        model = natgrad.PPO("Pendulum-v1", seed=3, n_envs=2, n_steps=64, minibatches=2, epochs=epochs,
+                            recompute_advantages=recompute)
+        model.learn(256)
+        model.close()
+        return torch.cat([p.detach().reshape(-1) for p in model.actor.parameters()])
+
+    assert torch.equal(params(1, False), params(1, True))
+    assert not torch.equal(params(2, False), params(2, True))

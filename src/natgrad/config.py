@@ -117,6 +117,7 @@ class ProximalConfig(Config):
     anneal_lr: bool = False  # decay lr linearly to 0 over the learn() call
     clip_vf: float = 0.0  # clip V − V_old to ±clip_vf in the value loss (0: off)
     target_kl: float = 0.0  # stop the epochs once the approximate KL exceeds this (0: off)
+    recompute_advantages: bool = False  # GAE again with the updated critic before every epoch after the first
 
     def __post_init__(self) -> None:
         super().__post_init__()

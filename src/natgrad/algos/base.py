@@ -20,7 +20,7 @@ from natgrad.config import Config
 from natgrad.envs import make_vec_env
 from natgrad.errors import NatgradError
 from natgrad.policy import Critic
-from natgrad.rollout import RolloutBatch, update_batch
+from natgrad.rollout import RolloutBatch, UpdateBatch, update_batch
 from natgrad.sampler import Sampler, Sampling, make_sampler, rollout_parts
 
 Callback = Callable[["Algorithm", dict[str, float]], Any]
@@ -67,10 +67,10 @@ class Algorithm:
     def _setup(self) -> None:
         """Build optimizers (into ``self.optimizers``) and algorithm state, once the networks exist."""
 
-    def _update(self, obs: torch.Tensor, actions: torch.Tensor, log_probs: torch.Tensor,
-                advantages: torch.Tensor, returns: torch.Tensor, values: torch.Tensor,
-                progress: float) -> dict[str, float]:
-        """Update actor and critic on one flattened batch; return the update's metrics."""
+    def _update(self, data: UpdateBatch, progress: float, gae: Callable[[], UpdateBatch]) -> dict[str, float]:
+        """Update actor and critic on one flattened batch; return the update's metrics.
+
+        ``gae()`` is GAE over the same rollout again, with the critic as it is by then."""
         raise NotImplementedError
 
     def _extra_state(self) -> dict[str, Any]:
@@ -118,9 +118,12 @@ class Algorithm:
 
     def _train_on(self, batch: RolloutBatch, progress: float) -> dict[str, float]:
         """GAE on the batch, then the algorithm's update on its flattened tensors."""
-        data = update_batch(batch, self.critic, self.config.gamma, self.config.gae_lambda)
-        metrics = self._update(data.obs, data.actions, data.log_probs, data.advantages, data.returns, data.values,
-                               progress)
+
+        def gae() -> UpdateBatch:
+            return update_batch(batch, self.critic, self.config.gamma, self.config.gae_lambda)
+
+        data = gae()
+        metrics = self._update(data, progress, gae)
         with torch.no_grad():
             metrics["policy/entropy"] = float(self.actor(data.obs).entropy().mean())
         metrics["critic/explained_variance"] = _explained_variance(data.values, data.returns)

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import ClassVar
-
-from torch import Tensor
 
 from natgrad.algos.base import Algorithm
 from natgrad.config import NaturalConfig
@@ -12,6 +11,7 @@ from natgrad.critic_fit import fit_critic
 from natgrad.gae import normalize
 from natgrad.natural import natural_step
 from natgrad.optim import adam
+from natgrad.rollout import UpdateBatch
 
 
 class NaturalGradient(Algorithm):
@@ -25,9 +25,10 @@ class NaturalGradient(Algorithm):
         self.critic_optimizer = adam(self.critic.parameters(), self.config.vf_lr)
         self.optimizers = {"critic": self.critic_optimizer}
 
-    def _update(self, obs: Tensor, actions: Tensor, log_probs: Tensor, advantages: Tensor,
-                returns: Tensor, values: Tensor, progress: float) -> dict[str, float]:
+    def _update(self, data: UpdateBatch, progress: float, gae: Callable[[], UpdateBatch]) -> dict[str, float]:
         cfg = self.config
+        obs, actions, log_probs, advantages, returns = (data.obs, data.actions, data.log_probs, data.advantages,
+                                                        data.returns)
         adv = normalize(advantages) if cfg.normalize_advantage else advantages
         step = natural_step(self.actor, obs, actions, log_probs, adv, cfg, self.line_search, self.generator)
         critic_loss = fit_critic(self.critic, self.critic_optimizer, obs, returns,

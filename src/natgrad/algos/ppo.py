@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -22,6 +23,7 @@ from natgrad.losses import (
     value_loss,
 )
 from natgrad.optim import adam
+from natgrad.rollout import UpdateBatch
 
 
 class Proximal(Algorithm):
@@ -43,18 +45,21 @@ class Proximal(Algorithm):
         """Algorithm state to adapt once per update, given the KL reached; returns metrics."""
         return {}
 
-    def _update(self, obs: Tensor, actions: Tensor, log_probs: Tensor, advantages: Tensor,
-                returns: Tensor, values: Tensor, progress: float) -> dict[str, float]:
+    def _update(self, data: UpdateBatch, progress: float, gae: Callable[[], UpdateBatch]) -> dict[str, float]:
         cfg = self.config
         lr = cfg.lr * (1.0 - progress) if cfg.anneal_lr else cfg.lr
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         params = [p for group in self.optimizer.param_groups for p in group["params"]]
+        obs, actions, log_probs = data.obs, data.actions, data.log_probs
         with torch.no_grad():
             old = self.actor(obs).detach()
         diagnostics: list[dict[str, float]] = []
         epochs_run = 0
-        for _ in range(cfg.epochs):
+        for epoch in range(cfg.epochs):
+            if epoch > 0 and cfg.recompute_advantages:
+                data = gae()  # Â and R again, with the critic the last epoch trained (V_old for clip_vf too)
+            advantages, returns, values = data.advantages, data.returns, data.values
             for idx in minibatches(len(obs), len(obs) // cfg.minibatches, self.generator):
                 dist = self.actor(obs[idx])
                 log_p = dist.log_prob(actions[idx])

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
-from torch import Tensor
 
 from natgrad.algos.base import Algorithm
 from natgrad.config import VPGConfig
@@ -11,6 +12,7 @@ from natgrad.critic_fit import fit_critic
 from natgrad.gae import normalize
 from natgrad.losses import surrogate
 from natgrad.optim import adam
+from natgrad.rollout import UpdateBatch
 
 
 class VPG(Algorithm):
@@ -25,9 +27,10 @@ class VPG(Algorithm):
         self.critic_optimizer = adam(self.critic.parameters(), self.config.vf_lr)
         self.optimizers = {"actor": self.actor_optimizer, "critic": self.critic_optimizer}
 
-    def _update(self, obs: Tensor, actions: Tensor, log_probs: Tensor, advantages: Tensor,
-                returns: Tensor, values: Tensor, progress: float) -> dict[str, float]:
+    def _update(self, data: UpdateBatch, progress: float, gae: Callable[[], UpdateBatch]) -> dict[str, float]:
         cfg = self.config
+        obs, actions, log_probs, advantages, returns = (data.obs, data.actions, data.log_probs, data.advantages,
+                                                        data.returns)
         adv = normalize(advantages) if cfg.normalize_advantage else advantages
         with torch.no_grad():
             old = self.actor(obs).detach()
