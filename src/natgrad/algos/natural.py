@@ -27,11 +27,10 @@ class NaturalGradient(Algorithm):
 
     def _update(self, data: UpdateBatch, progress: float, gae: Callable[[], UpdateBatch]) -> dict[str, float]:
         cfg = self.config
-        obs, actions, log_probs, advantages, returns = (data.obs, data.actions, data.log_probs, data.advantages,
-                                                        data.returns)
-        adv = normalize(advantages) if cfg.normalize_advantage else advantages
-        step = natural_step(self.actor, obs, actions, log_probs, adv, cfg, self.line_search, self.generator)
-        critic_loss = fit_critic(self.critic, self.critic_optimizer, obs, returns,
+        adv = normalize(data.advantages) if cfg.normalize_advantage else data.advantages
+        step = natural_step(self.actor, data.obs, data.actions, data.log_probs, adv, cfg, self.line_search,
+                            self.generator)
+        critic_loss = fit_critic(self.critic, self.critic_optimizer, data.obs, data.returns,
                                  cfg.vf_epochs, cfg.vf_minibatch_size, self.generator)
         return {**step.metrics(), "critic/loss": critic_loss}
 

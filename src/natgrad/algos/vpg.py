@@ -29,9 +29,8 @@ class VPG(Algorithm):
 
     def _update(self, data: UpdateBatch, progress: float, gae: Callable[[], UpdateBatch]) -> dict[str, float]:
         cfg = self.config
-        obs, actions, log_probs, advantages, returns = (data.obs, data.actions, data.log_probs, data.advantages,
-                                                        data.returns)
-        adv = normalize(advantages) if cfg.normalize_advantage else advantages
+        obs, actions, log_probs = data.obs, data.actions, data.log_probs
+        adv = normalize(data.advantages) if cfg.normalize_advantage else data.advantages
         with torch.no_grad():
             old = self.actor(obs).detach()
         loss = -surrogate(self.actor(obs).log_prob(actions), log_probs, adv)
@@ -43,7 +42,7 @@ class VPG(Algorithm):
             dist = self.actor(obs)
             kl = old.kl(dist).mean()
             improvement = surrogate(dist.log_prob(actions), log_probs, adv) + loss
-        critic_loss = fit_critic(self.critic, self.critic_optimizer, obs, returns,
+        critic_loss = fit_critic(self.critic, self.critic_optimizer, obs, data.returns,
                                  cfg.vf_epochs, cfg.vf_minibatch_size, self.generator)
         return {
             "policy/kl": float(kl),
