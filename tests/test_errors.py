@@ -38,6 +38,14 @@ def test_bad_hyperparameters(overrides, match):
         natgrad.TRPO("CartPole-v1", **overrides)
 
 
+@pytest.mark.parametrize("name", ["vf_lr", "vf_epochs", "vf_minibatch_size"])
+def test_ppo_refuses_the_critic_fit_options_it_would_ignore(name):
+    # PPO's critic trains inside the PPO loss: a separate critic-fit setting would silently do nothing
+    with pytest.raises(NatgradError, match=f"unknown PPOConfig option.*{name}.*vf_coef"):
+        natgrad.PPO("CartPole-v1", **{name: 10})
+    assert getattr(natgrad.TRPO("CartPole-v1", **{name: 10}).config, name) == 10
+
+
 def test_non_finite_observation_from_env():
     model = natgrad.TRPO("natgrad-test/NaNObs-v0", n_steps=8)
     with pytest.raises(NatgradError, match="non-finite observation"):

@@ -99,3 +99,21 @@ def test_env_kwargs_are_saved_and_used_by_load_and_evaluate(tmp_path):
     assert loaded.config.env_kwargs == kwargs and loaded.env.single_observation_space.shape == (27,)
     assert len(evaluate(loaded, episodes=1)) == 1
     model.close(), loaded.close()
+
+
+def test_checkpoint_config_is_checked_on_load(tmp_path):
+    model = natgrad.PPO("CartPole-v1", n_steps=64).learn(64)
+    payload = torch.load(model.save(tmp_path / "m.pt"), weights_only=True)
+    # written by natgrad before PPO refused the critic-fit options it never used: still loads
+    payload["config"].update(vf_lr=1e-3, vf_epochs=5, vf_minibatch_size=64)
+    torch.save(payload, tmp_path / "old.pt")
+    assert natgrad.load(tmp_path / "old.pt").config == model.config
+    payload["config"]["max_kll"] = 0.1
+    torch.save(payload, tmp_path / "foreign.pt")
+    with pytest.raises(NatgradError, match="foreign.pt holds a config.*max_kll.*damaged"):
+        natgrad.load(tmp_path / "foreign.pt")
+    payload["config"] = {**model.config.to_dict(), "gamma": 2.0}
+    torch.save(payload, tmp_path / "bad.pt")
+    with pytest.raises(NatgradError, match="bad.pt holds a config.*invalid gamma"):
+        natgrad.load(tmp_path / "bad.pt")
+    model.close()

@@ -89,7 +89,10 @@ def load(path: str | Path, **config_overrides: Any) -> Algorithm:
     cls = ALGORITHMS.get(payload["algo"])
     if cls is None:
         raise NatgradError(f"{path} holds an unknown algorithm {payload['algo']!r}: known are {sorted(ALGORITHMS)}")
-    config = cls.config_cls(**{**payload["config"], "hidden": tuple(payload["config"]["hidden"])})
+    try:
+        config = cls.config_cls.from_dict(payload["config"])
+    except NatgradError as e:
+        raise NatgradError(f"{path} holds a config natgrad cannot use ({e}); the file is damaged") from None
     model = cls(payload["env_id"], seed=payload["seed"], config=config, **config_overrides)
     try:
         model.actor.load_state_dict(payload["actor"])

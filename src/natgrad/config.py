@@ -9,14 +9,14 @@ import dataclasses
 import json
 import math
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import Any, ClassVar
 
 from natgrad.errors import NatgradError
 
 
 @dataclass(frozen=True)
 class Config:
-    """What every algorithm shares: rollout, GAE, networks, normalization and the critic fit."""
+    """What every algorithm shares: rollout, GAE, networks and normalization."""
 
     env_kwargs: dict[str, Any] = field(default_factory=dict)  # keywords for gym.make, e.g. {"g": 9.81}
     n_envs: int = 1  # parallel environments in the vector env
@@ -30,9 +30,7 @@ class Config:
     normalize_obs: bool = True  # running mean/std observation normalization (Box observations)
     normalize_reward: bool = False  # scale rewards by the running std of the discounted return
     normalize_advantage: bool = True  # Â ← (Â − mean) / std over the batch
-    vf_lr: float = 1e-3  # critic Adam learning rate
-    vf_epochs: int = 5  # critic epochs over the batch per update
-    vf_minibatch_size: int = 64  # critic minibatch size
+    retired: ClassVar[frozenset[str]] = frozenset()  # names from_dict drops (written by older natgrad)
 
     def __post_init__(self) -> None:
         _check(isinstance(self.env_kwargs, dict) and all(isinstance(k, str) for k in self.env_kwargs),
@@ -44,9 +42,6 @@ class Config:
         _check(0 <= self.gae_lambda <= 1, "gae_lambda", self.gae_lambda, "in [0, 1]")
         _check(len(self.hidden) >= 1 and all(h >= 1 for h in self.hidden), "hidden", self.hidden,
                "one or more positive layer sizes, e.g. 64,64")
-        _check(self.vf_lr > 0, "vf_lr", self.vf_lr, "> 0")
-        _check(self.vf_epochs >= 0, "vf_epochs", self.vf_epochs, ">= 0")
-        _check(self.vf_minibatch_size >= 1, "vf_minibatch_size", self.vf_minibatch_size, ">= 1")
 
     @property
     def batch_size(self) -> int:
@@ -65,9 +60,36 @@ class Config:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> Config:
+        """The config that ``to_dict`` wrote (a checkpoint's), checked as on construction.
+
+        Names in ``retired`` are dropped: older natgrad wrote them for this algorithm without using them.
+        """
+        values = {k: v for k, v in values.items() if k not in cls.retired}
+        unknown = sorted(set(values) - {f.name for f in fields(cls)})
+        if unknown:
+            raise NatgradError(f"unknown {cls.__name__} option(s) {unknown}: the file was written by another program")
+        return cls(**{**values, "hidden": tuple(values.get("hidden", cls.hidden))})
+
 
 @dataclass(frozen=True)
-class NaturalConfig(Config):
+class CriticFitConfig(Config):
+    """A critic fit apart from the policy step (NPG, TRPO, VPG): minibatch Adam on ½(V − R)² after it."""
+
+    vf_lr: float = 1e-3  # critic Adam learning rate
+    vf_epochs: int = 5  # critic epochs over the batch per update
+    vf_minibatch_size: int = 64  # critic minibatch size
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _check(self.vf_lr > 0, "vf_lr", self.vf_lr, "> 0")
+        _check(self.vf_epochs >= 0, "vf_epochs", self.vf_epochs, ">= 0")
+        _check(self.vf_minibatch_size >= 1, "vf_minibatch_size", self.vf_minibatch_size, ">= 1")
+
+
+@dataclass(frozen=True)
+class NaturalConfig(CriticFitConfig):
     """NPG and TRPO: the natural-gradient step in a KL trust region of radius δ."""
 
     max_kl: float = 0.01  # δ: mean KL(π_old ‖ π_θ) allowed per update
@@ -90,7 +112,7 @@ class NaturalConfig(Config):
 
 
 @dataclass(frozen=True)
-class VPGConfig(Config):
+class VPGConfig(CriticFitConfig):
     """The standard-gradient baseline: one Adam step on the surrogate per update."""
 
     pi_lr: float = 3e-3  # actor Adam learning rate
@@ -104,8 +126,12 @@ class VPGConfig(Config):
 class ProximalConfig(Config):
     """What PPO-Clip and PPO-KL share: epochs of shuffled minibatch Adam on actor and critic together.
 
-    Defaults are the PPO paper's for MuJoCo: 10 epochs, 32 minibatches, lr 3e-4, λ = 0.95.
+    Defaults are the PPO paper's for MuJoCo: 10 epochs, 32 minibatches, lr 3e-4, λ = 0.95. The critic
+    trains inside the same loss (``lr``, ``epochs``, ``vf_coef``), so there is no separate critic fit.
     """
+
+    # checkpoints before 2026-11-27 recorded the critic-fit options, which PPO never used
+    retired: ClassVar[frozenset[str]] = frozenset({"vf_lr", "vf_epochs", "vf_minibatch_size"})
 
     gae_lambda: float = 0.95
     lr: float = 3e-4  # Adam learning rate (actor and critic)
