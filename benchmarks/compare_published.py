@@ -28,7 +28,7 @@ import argparse
 import json
 from pathlib import Path
 
-from natgrad.report import env_label
+from natgrad.report import ci, env_label
 
 # env → algo → source → (mean, std)
 PUBLISHED: dict[str, dict[str, dict[str, tuple[float, float]]]] = {
@@ -93,10 +93,6 @@ def table(rows: list[dict], algo: str) -> str:
         if r["algo"] != algo:
             continue
         published = PUBLISHED.get(r["env"].split("-")[0], {}).get(algo, {})
-
-        def ci(s: dict) -> str:
-            return f"{s['mean']:.1f} [{s['ci_low']:.1f}, {s['ci_high']:.1f}]"
-
         peak, against_tianshou = tianshou_cells(r, published.get("tianshou"))
         lines.append(f"| {env_label(r)} | {len(r['seeds'])} | {ci(r['final_train'])} | {ci(r['final_eval'])} "
                      f"| {r['best_eval']['mean']:.1f} ± {r['best_eval']['std']:.1f} | {peak} | {against_tianshou} "

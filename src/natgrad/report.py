@@ -127,11 +127,13 @@ def aggregate(runs: list[RunResult]) -> list[dict]:
     return rows
 
 
+def ci(s: dict) -> str:
+    """A ``stats`` dict as text: mean [95% CI]."""
+    return f"{s['mean']:.1f} [{s['ci_low']:.1f}, {s['ci_high']:.1f}]"
+
+
 def markdown(rows: list[dict]) -> str:
     """The aggregate as a markdown table."""
-    def ci(s: dict) -> str:
-        return f"{s['mean']:.1f} [{s['ci_low']:.1f}, {s['ci_high']:.1f}]"
-
     lines = ["| env | algo | seeds | steps | final train return, mean [95% CI] | IQM | final eval, mean [95% CI] "
              "| best eval, mean ± std | peak of the mean eval ± std (at step) | steps/s | s/update | hours/run |",
              "|---" * 12 + "|"]

@@ -1,0 +1,212 @@
+"""rl-baselines3-zoo's own agents re-trained here: its implementation, its hyperparameters, several seeds.
+
+The zoo's benchmark.md reports one trained agent per (algo, env). This script trains the same
+implementation (sb3-contrib's TRPO, Stable-Baselines3's PPO) with the same hyperparameters (the zoo's
+hyperparams/trpo.yml and ppo.yml, copied into ZOO below) on natgrad's envs and seeds, and scores it
+the way `natgrad bench` scores natgrad: the final deterministic policy over 10 episodes on the
+evaluation seeds 10000, 10001, ... (observation statistics frozen, raw rewards), and the mean raw return
+of the last 10% of training episodes. Beside it: natgrad's row and the zoo's published single agent.
+
+Workers run in the peers' virtual environment (the library never imports sb3); the driver runs in
+natgrad's. Resumable: a run whose JSON exists is not redone.
+
+    .venv/bin/python benchmarks/zoo_rerun.py --peer-python /work/peers/bin/python \\
+        --cells trpo:Hopper-v5,trpo:Walker2d-v5 --seeds 0-4 --jobs 2 --out bench-out/zoo-rerun \\
+        --natgrad docs/benchmarks/summary.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+EVAL_SEED = 10_000  # natgrad.evaluation.EVAL_SEED: the same evaluation episodes as natgrad's
+
+# The zoo's hyperparameters (DLR-RM/rl-baselines3-zoo, hyperparams/trpo.yml at 13a3fe7 and
+# hyperparams/ppo.yml at 00128b5; the v3/v4 entries, used here for v5). "normalize" is VecNormalize
+# on observations and rewards, with the algorithm's γ.
+_TRPO_MUJOCO = dict(n_envs=2, batch_size=128, n_steps=1024, gamma=0.99, gae_lambda=0.95, sub_sampling_factor=1,
+                    cg_max_steps=25, cg_damping=0.1, n_critic_updates=20, learning_rate=1e-3)
+ZOO: dict[str, dict[str, dict[str, Any]]] = {
+    "trpo": {
+        "Hopper-v5": _TRPO_MUJOCO,
+        "Walker2d-v5": _TRPO_MUJOCO,
+        "Ant-v5": _TRPO_MUJOCO,
+        "HalfCheetah-v5": {**_TRPO_MUJOCO, "target_kl": 0.04},
+        "Swimmer-v5": {**_TRPO_MUJOCO, "gamma": 0.9999},
+    },
+    "ppo": {
+        "Swimmer-v5": dict(n_envs=1, gamma=0.9999),  # SB3's PPO defaults otherwise
+        "HalfCheetah-v5": dict(n_envs=1, batch_size=64, n_steps=512, gamma=0.98, learning_rate=2.0633e-05,
+                               ent_coef=0.000401762, clip_range=0.1, n_epochs=20, gae_lambda=0.92,
+                               max_grad_norm=0.8, vf_coef=0.58096,
+                               policy_kwargs=dict(log_std_init=-2, ortho_init=False, activation_fn="relu",
+                                                  net_arch=dict(pi=[256, 256], vf=[256, 256]))),
+    },
+}
+
+
+def worker(algo: str, env_id: str, seed: int, steps: int, eval_episodes: int, out: Path) -> None:
+    """Train one zoo agent and write its scores to ``out`` (runs in the peers' environment)."""
+    import gymnasium as gym
+    import numpy as np
+    import torch
+    from sb3_contrib import TRPO
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.env_util import make_vec_env
+    from stable_baselines3.common.vec_env import VecNormalize
+
+    torch.set_num_threads(1)
+    kwargs = dict(ZOO[algo][env_id])
+    n_envs = kwargs.pop("n_envs")
+    if "policy_kwargs" in kwargs:
+        kwargs["policy_kwargs"] = {**kwargs["policy_kwargs"], "activation_fn": torch.nn.ReLU}
+    env = VecNormalize(make_vec_env(env_id, n_envs=n_envs, seed=seed), gamma=kwargs["gamma"])
+    cls = TRPO if algo == "trpo" else PPO
+    model = cls("MlpPolicy", env, seed=seed, device="cpu", **kwargs)
+    start = time.time()
+    model.learn(int(steps))
+    hours = (time.time() - start) / 3600
+    # every training episode's raw return, in the order the episodes ended (Monitor sits inside VecNormalize)
+    ended = sorted((t, r) for monitor in env.venv.envs
+                   for t, r in zip(monitor.get_episode_times(), monitor.get_episode_rewards()))
+    rewards = [r for _, r in ended]
+    tail = rewards[-max(1, len(rewards) // 10):]
+    env.training, env.norm_reward = False, False
+    eval_env = gym.make(env_id)
+    returns = []
+    for i in range(eval_episodes):
+        obs, _ = eval_env.reset(seed=EVAL_SEED + i)
+        total, done = 0.0, False
+        while not done:
+            action, _ = model.predict(env.normalize_obs(obs[None]), deterministic=True)
+            obs, reward, terminated, truncated, _ = eval_env.step(action[0])
+            total += float(reward)
+            done = terminated or truncated
+        returns.append(total)
+    result = {"algo": algo, "env": env_id, "seed": seed, "steps": int(model.num_timesteps),
+              "final_train": float(np.mean(tail)), "final_eval": float(np.mean(returns)),
+              "final_eval_std": float(np.std(returns)), "wall_hours": hours, "hyperparameters": ZOO[algo][env_id]}
+    tmp = out.with_suffix(".tmp")
+    tmp.write_text(json.dumps(result, indent=2) + "\n")
+    tmp.rename(out)
+
+
+def _seeds(text: str) -> list[int]:
+    """"0-4" or "0,2,5" → seeds."""
+    if "-" in text:
+        lo, hi = text.split("-")
+        return list(range(int(lo), int(hi) + 1))
+    return [int(s) for s in text.split(",")]
+
+
+def _cells(text: str) -> list[tuple[str, str]]:
+    cells = []
+    for cell in text.split(","):
+        algo, _, env_id = cell.partition(":")
+        if env_id not in ZOO.get(algo, {}):
+            known = ", ".join(f"{a}:{e}" for a in ZOO for e in ZOO[a])
+            raise SystemExit(f"no zoo hyperparameters for {cell!r}: known cells are {known}")
+        cells.append((algo, env_id))
+    return cells
+
+
+def run_grid(peer_python: str, cells: list[tuple[str, str]], seeds: list[int], steps: int, eval_episodes: int,
+             jobs: int, out: Path) -> None:
+    """One worker process per (cell, seed) not yet done, ``jobs`` at a time; a failed run is reported, not retried."""
+    todo = []
+    for algo, env_id in cells:
+        for seed in seeds:
+            path = out / algo / env_id / f"s{seed}.json"
+            if not path.exists():
+                path.parent.mkdir(parents=True, exist_ok=True)
+                todo.append((algo, env_id, seed, path))
+
+    def one(job: tuple[str, str, int, Path]) -> None:
+        algo, env_id, seed, path = job
+        cmd = [peer_python, __file__, "--worker", "--cells", f"{algo}:{env_id}", "--seeds", str(seed),
+               "--steps", str(steps), "--eval-episodes", str(eval_episodes), "--out", str(path)]
+        with open(path.with_suffix(".log"), "w") as log:
+            code = subprocess.call(cmd, stdout=log, stderr=subprocess.STDOUT)
+        status = "done" if code == 0 else f"failed ({code}), see {log.name}"
+        print(f"{algo} {env_id} seed {seed}: {status}", flush=True)
+
+    with ThreadPoolExecutor(jobs) as pool:
+        list(pool.map(one, todo))
+
+
+def aggregate(out: Path, cells: list[tuple[str, str]], natgrad_summary: Path | None) -> list[dict]:
+    """Per cell: the zoo agents' scores across seeds (mean, 95% bootstrap CI, each seed), natgrad's and the zoo's."""
+    import numpy as np
+    from compare_published import PUBLISHED
+
+    from natgrad.report import stats
+
+    natgrad = {(r["algo"], r["env"]): r for r in json.loads(natgrad_summary.read_text())} if natgrad_summary else {}
+    rows = []
+    for algo, env_id in cells:
+        runs = [json.loads(p.read_text()) for p in sorted((out / algo / env_id).glob("s*.json"))]
+        if not runs:
+            continue
+        ours = natgrad.get((algo, env_id))
+        rows.append({
+            "algo": algo, "env": env_id, "seeds": [r["seed"] for r in runs],
+            "final_train": stats(np.array([r["final_train"] for r in runs])),
+            "final_eval": stats(np.array([r["final_eval"] for r in runs])),
+            "wall_hours": float(np.median([r["wall_hours"] for r in runs])),
+            "per_seed": runs,
+            "natgrad_final_eval": ours["final_eval"] if ours else None,
+            "zoo_published": PUBLISHED.get(env_id.split("-")[0], {}).get(algo, {}).get("zoo"),
+        })
+    return rows
+
+
+def markdown(rows: list[dict]) -> str:
+    from natgrad.report import ci
+
+    lines = ["| algo | env | seeds | zoo agents here: final train return [95% CI] | final eval [95% CI] "
+             "| final eval per seed | natgrad final eval [95% CI] | zoo's published agent | hours/run |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        each = ", ".join(f"{p['final_eval']:.1f}" for p in r["per_seed"])
+        ours = ci(r["natgrad_final_eval"]) if r["natgrad_final_eval"] else "—"
+        zoo = f"{r['zoo_published'][0]:.1f} ± {r['zoo_published'][1]:.1f}" if r["zoo_published"] else "—"
+        lines.append(f"| {r['algo']} | {r['env']} | {len(r['seeds'])} | {ci(r['final_train'])} | {ci(r['final_eval'])} "
+                     f"| {each} | {ours} | {zoo} | {r['wall_hours']:.2f} |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--cells", required=True, help="algo:env pairs, e.g. trpo:Hopper-v5,ppo:Swimmer-v5")
+    parser.add_argument("--seeds", default="0-4")
+    parser.add_argument("--steps", type=float, default=1e6)
+    parser.add_argument("--eval-episodes", type=int, default=10)
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--out", type=Path, default=Path("bench-out/zoo-rerun"))
+    parser.add_argument("--peer-python", help="python of the venv with stable-baselines3 and sb3-contrib")
+    parser.add_argument("--natgrad", type=Path,
+                        help="natgrad's summary.json to stand beside, e.g. docs/benchmarks/summary.json")
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    cells, seeds = _cells(args.cells), _seeds(args.seeds)
+    if args.worker:
+        (algo, env_id), = cells
+        worker(algo, env_id, seeds[0], int(args.steps), args.eval_episodes, args.out)
+        return
+    if args.peer_python:
+        run_grid(args.peer_python, cells, seeds, int(args.steps), args.eval_episodes, args.jobs, args.out)
+    rows = aggregate(args.out, cells, args.natgrad)
+    (args.out / "summary.json").write_text(json.dumps(rows, indent=2) + "\n")
+    print(markdown(rows))
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).parent))
+    main()
