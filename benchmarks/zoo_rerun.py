@@ -161,6 +161,7 @@ def aggregate(out: Path, cells: list[tuple[str, str]], natgrad_summary: Path | N
             "final_eval": stats(np.array([r["final_eval"] for r in runs])),
             "wall_hours": float(np.median([r["wall_hours"] for r in runs])),
             "per_seed": runs,
+            "natgrad_final_train": ours["final_train"] if ours else None,
             "natgrad_final_eval": ours["final_eval"] if ours else None,
             "zoo_published": PUBLISHED.get(env_id.split("-")[0], {}).get(algo, {}).get("zoo"),
         })
@@ -170,12 +171,12 @@ def aggregate(out: Path, cells: list[tuple[str, str]], natgrad_summary: Path | N
 def markdown(rows: list[dict]) -> str:
     from natgrad.report import ci
 
-    lines = ["| algo | env | seeds | zoo agents here: final train return [95% CI] | final eval [95% CI] "
-             "| final eval per seed | natgrad final eval [95% CI] | zoo's published agent | hours/run |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| algo | env | seeds | zoo's agents here: final train return [95% CI] | final eval [95% CI] "
+             "| final eval per seed | natgrad: final train return | final eval | zoo's published agent | hours/run |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         each = ", ".join(f"{p['final_eval']:.1f}" for p in r["per_seed"])
-        ours = ci(r["natgrad_final_eval"]) if r["natgrad_final_eval"] else "—"
+        ours = " | ".join(ci(r[k]) if r[k] else "—" for k in ("natgrad_final_train", "natgrad_final_eval"))
         zoo = f"{r['zoo_published'][0]:.1f} ± {r['zoo_published'][1]:.1f}" if r["zoo_published"] else "—"
         lines.append(f"| {r['algo']} | {r['env']} | {len(r['seeds'])} | {ci(r['final_train'])} | {ci(r['final_eval'])} "
                      f"| {each} | {ours} | {zoo} | {r['wall_hours']:.2f} |")
