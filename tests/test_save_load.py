@@ -116,4 +116,8 @@ def test_checkpoint_config_is_checked_on_load(tmp_path):
     torch.save(payload, tmp_path / "bad.pt")
     with pytest.raises(NatgradError, match="bad.pt holds a config.*invalid gamma"):
         natgrad.load(tmp_path / "bad.pt")
+    payload["config"] = [0.99]
+    torch.save(payload, tmp_path / "list.pt")
+    with pytest.raises(NatgradError, match="list.pt holds a config.*damaged"):
+        natgrad.load(tmp_path / "list.pt")
     model.close()

@@ -91,7 +91,7 @@ def load(path: str | Path, **config_overrides: Any) -> Algorithm:
         raise NatgradError(f"{path} holds an unknown algorithm {payload['algo']!r}: known are {sorted(ALGORITHMS)}")
     try:
         config = cls.config_cls.from_dict(payload["config"])
-    except NatgradError as e:
+    except (NatgradError, TypeError, ValueError, AttributeError) as e:  # a refused value, or not a mapping at all
         raise NatgradError(f"{path} holds a config natgrad cannot use ({e}); the file is damaged") from None
     model = cls(payload["env_id"], seed=payload["seed"], config=config, **config_overrides)
     try:
