@@ -98,14 +98,6 @@ def worker(algo: str, env_id: str, seed: int, steps: int, eval_episodes: int, ou
     tmp.rename(out)
 
 
-def _seeds(text: str) -> list[int]:
-    """"0-4" or "0,2,5" → seeds."""
-    if "-" in text:
-        lo, hi = text.split("-")
-        return list(range(int(lo), int(hi) + 1))
-    return [int(s) for s in text.split(",")]
-
-
 def _cells(text: str) -> list[tuple[str, str]]:
     cells = []
     for cell in text.split(","):
@@ -196,11 +188,14 @@ def main() -> None:
                         help="natgrad's summary.json to stand beside, e.g. docs/benchmarks/summary.json")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    cells, seeds = _cells(args.cells), _seeds(args.seeds)
-    if args.worker:
+    cells = _cells(args.cells)
+    if args.worker:  # one cell, one seed, in the peers' environment (no natgrad there)
         (algo, env_id), = cells
-        worker(algo, env_id, seeds[0], int(args.steps), args.eval_episodes, args.out)
+        worker(algo, env_id, int(args.seeds), int(args.steps), args.eval_episodes, args.out)
         return
+    from natgrad.bench import parse_seeds
+
+    seeds = parse_seeds(args.seeds)
     if args.peer_python:
         run_grid(args.peer_python, cells, seeds, int(args.steps), args.eval_episodes, args.jobs, args.out)
     rows = aggregate(args.out, cells, args.natgrad)
