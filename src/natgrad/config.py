@@ -66,11 +66,7 @@ class Config:
 
         Names in ``retired`` are dropped: older natgrad wrote them for this algorithm without using them.
         """
-        values = {k: v for k, v in values.items() if k not in cls.retired}
-        unknown = sorted(set(values) - {f.name for f in fields(cls)})
-        if unknown:
-            raise NatgradError(f"unknown {cls.__name__} option(s) {unknown}: the file was written by another program")
-        return cls(**{**values, "hidden": tuple(values.get("hidden", cls.hidden))})
+        return cls().replace(**{k: v for k, v in values.items() if k not in cls.retired})
 
 
 @dataclass(frozen=True)
