@@ -14,7 +14,7 @@ Then a table of every run's own numbers (seed by seed). Given several summaries,
 (env, algo) rows replace an earlier one's (a row re-run after a preset changed replaces the old row);
 ``--merged FILE`` writes the rows so combined, in the format of summary.json.
 
-Sources (MuJoCo v3 envs, 1M steps unless noted):
+Sources (MuJoCo v3 envs; v2 for Reacher and the two pendulums; 1M steps unless noted):
 - Tianshou: examples/mujoco/README.md of thu-ml/tianshou: the max over training of the test return
   (10 episodes) averaged over 10 seeds, ± the std across seeds at that point (its
   benchmark/<env>/<algo>/test_rew_10seeds.csv: the largest "rew" up to 1M steps, with its "rew:shaded").
@@ -53,14 +53,25 @@ PUBLISHED: dict[str, dict[str, dict[str, tuple[float, float]]]] = {
     "InvertedDoublePendulum": {"trpo": {"tianshou": (8435.2, 1073.3)},
                                "npg": {"tianshou": (9243.2, 276.0)},
                                "ppo": {"tianshou": (9231.3, 270.4)}},
+    "Reacher": {"trpo": {"tianshou": (-5.1, 0.8)},
+                "npg": {"tianshou": (-4.5, 0.5)},
+                "ppo": {"tianshou": (-4.1, 0.3)}},
+    "InvertedPendulum": {"trpo": {"tianshou": (1000.0, 0.0)},
+                         "npg": {"tianshou": (1000.0, 0.0)},
+                         "ppo": {"tianshou": (1000.0, 0.0)}},
 }
+
+
+def relation(ours: float, published: float) -> str:
+    """ours against published: a ratio where returns are positive, else the difference (Reacher's are negative)."""
+    return f"{ours / published:.2f}×" if published > 0 else f"{ours - published:+.1f}"
 
 
 def verdict(ours: float, published: tuple[float, float] | None) -> str:
     if published is None:
         return "—"
     mean, std = published
-    return f"{mean:.1f} ± {std:.1f} ({'≥' if ours >= mean else 'short:'} {ours / mean:.2f}×)"
+    return f"{mean:.1f} ± {std:.1f} ({'≥' if ours >= mean else 'short:'} {relation(ours, mean)})"
 
 
 def tianshou_cells(row: dict, published: tuple[float, float] | None) -> tuple[str, str]:
@@ -75,10 +86,10 @@ def tianshou_cells(row: dict, published: tuple[float, float] | None) -> tuple[st
         return ours, "—"
     mean, std = published
     if low >= mean:
-        return ours, f"{mean:.1f} ± {std:.1f} (≥ {low / mean:.2f}× even at the lower bound)"
+        return ours, f"{mean:.1f} ± {std:.1f} (≥ {relation(low, mean)} even at the lower bound)"
     if high < mean:
-        return ours, f"{mean:.1f} ± {std:.1f} (short: ≤ {high / mean:.2f}×)"
-    return ours, f"{mean:.1f} ± {std:.1f} (undecided: {low / mean:.2f}–{high / mean:.2f}×)"
+        return ours, f"{mean:.1f} ± {std:.1f} (short: ≤ {relation(high, mean)})"
+    return ours, f"{mean:.1f} ± {std:.1f} (undecided: {relation(low, mean)} to {relation(high, mean)})"
 
 
 def table(rows: list[dict], algo: str) -> str:
