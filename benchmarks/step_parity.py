@@ -129,6 +129,10 @@ def compare(path: Path, scale: bool) -> dict[str, float]:
     }
 
 
+def _key(row: dict) -> tuple:
+    return row["env"], row["seed"], row["scaled"]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--peer-python", help="python of the venv with sb3-contrib")
@@ -148,8 +152,8 @@ def main() -> None:
             parser.error(f"no zoo TRPO hyperparameters for {env_id}: known envs are {', '.join(ZOO['trpo'])}")
     args.out.mkdir(parents=True, exist_ok=True)
     rows = []
-    print("| env | seed | warm-up steps | natgrad's δ, damping | rel. diff of Δθ | cosine | ‖Δθ‖ natgrad / sb3 | KL natgrad / sb3 "
-          "| surrogate gain natgrad / sb3 | natgrad backtracks |\n|---|---|---|---|---|---|---|---|---|---|")
+    print("| env | seed | warm-up steps | natgrad's δ, damping | rel. diff of Δθ | cosine | ‖Δθ‖ natgrad / sb3 "
+          "| KL natgrad / sb3 | surrogate gain natgrad / sb3 | natgrad backtracks |\n" + "|---" * 10 + "|")
     for env_id in args.envs.split(","):
         for seed in parse_seeds(args.seeds):
             path = args.out / f"{env_id}-s{seed}-w{args.warmup}.pt"
@@ -164,7 +168,11 @@ def main() -> None:
                       f"{r['max_kl']:g}, {r['damping']:g} | {r['rel_diff']:.2e} | {r['cosine']:.6f} "
                       f"| {r['norm_natgrad']:.4f} / {r['norm_sb3']:.4f} | {r['kl_natgrad']:.5f} / {r['kl_sb3']:.5f} "
                       f"| {r['gain_natgrad']:.5f} / {r['gain_sb3']:.5f} | {r['backtracks_natgrad']} |", flush=True)
-    (args.out / f"parity-w{args.warmup}.json").write_text(json.dumps(rows, indent=2) + "\n")
+    # one JSON per warm-up, accumulating across calls: a row is replaced only by the same (env, seed, scaling)
+    path = args.out / f"parity-w{args.warmup}.json"
+    kept = {_key(r): r for r in (json.loads(path.read_text()) if path.exists() else [])}
+    kept.update({_key(r): r for r in rows})
+    path.write_text(json.dumps(list(kept.values()), indent=2) + "\n")
 
 
 if __name__ == "__main__":
