@@ -20,7 +20,7 @@ agree to float precision: sb3-contrib starts CG from 1e-4·N(0, I) rather than 0
 checks KL(π_new ‖ π_old) where natgrad's checks KL(π_old ‖ π_new).
 
     .venv/bin/python benchmarks/step_parity.py --peer-python /work/peers/bin/python \\
-        --envs Hopper-v5,Walker2d-v5,Swimmer-v5 --seeds 0-2 --warmup 100000 --out bench-out/step-parity
+        --envs Hopper-v5,Walker2d-v5,Swimmer-v5,Ant-v5,HalfCheetah-v5 --seeds 0-1 --out bench-out/step-parity
 """
 
 from __future__ import annotations
@@ -147,6 +147,8 @@ def main() -> None:
         return
     from natgrad.bench import parse_seeds
 
+    if not args.peer_python:
+        parser.error("--peer-python is required: the python of a venv with sb3-contrib installed")
     for env_id in args.envs.split(","):
         if env_id not in ZOO["trpo"]:
             parser.error(f"no zoo TRPO hyperparameters for {env_id}: known envs are {', '.join(ZOO['trpo'])}")
