@@ -32,7 +32,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from zoo_rerun import ZOO
+from zoo_rerun import ZOO, zoo_model
 
 # sb3-contrib's names of the actor's tensors → natgrad's Actor (net.0, net.2: hidden layers; net.4: mean)
 ACTOR_KEYS = {"mlp_extractor.policy_net.0.weight": "net.0.weight", "mlp_extractor.policy_net.0.bias": "net.0.bias",
@@ -43,15 +43,9 @@ ACTOR_KEYS = {"mlp_extractor.policy_net.0.weight": "net.0.weight", "mlp_extracto
 def worker(env_id: str, seed: int, warmup: int, out: Path) -> None:
     """sb3-contrib's TRPO: warm up, collect one batch, record the policy before and after one update."""
     import torch
-    from sb3_contrib import TRPO
-    from stable_baselines3.common.env_util import make_vec_env
-    from stable_baselines3.common.vec_env import VecNormalize
 
-    torch.set_num_threads(1)
-    kwargs = dict(ZOO["trpo"][env_id])
-    n_envs = kwargs.pop("n_envs")
-    env = VecNormalize(make_vec_env(env_id, n_envs=n_envs, seed=seed), gamma=kwargs["gamma"])
-    model = TRPO("MlpPolicy", env, seed=seed, device="cpu", **kwargs)
+    model = zoo_model("trpo", env_id, seed)
+    kwargs = ZOO["trpo"][env_id]
     if warmup:
         model.learn(warmup)
     batch = model.n_steps * model.n_envs

@@ -52,10 +52,9 @@ ZOO: dict[str, dict[str, dict[str, Any]]] = {
 }
 
 
-def worker(algo: str, env_id: str, seed: int, steps: int, eval_episodes: int, out: Path) -> None:
-    """Train one zoo agent and write its scores to ``out`` (runs in the peers' environment)."""
-    import gymnasium as gym
-    import numpy as np
+def zoo_model(algo: str, env_id: str, seed: int) -> Any:
+    """The zoo's agent for (algo, env_id), untrained: its hyperparameters, on VecNormalize with its γ
+    (runs in the peers' environment)."""
     import torch
     from sb3_contrib import TRPO
     from stable_baselines3 import PPO
@@ -69,7 +68,16 @@ def worker(algo: str, env_id: str, seed: int, steps: int, eval_episodes: int, ou
         kwargs["policy_kwargs"] = {**kwargs["policy_kwargs"], "activation_fn": torch.nn.ReLU}
     env = VecNormalize(make_vec_env(env_id, n_envs=n_envs, seed=seed), gamma=kwargs["gamma"])
     cls = TRPO if algo == "trpo" else PPO
-    model = cls("MlpPolicy", env, seed=seed, device="cpu", **kwargs)
+    return cls("MlpPolicy", env, seed=seed, device="cpu", **kwargs)
+
+
+def worker(algo: str, env_id: str, seed: int, steps: int, eval_episodes: int, out: Path) -> None:
+    """Train one zoo agent and write its scores to ``out`` (runs in the peers' environment)."""
+    import gymnasium as gym
+    import numpy as np
+
+    model = zoo_model(algo, env_id, seed)
+    env = model.get_env()  # the VecNormalize itself
     start = time.time()
     model.learn(int(steps))
     hours = (time.time() - start) / 3600
