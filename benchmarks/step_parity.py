@@ -45,7 +45,6 @@ def worker(env_id: str, seed: int, warmup: int, out: Path) -> None:
     import torch
 
     model = zoo_model("trpo", env_id, seed)
-    kwargs = ZOO["trpo"][env_id]
     if warmup:
         model.learn(warmup)
     batch = model.n_steps * model.n_envs
@@ -63,14 +62,14 @@ def worker(env_id: str, seed: int, warmup: int, out: Path) -> None:
         "advantages": torch.as_tensor(buffer.advantages.reshape(batch)),
         "before": {ours: before[theirs] for theirs, ours in ACTOR_KEYS.items()},
         "after": {ours: after[theirs] for theirs, ours in ACTOR_KEYS.items()},
-        "logged": {k: float(v) for k, v in model.logger.name_to_value.items() if k.startswith("train/")},
-        "settings": {k: kwargs.get(k, default) for k, default in
-                     [("target_kl", 0.01), ("cg_max_steps", 15), ("cg_damping", 0.1)]},
+        "settings": {"target_kl": model.target_kl, "cg_max_steps": model.cg_max_steps,
+                     "cg_damping": model.cg_damping},
     }, out)
 
 
-def compare(path: Path, scale: bool) -> dict[str, float]:
-    """natgrad's TRPO step on the recorded batch, from the recorded weights, against sb3-contrib's;
+def compare(rec: dict, scale: bool) -> dict[str, float]:
+    """natgrad's TRPO step on the recorded batch (``rec``, the worker's file), from the recorded weights,
+    against sb3-contrib's;
     with ``scale``, δ and damping multiplied by the number of action dimensions."""
     import numpy as np
     import torch
@@ -82,7 +81,6 @@ def compare(path: Path, scale: bool) -> dict[str, float]:
     from natgrad.natural import natural_step
     from natgrad.policy import Actor
 
-    rec = torch.load(path)
     obs, actions, log_probs_old = rec["obs"].float(), rec["actions"].float(), rec["log_probs"].float()
     adv = normalize(rec["advantages"].float())
     box = spaces.Box(-np.inf, np.inf, (obs.shape[1],))
@@ -139,6 +137,8 @@ def main() -> None:
     if args.worker:  # one env, one seed, in the peers' environment (no natgrad there)
         worker(args.envs, int(args.seeds), args.warmup, args.out)
         return
+    import torch
+
     from natgrad.bench import parse_seeds
 
     if not args.peer_python:
@@ -157,8 +157,9 @@ def main() -> None:
                 cmd = [args.peer_python, __file__, "--worker", "--envs", env_id, "--seeds", str(seed),
                        "--warmup", str(args.warmup), "--out", str(path)]
                 subprocess.run(cmd, check=True, stdout=sys.stderr)
+            rec = torch.load(path)
             for scale in (False, True):
-                r = {"env": env_id, "seed": seed, "warmup": args.warmup, "scaled": scale, **compare(path, scale)}
+                r = {"env": env_id, "seed": seed, "warmup": args.warmup, "scaled": scale, **compare(rec, scale)}
                 rows.append(r)
                 print(f"| {env_id} | {seed} | {args.warmup:,} | {'× d' if scale else 'as written'}: "
                       f"{r['max_kl']:g}, {r['damping']:g} | {r['rel_diff']:.2e} | {r['cosine']:.6f} "
