@@ -96,3 +96,17 @@ def test_degenerate_step_is_refused_not_taken(line_search):
     assert not step.accepted
     assert_bitwise_equal(before, snapshot(model.actor))
     model.close()
+
+
+@pytest.mark.parametrize("cls", [NPG, TRPO])
+def test_anneal_kl_shrinks_the_trust_region_linearly_over_the_learn_call(cls):
+    model = cls("Pendulum-v1", seed=0, n_envs=2, n_steps=64, max_kl=0.02, anneal_kl=True)
+    rows = []
+    model.learn(512, callback=lambda m, metrics: rows.append(metrics))
+    # 4 updates of 128 steps: δ_t = 0.02 · (1 − steps done / 512)
+    assert [r["policy/max_kl"] for r in rows] == pytest.approx([0.02, 0.015, 0.01, 0.005])
+    for r in rows:
+        if cls is TRPO and r["policy/accepted"]:
+            assert r["policy/kl"] <= r["policy/max_kl"] * (1 + 1e-6)
+    assert model.config.max_kl == 0.02  # the configured δ is untouched
+    model.close()

@@ -95,6 +95,7 @@ class NaturalConfig(CriticFitConfig):
     backtrack_coef: float = 0.5  # line search tries θ_old + coef^j β x, j = 0, 1, ...
     backtrack_iters: int = 10  # line search tries at most this many j (TRPO only)
     fvp_fraction: float = 1.0  # fraction of the batch the Fisher-vector products use
+    anneal_kl: bool = False  # shrink δ linearly to 0 over the learn() call: δ_t = δ·(1 − steps done / steps asked)
 
     def __post_init__(self) -> None:
         super().__post_init__()

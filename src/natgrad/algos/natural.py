@@ -27,12 +27,14 @@ class NaturalGradient(Algorithm):
 
     def _update(self, data: UpdateBatch, progress: float, gae: Callable[[], UpdateBatch]) -> dict[str, float]:
         cfg = self.config
+        if cfg.anneal_kl:  # progress < 1 at every update, so δ_t > 0
+            cfg = cfg.replace(max_kl=cfg.max_kl * (1.0 - progress))
         adv = normalize(data.advantages) if cfg.normalize_advantage else data.advantages
         step = natural_step(self.actor, data.obs, data.actions, data.log_probs, adv, cfg, self.line_search,
                             self.generator)
         critic_loss = fit_critic(self.critic, self.critic_optimizer, data.obs, data.returns,
                                  cfg.vf_epochs, cfg.vf_minibatch_size, self.generator)
-        return {**step.metrics(), "critic/loss": critic_loss}
+        return {**step.metrics(), "policy/max_kl": cfg.max_kl, "critic/loss": critic_loss}
 
 
 class NPG(NaturalGradient):
