@@ -29,7 +29,9 @@ def test_every_algorithm_has_a_valid_preset_for_every_listed_env(algo):
 
 
 def test_npg_takes_trpo_presets_as_they_are():
-    assert presets("npg") == presets("trpo") and preset("npg", "Hopper-v5")["max_kl"] == 0.005
+    assert presets("npg") == presets("trpo")
+    hopper = preset("npg", "Hopper-v5")
+    assert hopper == preset("trpo", "Hopper-v5") and "max_kl" in hopper  # a value of TRPO's own, not a default
 
 
 def test_preset_applies_and_overrides_win():
