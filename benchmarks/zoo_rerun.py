@@ -52,11 +52,12 @@ ZOO: dict[str, dict[str, dict[str, Any]]] = {
 }
 
 
-def zoo_model(algo: str, env_id: str, seed: int) -> Any:
-    """The zoo's agent for (algo, env_id), untrained: its hyperparameters, on VecNormalize with its γ
-    (runs in the peers' environment)."""
+def zoo_model(algo: str, env_id: str, seed: int, time_feature: bool = False) -> Any:
+    """The zoo's agent for (algo, env_id), untrained: its hyperparameters, on VecNormalize with its γ; with
+    ``time_feature``, each env also wrapped in sb3-contrib's TimeFeatureWrapper (runs in the peers' environment)."""
     import torch
     from sb3_contrib import TRPO
+    from sb3_contrib.common.wrappers import TimeFeatureWrapper
     from stable_baselines3 import PPO
     from stable_baselines3.common.env_util import make_vec_env
     from stable_baselines3.common.vec_env import VecNormalize
@@ -66,28 +67,35 @@ def zoo_model(algo: str, env_id: str, seed: int) -> Any:
     n_envs = kwargs.pop("n_envs")
     if "policy_kwargs" in kwargs:
         kwargs["policy_kwargs"] = {**kwargs["policy_kwargs"], "activation_fn": torch.nn.ReLU}
-    env = VecNormalize(make_vec_env(env_id, n_envs=n_envs, seed=seed), gamma=kwargs["gamma"])
+    wrapper = TimeFeatureWrapper if time_feature else None
+    env = VecNormalize(make_vec_env(env_id, n_envs=n_envs, seed=seed, wrapper_class=wrapper), gamma=kwargs["gamma"])
     cls = TRPO if algo == "trpo" else PPO
     return cls("MlpPolicy", env, seed=seed, device="cpu", **kwargs)
 
 
-def worker(algo: str, env_id: str, seed: int, steps: int, eval_episodes: int, out: Path) -> None:
+def worker(algo: str, env_id: str, seed: int, steps: int, eval_episodes: int, out: Path,
+           time_feature: bool = False) -> None:
     """Train one zoo agent and write its scores to ``out`` (runs in the peers' environment)."""
     import gymnasium as gym
     import numpy as np
+    from sb3_contrib.common.wrappers import TimeFeatureWrapper
+    from stable_baselines3.common.env_util import unwrap_wrapper
+    from stable_baselines3.common.monitor import Monitor
 
-    model = zoo_model(algo, env_id, seed)
+    model = zoo_model(algo, env_id, seed, time_feature)
     env = model.get_env()  # the VecNormalize itself
     start = time.time()
     model.learn(int(steps))
     hours = (time.time() - start) / 3600
-    # every training episode's raw return, in the order the episodes ended (Monitor sits inside VecNormalize)
-    ended = sorted((t, r) for monitor in env.venv.envs
+    # every training episode's raw return, in the order the episodes ended (Monitor sits inside VecNormalize
+    # and inside the time feature)
+    monitors = [unwrap_wrapper(e, Monitor) for e in env.venv.envs]
+    ended = sorted((t, r) for monitor in monitors
                    for t, r in zip(monitor.get_episode_times(), monitor.get_episode_rewards()))
     rewards = [r for _, r in ended]
     tail = rewards[-max(1, len(rewards) // 10):]
     env.training, env.norm_reward = False, False
-    eval_env = gym.make(env_id)
+    eval_env = TimeFeatureWrapper(gym.make(env_id)) if time_feature else gym.make(env_id)
     returns = []
     for i in range(eval_episodes):
         obs, _ = eval_env.reset(seed=EVAL_SEED + i)
@@ -100,7 +108,9 @@ def worker(algo: str, env_id: str, seed: int, steps: int, eval_episodes: int, ou
         returns.append(total)
     result = {"algo": algo, "env": env_id, "seed": seed, "steps": int(model.num_timesteps),
               "final_train": float(np.mean(tail)), "final_eval": float(np.mean(returns)),
-              "final_eval_std": float(np.std(returns)), "wall_hours": hours, "hyperparameters": ZOO[algo][env_id]}
+              "final_eval_std": float(np.std(returns)), "wall_hours": hours,
+              "hyperparameters": {**ZOO[algo][env_id],
+                                  **({"env_wrapper": "TimeFeatureWrapper"} if time_feature else {})}}
     tmp = out.with_suffix(".tmp")
     tmp.write_text(json.dumps(result, indent=2) + "\n")
     tmp.rename(out)
@@ -118,7 +128,7 @@ def _cells(text: str) -> list[tuple[str, str]]:
 
 
 def run_grid(peer_python: str, cells: list[tuple[str, str]], seeds: list[int], steps: int, eval_episodes: int,
-             jobs: int, out: Path) -> None:
+             jobs: int, out: Path, time_feature: bool = False) -> None:
     """One worker process per (cell, seed) not yet done, ``jobs`` at a time; a failed run is reported, not retried."""
     todo = []
     for algo, env_id in cells:
@@ -132,6 +142,7 @@ def run_grid(peer_python: str, cells: list[tuple[str, str]], seeds: list[int], s
         algo, env_id, seed, path = job
         cmd = [peer_python, __file__, "--worker", "--cells", f"{algo}:{env_id}", "--seeds", str(seed),
                "--steps", str(steps), "--eval-episodes", str(eval_episodes), "--out", str(path)]
+        cmd += ["--time-feature"] if time_feature else []
         with open(path.with_suffix(".log"), "w") as log:
             code = subprocess.call(cmd, stdout=log, stderr=subprocess.STDOUT)
         status = "done" if code == 0 else f"failed ({code}), see {log.name}"
@@ -194,18 +205,22 @@ def main() -> None:
     parser.add_argument("--peer-python", help="python of the venv with stable-baselines3 and sb3-contrib")
     parser.add_argument("--natgrad", type=Path,
                         help="natgrad's summary.json to stand beside, e.g. docs/benchmarks/summary.json")
+    parser.add_argument("--time-feature", action="store_true",
+                        help="wrap every env in sb3-contrib's TimeFeatureWrapper, as the zoo's published PPO Swimmer "
+                             "agent was (its model card's env_wrapper)")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     cells = _cells(args.cells)
     if args.worker:  # one cell, one seed, in the peers' environment (no natgrad there)
         (algo, env_id), = cells
-        worker(algo, env_id, int(args.seeds), int(args.steps), args.eval_episodes, args.out)
+        worker(algo, env_id, int(args.seeds), int(args.steps), args.eval_episodes, args.out, args.time_feature)
         return
     from natgrad.bench import parse_seeds
 
     seeds = parse_seeds(args.seeds)
     if args.peer_python:
-        run_grid(args.peer_python, cells, seeds, int(args.steps), args.eval_episodes, args.jobs, args.out)
+        run_grid(args.peer_python, cells, seeds, int(args.steps), args.eval_episodes, args.jobs, args.out,
+                 args.time_feature)
     rows = aggregate(args.out, cells, args.natgrad)
     (args.out / "summary.json").write_text(json.dumps(rows, indent=2) + "\n")
     print(markdown(rows))
