@@ -50,6 +50,9 @@ ZOO: dict[str, dict[str, dict[str, Any]]] = {
                                                   net_arch=dict(pi=[256, 256], vf=[256, 256]))),
     },
 }
+# gym.make keywords per env: natgrad's Ant-v5 row observes no contact forces (its preset's env_kwargs), and the
+# zoo's Ant agent, trained on Ant-v3 under mujoco-py >= 2.0, saw them as zeros; both re-run on the same Ant-v5.
+ENV_KWARGS: dict[str, dict[str, Any]] = {"Ant-v5": {"include_cfrc_ext_in_observation": False}}
 
 
 def zoo_model(algo: str, env_id: str, seed: int, time_feature: bool = False) -> Any:
@@ -68,7 +71,8 @@ def zoo_model(algo: str, env_id: str, seed: int, time_feature: bool = False) -> 
     if "policy_kwargs" in kwargs:
         kwargs["policy_kwargs"] = {**kwargs["policy_kwargs"], "activation_fn": torch.nn.ReLU}
     wrapper = TimeFeatureWrapper if time_feature else None
-    env = VecNormalize(make_vec_env(env_id, n_envs=n_envs, seed=seed, wrapper_class=wrapper), gamma=kwargs["gamma"])
+    env = VecNormalize(make_vec_env(env_id, n_envs=n_envs, seed=seed, wrapper_class=wrapper,
+                                    env_kwargs=ENV_KWARGS.get(env_id)), gamma=kwargs["gamma"])
     cls = TRPO if algo == "trpo" else PPO
     return cls("MlpPolicy", env, seed=seed, device="cpu", **kwargs)
 
@@ -95,7 +99,8 @@ def worker(algo: str, env_id: str, seed: int, steps: int, eval_episodes: int, ou
     rewards = [r for _, r in ended]
     tail = rewards[-max(1, len(rewards) // 10):]
     env.training, env.norm_reward = False, False
-    eval_env = TimeFeatureWrapper(gym.make(env_id)) if time_feature else gym.make(env_id)
+    eval_env = gym.make(env_id, **ENV_KWARGS.get(env_id, {}))
+    eval_env = TimeFeatureWrapper(eval_env) if time_feature else eval_env
     returns = []
     for i in range(eval_episodes):
         obs, _ = eval_env.reset(seed=EVAL_SEED + i)
@@ -109,6 +114,7 @@ def worker(algo: str, env_id: str, seed: int, steps: int, eval_episodes: int, ou
     result = {"algo": algo, "env": env_id, "seed": seed, "steps": int(model.num_timesteps),
               "final_train": float(np.mean(tail)), "final_eval": float(np.mean(returns)),
               "final_eval_std": float(np.std(returns)), "wall_hours": hours,
+              "env_kwargs": ENV_KWARGS.get(env_id, {}),
               "hyperparameters": {**ZOO[algo][env_id],
                                   **({"env_wrapper": "TimeFeatureWrapper"} if time_feature else {})}}
     tmp = out.with_suffix(".tmp")
