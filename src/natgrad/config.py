@@ -95,7 +95,7 @@ class NaturalConfig(CriticFitConfig):
     backtrack_coef: float = 0.5  # line search tries θ_old + coef^j β x, j = 0, 1, ...
     backtrack_iters: int = 10  # line search tries at most this many j (TRPO only)
     fvp_fraction: float = 1.0  # fraction of the batch the Fisher-vector products use
-    anneal_kl: bool = False  # shrink δ linearly to 0 over the learn() call: δ_t = δ·(1 − steps done / steps asked)
+    anneal_kl: bool = False  # δ_t = δ·(1 − t/T): t = num_timesteps, T = where learn() ends
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -137,7 +137,7 @@ class ProximalConfig(Config):
     ent_coef: float = 0.0  # entropy bonus coefficient
     vf_coef: float = 0.5  # value-loss coefficient
     max_grad_norm: float = 0.5  # clip the global gradient norm (0: off)
-    anneal_lr: bool = False  # decay lr linearly to 0 over the learn() call
+    anneal_lr: bool = False  # lr_t = lr·(1 − t/T): t = num_timesteps, T = where learn() ends
     clip_vf: float = 0.0  # clip V − V_old to ±clip_vf in the value loss (0: off)
     target_kl: float = 0.0  # stop the epochs once the approximate KL exceeds this (0: off)
     recompute_advantages: bool = False  # GAE again with the updated critic before every epoch after the first

@@ -84,18 +84,21 @@ class Algorithm:
     def learn(self, total_timesteps: int, callback: Callback | None = None) -> Algorithm:
         """Train for ``total_timesteps`` more env steps (whole updates); ``num_timesteps`` keeps counting.
 
+        Schedules (``anneal_lr``, ``anneal_kl``) see progress t/T, t = ``num_timesteps`` and T the step
+        count this call ends at: a model loaded from a step-t checkpoint of a ``learn(T)`` run and given
+        ``learn(T − t)`` goes on where that run's schedule was, not from its start.
         ``callback(model, metrics)`` runs after every update; returning False stops training.
         """
         if total_timesteps < 0:
             raise NatgradError(f"total_timesteps must be >= 0, got {total_timesteps}")
         if self._sampler is None:
             self._sampler = make_sampler(self)
-        start, target = self.num_timesteps, self.num_timesteps + int(total_timesteps)
+        target = self.num_timesteps + int(total_timesteps)
         while self.num_timesteps < target:
             t0 = time.perf_counter()
             batch = self._sampler.collect(self.config.n_steps)
             t1 = time.perf_counter()
-            metrics = self._train_on(batch, progress=(self.num_timesteps - start) / max(1, target - start))
+            metrics = self._train_on(batch, progress=self.num_timesteps / max(1, target))
             t2 = time.perf_counter()
             self.num_timesteps += batch.size
             self.num_updates += 1
