@@ -3,6 +3,7 @@
 import csv
 import json
 
+import torch
 from typer.testing import CliRunner
 
 from natgrad.cli import app, main
@@ -24,6 +25,8 @@ def test_train_writes_run_directory_and_eval_reads_it(tmp_path):
     assert "final evaluation" in result.output
     config = json.loads((out / "config.json").read_text())
     assert config["algo"] == "trpo" and config["seed"] == 1 and config["config"]["n_steps"] == 512
+    assert config["machine"]["torch"] == torch.__version__
+    assert config["machine"]["torch_cpu_capability"] == torch.backends.cpu.get_cpu_capability()
     rows = list(csv.DictReader(open(out / "metrics.csv")))
     assert len(rows) == 2 and REQUIRED_COLUMNS <= set(rows[0])
     assert [int(float(r["time/steps"])) for r in rows] == [1024, 2048]

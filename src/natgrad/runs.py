@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import platform
 import time
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +41,36 @@ def write_json(path: Path, data: dict[str, Any]) -> None:
     with open(path, "x") as f:
         json.dump(data, f, indent=2, default=str)
         f.write("\n")
+
+
+def machine() -> dict[str, Any]:
+    """What a run's numbers can depend on besides its config and seed: the CPU, the kernels torch and numpy
+    dispatch to on it, and the versions of the libraries that compute the env and the update.
+
+    Runs are bit-for-bit repeatable on one machine; this says which machine, so a run that parts from its
+    twin elsewhere can be told apart."""
+    import numpy as np
+    import torch
+
+    def version(package: str) -> str | None:
+        try:
+            return metadata.version(package)
+        except metadata.PackageNotFoundError:
+            return None
+
+    cpu, flags = platform.processor(), []
+    try:  # Linux: the model and the vector instruction sets the kernels may dispatch to
+        info = dict(line.split(":", 1) for line in open("/proc/cpuinfo").read().split("\n\n")[0].splitlines())
+        info = {k.strip(): v.strip() for k, v in info.items()}
+        cpu = info.get("model name", cpu)
+        flags = sorted(f for f in info.get("flags", "").split() if f.startswith(("sse", "avx", "fma")))
+    except (OSError, ValueError):
+        pass
+    return {
+        "cpu": cpu, "cpu_simd": flags, "platform": platform.platform(), "python": platform.python_version(),
+        "torch": torch.__version__, "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "numpy": np.__version__, "gymnasium": version("gymnasium"), "mujoco": version("mujoco"),
+    }
 
 
 def checkpoint_path(run_dir: Path, step: int) -> Path:

@@ -18,6 +18,7 @@ from natgrad.runs import (
     FINAL_MODEL,
     checkpoint_path,
     latest_model,
+    machine,
     new_run_dir,
     write_json,
 )
@@ -74,6 +75,7 @@ def train_run(
         "config": model.config.to_dict(), "sampling": asdict(model.sampling), "preset": model.preset,
         "resumed_from": str(source) if source else None,
         "start_timesteps": model.num_timesteps, "natgrad_version": __version__, "command": argv,
+        "machine": machine(),
     })
     start = time.perf_counter()
     callbacks: list[Callback] = [RunLogger(run_dir, steps, checkpoint_every, progress)]
