@@ -56,15 +56,17 @@ def test_resumed_training_continues_with_counters_and_normalizer(tmp_path):
 def test_resumed_run_continues_its_schedule(tmp_path, cls, anneal, key, base):
     """A run stopped at t and resumed with learn(T − t) anneals as one learn(T) does: x_t = x(1 − t/T)."""
     kwargs = {"n_envs": 2, "n_steps": 128, anneal: True, key.split("/")[1]: base}
-    whole, first = [], []
-    cls("CartPole-v1", seed=0, **kwargs).learn(1024, callback=lambda m, metrics: whole.append(metrics[key]))
+    whole, first, rest = [], [], []
+    uninterrupted = cls("CartPole-v1", seed=0, **kwargs)
+    uninterrupted.learn(1024, callback=lambda m, metrics: whole.append(metrics[key]))
     stopped = cls("CartPole-v1", seed=0, **kwargs)
     stopped.learn(1024, callback=lambda m, metrics: first.append(metrics[key]) or len(first) < 2)
     stopped.save(tmp_path / "m.pt")
-    resumed, rest = natgrad.load(tmp_path / "m.pt"), []
+    resumed = natgrad.load(tmp_path / "m.pt")
     resumed.learn(512, callback=lambda m, metrics: rest.append(metrics[key]))
     assert whole == pytest.approx([base * (1 - t / 1024) for t in (0, 256, 512, 768)])
     assert first + rest == pytest.approx(whole)
+    uninterrupted.close(), stopped.close(), resumed.close()
 
 
 def test_cli_resume_writes_a_new_run_that_continues(tmp_path):

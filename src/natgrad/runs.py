@@ -44,8 +44,8 @@ def write_json(path: Path, data: dict[str, Any]) -> None:
 
 
 def machine() -> dict[str, Any]:
-    """What a run's numbers can depend on besides its config and seed: the CPU, the kernels torch and numpy
-    dispatch to on it, and the versions of the libraries that compute the env and the update.
+    """What a run's numbers can depend on besides its config and seed: the CPU and its vector instruction sets,
+    the kernel level torch dispatches to, and the versions of the libraries that compute the env and the update.
 
     Runs are bit-for-bit repeatable on one machine; this says which machine, so a run that parts from its
     twin elsewhere can be told apart."""
