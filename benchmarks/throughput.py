@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import resource
 import statistics
 import subprocess
@@ -377,12 +376,13 @@ def main() -> None:
 PEERS = {"trpo": "sb3-contrib", "ppo": "sb3"}
 
 
-def machine() -> dict[str, str | int]:
+def machine() -> dict:
+    """What a run directory records (``natgrad.runs.machine``), plus the cores and the load at the start."""
     import os
 
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
-               platform.processor()) if Path("/proc/cpuinfo").exists() else platform.processor()
-    return {"cpu": cpu, "cores": os.cpu_count() or 0, "python": platform.python_version(),
+    from natgrad.runs import machine as run_machine
+
+    return {**run_machine(), "cores": os.cpu_count() or 0,
             "load_average_at_start": " ".join(f"{x:.2f}" for x in os.getloadavg())}
 
 
