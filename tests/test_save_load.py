@@ -66,7 +66,8 @@ def test_resumed_run_continues_its_schedule(tmp_path, cls, anneal, key, base):
     resumed.learn(512, callback=lambda m, metrics: rest.append(metrics[key]))
     assert whole == pytest.approx([base * (1 - t / 1024) for t in (0, 256, 512, 768)])
     assert first + rest == pytest.approx(whole)
-    uninterrupted.close(), stopped.close(), resumed.close()
+    for model in (uninterrupted, stopped, resumed):
+        model.close()
 
 
 def test_cli_resume_writes_a_new_run_that_continues(tmp_path):
