@@ -23,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
+from natgrad.report import bootstrap_means
+
 
 def seed_evals(row: dict) -> np.ndarray:
     """The final deterministic evaluation of every seed of a summary row (natgrad's or zoo_rerun.py's)."""
@@ -31,8 +33,7 @@ def seed_evals(row: dict) -> np.ndarray:
 
 def pass_probability(evals: np.ndarray, bar: float, n: int, resamples: int = 100_000, seed: int = 0) -> float:
     """P(mean of n seeds drawn with replacement from ``evals`` ≥ bar): the bootstrap estimate."""
-    means = np.random.default_rng(seed).choice(evals, (resamples, n)).mean(1)
-    return float((means >= bar).mean())
+    return float((bootstrap_means(evals, n, resamples, seed) >= bar).mean())
 
 
 def cells(evals: np.ndarray | None, bar: float, n: int) -> str:

@@ -70,12 +70,17 @@ def find_runs(root: Path) -> list[RunResult]:
     return [read_run(p.parent) for p in sorted(root.glob("*/*/s*/eval.json"))]
 
 
+def bootstrap_means(x: np.ndarray, n: int, resamples: int, seed: int = 0) -> np.ndarray:
+    """The means of ``resamples`` draws of ``n`` seeds from ``x`` with replacement."""
+    return np.random.default_rng(seed).choice(x, (resamples, n)).mean(1)
+
+
 def bootstrap_ci(x: np.ndarray, level: float = 0.95, resamples: int = 10_000, seed: int = 0) -> tuple[float, float]:
     """Percentile bootstrap interval of the mean: resample the seeds with replacement."""
     x = np.asarray(x, float)
     if len(x) < 2:
         return (float(x.mean()), float(x.mean())) if len(x) else (math.nan, math.nan)
-    means = np.random.default_rng(seed).choice(x, (resamples, len(x))).mean(1)
+    means = bootstrap_means(x, len(x), resamples, seed)
     alpha = (1 - level) / 2
     return float(np.quantile(means, alpha)), float(np.quantile(means, 1 - alpha))
 
