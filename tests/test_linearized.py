@@ -5,10 +5,12 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from fisher_reference import assert_fvp_matches, kl_hessian
 
 from natgrad.fisher import fisher_vector_product, flat_grad
 from natgrad.linearized import LinearizedActor
 from natgrad.losses import surrogate
+from natgrad.natural import _subsample
 from natgrad.policy import Actor
 
 OBS = gym.spaces.Box(-1.0, 1.0, (3,), np.float32)
@@ -50,3 +52,28 @@ def test_value_and_grad_equals_autograd(kind):
         lambda dist: surrogate(dist.log_prob(actions), log_probs_old, adv))
     torch.testing.assert_close(value, loss.detach(), rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(grad, flat_grad(loss, list(actor.parameters())), rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("kind", ["categorical", "gaussian"])
+@pytest.mark.parametrize("damping", [0.0, 0.1])
+def test_fvp_of_a_time_by_env_batch_equals_the_explicit_hessian_of_the_mean_kl(kind, damping):
+    """A (T, N, D) batch: the mean is over all T·N states, in the network block and the log σ block alike."""
+    actor, _, _ = actor_and_batch(kind)
+    obs = torch.randn(4, 3, 3, dtype=torch.float64)  # T=4 steps of N=3 envs
+    params = list(actor.parameters())
+    old = actor(obs).detach()
+    hessian = kl_hessian(actor, params, lambda forward: old.kl(forward(obs)).mean())
+    assert_fvp_matches(LinearizedActor(actor, obs).fisher_vector_product(damping), hessian, damping)
+    flat = LinearizedActor(actor, obs.reshape(12, 3)).fisher_vector_product(damping)
+    v = torch.randn(hessian.shape[0], dtype=torch.float64)
+    torch.testing.assert_close(LinearizedActor(actor, obs).fisher_vector_product(damping)(v), flat(v))
+
+
+def test_fvp_subsample_draws_states_from_every_time_step_and_env():
+    obs = torch.arange(5 * 4 * 2, dtype=torch.float64).reshape(5, 4, 2)  # (T, N, D), each row distinct
+    rows = _subsample(obs, 0.5, torch.Generator().manual_seed(0))
+    assert rows.shape == (10, 2)
+    all_rows = {tuple(r) for r in obs.reshape(20, 2).tolist()}
+    picked = [tuple(r) for r in rows.tolist()]
+    assert len(set(picked)) == 10 and set(picked) <= all_rows
+    assert len({int(r[0]) // 8 for r in picked}) > 1  # not only one time step

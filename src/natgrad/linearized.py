@@ -46,8 +46,9 @@ class LinearizedActor:
         return y.detach(), flat_grad(y, self.params, retain_graph=True)
 
     def fisher_vector_product(self, damping: float = 0.0) -> Callable[[Tensor], Tensor]:
-        """v ↦ F v + damping·v, F = (1/N) Σ_s J_sᵀ M_s J_s (see the module docstring)."""
-        n, k = len(self.out), len(self.heads)
+        """v ↦ F v + damping·v, F = (1/n) Σ_s J_sᵀ M_s J_s over the n states of any batch shape (see the module
+        docstring)."""
+        n, k = self.out.shape[:-1].numel(), len(self.heads)  # states: every leading index, e.g. (T, N)
         u = torch.zeros_like(self.out, requires_grad=True)
         jt_u = torch.autograd.grad(self.out, self.net_params, u, create_graph=True)  # h(u) = Jᵀu
 

@@ -111,6 +111,7 @@ def natural_step(
 
 
 def _subsample(obs: Tensor, fraction: float, generator: torch.Generator | None) -> Tensor:
-    """A random ``fraction`` of the observations (at least one)."""
-    n = max(1, int(len(obs) * fraction))
-    return obs[torch.randperm(len(obs), generator=generator)[:n]]
+    """A random ``fraction`` (at least one) of the states of an (..., D) batch of observations, as (n, D)."""
+    states = obs.reshape(-1, obs.shape[-1])
+    n = max(1, int(len(states) * fraction))
+    return states[torch.randperm(len(states), generator=generator)[:n]]
