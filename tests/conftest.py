@@ -26,6 +26,17 @@ class NaNObsEnv(gym.Env):
         return obs, 1.0, False, False, {}
 
 
+class BadRewardEnv(NaNObsEnv):
+    """Finite observations; the reward of the third step is ``bad`` (NaN or inf)."""
+
+    def __init__(self, bad: float = float("nan")):
+        self.bad = bad
+
+    def step(self, action):
+        self.t += 1
+        return np.zeros(2, np.float32), self.bad if self.t == 3 else 1.0, False, self.t >= 10, {}
+
+
 class DictObsEnv(NaNObsEnv):
     observation_space = spaces.Dict({"x": spaces.Box(-1.0, 1.0, (2,), np.float32)})
 
@@ -60,6 +71,8 @@ class CounterEnv(gym.Env):
 torch.set_num_threads(1)  # small networks: one thread is fastest and immune to oversubscription
 
 gym.register("natgrad-test/NaNObs-v0", entry_point=NaNObsEnv)
+gym.register("natgrad-test/NaNReward-v0", entry_point=BadRewardEnv)
+gym.register("natgrad-test/InfReward-v0", entry_point=BadRewardEnv, kwargs={"bad": float("inf")})
 gym.register("natgrad-test/DictObs-v0", entry_point=DictObsEnv)
 gym.register("natgrad-test/MultiBinary-v0", entry_point=MultiBinaryEnv)
 gym.register("natgrad-test/Truncated-v0", entry_point=CounterEnv, max_episode_steps=5,

@@ -1,9 +1,13 @@
 """Bad input gets one clear line naming the fix."""
 
+import math
+
 import pytest
+import torch
 
 import natgrad
 from natgrad import NatgradError
+from natgrad.cli import main
 
 
 def test_unknown_env_id():
@@ -69,3 +73,48 @@ def test_env_kwargs_reach_the_env_or_are_refused_in_one_line():
         natgrad.TRPO("Pendulum-v1", env_kwargs={"gravity": 2.5})
     with pytest.raises(NatgradError, match="invalid env_kwargs"):
         natgrad.TRPO("Pendulum-v1", env_kwargs="g=2.5")
+
+
+@pytest.mark.parametrize("algo", sorted(natgrad.ALGORITHMS))
+@pytest.mark.parametrize("env_id, value", [("natgrad-test/NaNReward-v0", "nan"), ("natgrad-test/InfReward-v0", "inf")])
+def test_non_finite_reward_is_refused_and_no_model_is_written(tmp_path, capsys, monkeypatch, algo, env_id, value):
+    out = tmp_path / "run"
+    monkeypatch.setattr("sys.argv", ["natgrad", "train", "--algo", algo, "--env", env_id, "--steps", "64",
+                                     "--set", "n_steps=32", "--out", str(out), "--no-progress"])
+    with pytest.raises(SystemExit) as exit_:
+        main()
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert f"non-finite reward ({value}) at step 2 of env index 0" in err and err.count("\n") == 1, err
+    assert not (out / "model.pt").exists() and not list(out.glob("checkpoints/*.pt"))
+
+
+@pytest.mark.parametrize("cls", [natgrad.TRPO, natgrad.PPO])
+def test_a_model_with_non_finite_weights_is_never_saved(tmp_path, cls):
+    model = cls("CartPole-v1", n_steps=8)
+    with torch.no_grad():
+        next(model.critic.parameters())[0, 0] = math.nan
+    with pytest.raises(NatgradError, match=r"critic\.net\.0\.weight is not finite at step 0, so it is not saved"):
+        model.save(tmp_path / "m.pt")
+    assert not list(tmp_path.iterdir())  # not even a temporary file is left
+    model.close()
+
+
+@pytest.mark.parametrize("algo", sorted(natgrad.ALGORITHMS))
+def test_training_stops_at_the_update_that_makes_weights_non_finite(algo, monkeypatch):
+    cls = natgrad.ALGORITHMS[algo]
+    model = cls("CartPole-v1", n_envs=1, n_steps=16, **({"minibatches": 4} if algo.startswith("ppo") else {}))
+    real = cls._update
+
+    def poisoning(self, *args):
+        metrics = real(self, *args)
+        if self.num_updates == 1:
+            with torch.no_grad():
+                next(self.actor.parameters()).fill_(math.inf)
+        return metrics
+
+    monkeypatch.setattr(cls, "_update", poisoning)
+    with pytest.raises(NatgradError, match=r"^actor\..* is not finite after update 2, so it is not saved"):
+        model.learn(64)
+    assert model.num_timesteps == 16  # the poisoned update is not counted
+    model.close()

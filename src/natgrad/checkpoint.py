@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from natgrad.errors import NatgradError
+from natgrad.finite import check_finite
 
 if TYPE_CHECKING:
     from natgrad.algos.base import Algorithm
@@ -27,6 +28,8 @@ def save(model: Algorithm, path: str | Path, overwrite: bool = False) -> Path:
     path = Path(path)
     if path.exists() and not overwrite:
         raise NatgradError(f"{path} already exists: choose another path or pass overwrite=True")
+    modules = model.trained_modules()
+    check_finite(modules, f"at step {model.num_timesteps}")
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {
         "format": FORMAT,
@@ -37,8 +40,7 @@ def save(model: Algorithm, path: str | Path, overwrite: bool = False) -> Path:
         "config": model.config.to_dict(),
         "num_timesteps": model.num_timesteps,
         "num_updates": model.num_updates,
-        "actor": model.actor.state_dict(),
-        "critic": model.critic.state_dict(),
+        **{name: module.state_dict() for name, module in modules.items()},
         "optimizers": {k: opt.state_dict() for k, opt in model.optimizers.items()},
         "obs_rms": model.obs_normalizer.rms.state_dict(),
         "reward_rms": model.reward_scaler.rms.state_dict(),
@@ -95,8 +97,8 @@ def load(path: str | Path, **config_overrides: Any) -> Algorithm:
         raise NatgradError(f"{path} holds a config natgrad cannot use ({e}); the file is damaged") from None
     model = cls(payload["env_id"], seed=payload["seed"], config=config, **config_overrides)
     try:
-        model.actor.load_state_dict(payload["actor"])
-        model.critic.load_state_dict(payload["critic"])
+        for name, module in model.trained_modules().items():
+            module.load_state_dict(payload[name])
         for name, opt in model.optimizers.items():
             opt.load_state_dict(payload["optimizers"][name])
         model.obs_normalizer.rms.load_state_dict(payload["obs_rms"])

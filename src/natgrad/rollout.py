@@ -16,7 +16,7 @@ from gymnasium import spaces
 from gymnasium.vector import VectorEnv
 from torch import Tensor
 
-from natgrad.errors import NatgradError
+from natgrad.finite import check_rewards, finite_rows
 from natgrad.gae import gae
 from natgrad.inference import NumpyActor
 from natgrad.normalization import ObsNormalizer, RewardScaler
@@ -109,9 +109,10 @@ class Collector:
         self.obs = self._observe(raw)
         self.episode_return = np.zeros(self.n_envs)
         self.episode_length = np.zeros(self.n_envs, np.int64)
+        self.steps = 0  # vector env steps taken so far
 
     def _observe(self, raw: np.ndarray) -> np.ndarray:
-        return self.obs_normalizer.observe(_finite(raw, self.n_envs))
+        return self.obs_normalizer.observe(finite_rows(raw, self.n_envs))
 
     @torch.no_grad()
     def collect(self, n_steps: int) -> RolloutBatch:
@@ -135,8 +136,10 @@ class Collector:
             raw, raw_rewards[t], terminated[t], truncated[t], info = self.env.step(env_action)
             if "final_obs" in info:
                 for i in np.flatnonzero(info["_final_obs"]):
-                    final_obs[t, i] = self.obs_normalizer(_finite(info["final_obs"][i], 1))[0]
+                    final_obs[t, i] = self.obs_normalizer(finite_rows(info["final_obs"][i], 1))[0]
             self.obs = self._observe(raw)
+        check_rewards(raw_rewards, self.steps)
+        self.steps += n_steps
         ended = terminated | truncated
         returns, lengths = self._finish_episodes(raw_rewards, ended)
         obs_t, actions_t = torch.from_numpy(obs), torch.from_numpy(actions)
@@ -172,14 +175,3 @@ class Collector:
 def _running_sum(initial: float, xs: np.ndarray) -> float:
     """initial + x₀ + x₁ + … added one at a time, left to right (np.sum would pair them up)."""
     return float(np.cumsum(np.concatenate(([initial], xs)))[-1])
-
-
-def _finite(raw: np.ndarray, rows: int) -> np.ndarray:
-    """Observations as a (rows, D) float64 array; a NaN or inf is refused with the fix."""
-    raw = np.asarray(raw, np.float64).reshape(rows, -1)
-    if not np.isfinite(raw).all():
-        raise NatgradError(
-            f"the environment returned a non-finite observation ({raw[~np.isfinite(raw)][0]}): "
-            "fix the env or wrap it (e.g. gymnasium.wrappers.TransformObservation) so observations stay finite"
-        )
-    return raw

@@ -19,9 +19,11 @@ from natgrad import presets
 from natgrad.config import Config
 from natgrad.envs import make_vec_env
 from natgrad.errors import NatgradError
+from natgrad.finite import check_finite
 from natgrad.policy import Critic
 from natgrad.rollout import RolloutBatch, UpdateBatch, update_batch
 from natgrad.sampler import Sampler, Sampling, make_sampler, rollout_parts
+from natgrad.threads import check_threads, torch_threads
 
 Callback = Callable[["Algorithm", dict[str, float]], Any]
 
@@ -34,18 +36,23 @@ class Algorithm:
 
     def __init__(self, env_id: str, seed: int = 0, config: Config | None = None, preset: bool = True,
                  workers: int = 1, ray_address: str | None = None, worker_cpus: float = 1.0,
-                 **overrides: Any) -> None:
+                 threads: int | None = 1, **overrides: Any) -> None:
         """``overrides`` go on top of ``config``; without a ``config``, on top of the tuned preset for
         ``env_id`` (``natgrad presets`` lists them) unless ``preset=False``, else the config's defaults.
 
         ``workers > 1`` or a ``ray_address`` collect the rollouts on Ray workers that share the
-        ``n_envs`` envs (``pip install natgrad[ray]``; see ``natgrad.sampler.Sampling``)."""
+        ``n_envs`` envs (``pip install natgrad[ray]``; see ``natgrad.sampler.Sampling``).
+
+        ``threads``: torch threads while the model computes (``learn``, ``predict``, evaluation), restored
+        after; 1 is fastest for small networks, more can help a CNN; None leaves torch's setting alone.
+        Like ``workers``, it is not saved with the model."""
         self.preset = presets.preset(self.name, env_id) if config is None and preset else {}
         cfg = (config or self.config_cls()).replace(**{**self.preset, **overrides})
         if not isinstance(cfg, self.config_cls):
             raise NatgradError(f"{type(self).__name__} takes a {self.config_cls.__name__}, got {type(cfg).__name__}")
         self.env_id, self.seed, self.config = env_id, int(seed), cfg
         self.sampling = Sampling(workers, ray_address, worker_cpus).check(cfg.n_envs)
+        self.threads = check_threads(threads)
         torch.manual_seed(self.seed)
         # with Ray the envs live in the workers: the driver keeps one, for its spaces
         self.env = (make_vec_env(env_id, env_kwargs=cfg.env_kwargs) if self.sampling.uses_ray
@@ -91,15 +98,20 @@ class Algorithm:
         """
         if total_timesteps < 0:
             raise NatgradError(f"total_timesteps must be >= 0, got {total_timesteps}")
+        with torch_threads(self.threads):
+            return self._learn(int(total_timesteps), callback)
+
+    def _learn(self, total_timesteps: int, callback: Callback | None) -> Algorithm:
         if self._sampler is None:
             self._sampler = make_sampler(self)
-        target = self.num_timesteps + int(total_timesteps)
+        target = self.num_timesteps + total_timesteps
         while self.num_timesteps < target:
             t0 = time.perf_counter()
             batch = self._sampler.collect(self.config.n_steps)
             t1 = time.perf_counter()
             metrics = self._train_on(batch, progress=self.num_timesteps / max(1, target))
             t2 = time.perf_counter()
+            check_finite(self.trained_modules(), f"after update {self.num_updates + 1}")
             self.num_timesteps += batch.size
             self.num_updates += 1
             self.recent_returns.extend(batch.episode_returns)
@@ -142,7 +154,7 @@ class Algorithm:
         dim = self.obs_normalizer.rms.shape[0]
         single = obs.size == dim
         batch = obs.reshape(-1, dim)
-        with torch.no_grad():
+        with torch.no_grad(), torch_threads(self.threads):
             dist = self.actor(torch.from_numpy(self.obs_normalizer(batch)))
             action = self.env_action((dist.mode() if deterministic else dist.sample(self.generator)).numpy())
         return action[0] if single else action
@@ -152,6 +164,10 @@ class Algorithm:
         if self.actor.continuous:
             return np.clip(action, self.action_space.low, self.action_space.high)
         return action
+
+    def trained_modules(self) -> dict[str, torch.nn.Module]:
+        """The networks training changes, by the name checkpoints store them under."""
+        return {"actor": self.actor, "critic": self.critic}
 
     def save(self, path: str | Path, overwrite: bool = False) -> Path:
         """Write a self-describing checkpoint (config, networks, normalizers, counters)."""
