@@ -37,12 +37,12 @@ class BadRewardEnv(NaNObsEnv):
         return np.zeros(2, np.float32), self.bad if self.t == 3 else 1.0, False, self.t >= 10, {}
 
 
-class DictObsEnv(NaNObsEnv):
-    observation_space = spaces.Dict({"x": spaces.Box(-1.0, 1.0, (2,), np.float32)})
+class TextObsEnv(NaNObsEnv):
+    observation_space = spaces.Dict({"x": spaces.Box(-1.0, 1.0, (2,), np.float32), "mission": spaces.Text(10)})
 
 
-class MultiBinaryEnv(NaNObsEnv):
-    action_space = spaces.MultiBinary(3)
+class MatrixActionEnv(NaNObsEnv):
+    action_space = spaces.Box(-1.0, 1.0, (2, 2), np.float32)
 
 
 class CounterEnv(gym.Env):
@@ -73,8 +73,8 @@ torch.set_num_threads(1)  # small networks: one thread is fastest and immune to 
 gym.register("natgrad-test/NaNObs-v0", entry_point=NaNObsEnv)
 gym.register("natgrad-test/NaNReward-v0", entry_point=BadRewardEnv)
 gym.register("natgrad-test/InfReward-v0", entry_point=BadRewardEnv, kwargs={"bad": float("inf")})
-gym.register("natgrad-test/DictObs-v0", entry_point=DictObsEnv)
-gym.register("natgrad-test/MultiBinary-v0", entry_point=MultiBinaryEnv)
+gym.register("natgrad-test/TextObs-v0", entry_point=TextObsEnv)
+gym.register("natgrad-test/MatrixAction-v0", entry_point=MatrixActionEnv)
 gym.register("natgrad-test/Truncated-v0", entry_point=CounterEnv, max_episode_steps=5,
              kwargs={"terminate_at": 1000})
 gym.register("natgrad-test/Terminated-v0", entry_point=CounterEnv, max_episode_steps=1000,

@@ -9,6 +9,7 @@ from natgrad.critic_fit import fit_critic
 from natgrad.losses import value_loss
 from natgrad.optim import adam
 from natgrad.policy import Critic
+from natgrad.rollout import UpdateBatch
 
 
 def test_fit_critic_takes_the_steps_of_per_minibatch_indexing_bit_for_bit():
@@ -19,7 +20,9 @@ def test_fit_critic_takes_the_steps_of_per_minibatch_indexing_bit_for_bit():
     obs, returns = torch.randn(40, 3), torch.randn(40)  # 40 = 2 × 16 + 8: a shorter last minibatch
     opt_ours, opt_ref = adam(ours.parameters(), 1e-2), adam(ref.parameters(), 1e-2)
     gen_ours, gen_ref = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
-    loss = fit_critic(ours, opt_ours, obs, returns, epochs=3, minibatch_size=16, generator=gen_ours)
+    zeros = torch.zeros(1, 40)
+    states = UpdateBatch(obs[None], zeros, zeros, zeros, returns[None], zeros, zeros.bool(), None, None, None)
+    loss = fit_critic(ours, opt_ours, states, epochs=3, minibatch_size=16, generator=gen_ours)
     for _ in range(3):
         for idx in minibatches(len(obs), 16, gen_ref):
             step_loss = value_loss(ref(obs[idx]), returns[idx])

@@ -15,12 +15,15 @@ def test_unknown_env_id():
         natgrad.TRPO("CartPol-v1")
 
 
-@pytest.mark.parametrize("env_id, what", [
-    ("natgrad-test/DictObs-v0", "unsupported observation space Dict"),
-    ("natgrad-test/MultiBinary-v0", "unsupported action space MultiBinary"),
+@pytest.mark.parametrize("env_id, what, fix", [
+    ("natgrad-test/TextObs-v0", "unsupported observation space Text at mission", r"FilterObservation\)$"),
+    ("natgrad-test/MatrixAction-v0", r"unsupported action space Box\(-1.0, 1.0, \(2, 2\), float32\)",
+     r"\(a Box action must be 1-D: flatten it with a wrapper\)$"),
 ])
-def test_unsupported_space_names_what_is_supported(env_id, what):
-    with pytest.raises(NatgradError, match=f"{what}.*supports observations: Box; actions: Box or Discrete"):
+def test_unsupported_space_names_what_is_supported_and_the_fix(env_id, what, fix):
+    supported = "supports observations: Box, Discrete, MultiDiscrete, MultiBinary, and Dict or Tuple of them; " \
+                "actions: Box \\(1-D\\), Discrete, MultiDiscrete, MultiBinary"
+    with pytest.raises(NatgradError, match=f"{what}.*{supported}.*{fix}"):
         natgrad.TRPO(env_id)
 
 

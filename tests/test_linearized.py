@@ -10,7 +10,8 @@ from fisher_reference import assert_fvp_matches, kl_hessian
 from natgrad.fisher import fisher_vector_product, flat_grad
 from natgrad.linearized import LinearizedActor
 from natgrad.losses import surrogate
-from natgrad.natural import _subsample
+from natgrad.natural import subsample
+from natgrad.policy import PolicyInputs
 from natgrad.policy import Actor
 
 OBS = gym.spaces.Box(-1.0, 1.0, (3,), np.float32)
@@ -71,7 +72,7 @@ def test_fvp_of_a_time_by_env_batch_equals_the_explicit_hessian_of_the_mean_kl(k
 
 def test_fvp_subsample_draws_states_from_every_time_step_and_env():
     obs = torch.arange(5 * 4 * 2, dtype=torch.float64).reshape(5, 4, 2)  # (T, N, D), each row distinct
-    rows = _subsample(obs, 0.5, torch.Generator().manual_seed(0))
+    rows = subsample(PolicyInputs(obs), 2, 0.5, torch.Generator().manual_seed(0), sequences=False).obs
     assert rows.shape == (10, 2)
     all_rows = {tuple(r) for r in obs.reshape(20, 2).tolist()}
     picked = [tuple(r) for r in rows.tolist()]

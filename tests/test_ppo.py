@@ -106,9 +106,9 @@ def test_ppo_recomputes_advantages_before_every_later_epoch(monkeypatch, recompu
     critics_seen: list[list[torch.Tensor]] = []
     real = base.update_batch
 
-    def spy(batch, critic, gamma, lam):
+    def spy(batch, critic, *args):
         critics_seen.append([p.detach().clone() for p in critic.parameters()])
-        return real(batch, critic, gamma, lam)
+        return real(batch, critic, *args)
 
     monkeypatch.setattr(base, "update_batch", spy)
     model = natgrad.PPO("CartPole-v1", seed=0, n_envs=2, n_steps=64, minibatches=2, epochs=3,

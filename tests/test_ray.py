@@ -31,7 +31,8 @@ from natgrad.ray_grid import ray_runner  # noqa: E402
 from natgrad.ray_sampler import Share, assemble  # noqa: E402
 
 TESTS = Path(__file__).parent
-FIELDS = ["obs", "actions", "log_probs", "rewards", "terminated", "ended", "final_obs", "last_obs"]
+FIELDS = ["obs", "actions", "log_probs", "rewards", "terminated", "ended", "first", "truncated_at", "final_obs",
+          "last_obs"]
 
 
 @pytest.fixture(scope="module")
@@ -78,13 +79,14 @@ def test_two_workers_give_the_local_layout_and_the_pooled_statistics(kill_marker
     parts = []
     for n_envs, first_env in [(2, 0), (1, 2)]:
         env = make_vec_env("Pendulum-v1", n_envs)
-        actor, obs_normalizer, reward_scaler = rollout_parts(env, model.config)
+        actor, obs_normalizer, reward_scaler = rollout_parts(env.single_observation_space, env.single_action_space,
+                                                             n_envs, model.config)
         actor.load_state_dict(model.actor.state_dict())
         collector = Collector(env, actor, obs_normalizer, reward_scaler, seed=5 + first_env)
         parts.append((collector.collect(64), obs_normalizer.rms, reward_scaler.rms))
     assert batch.obs.shape == (64, 3, 3) and batch.last_obs.shape == (3, 3) and batch.size == 192
     for name in FIELDS:
-        dim = 0 if name == "last_obs" else 1
+        dim = 0 if name in ("last_obs", "final_obs", "truncated_at") else 1  # no episode is truncated in 64 steps
         assert torch.equal(getattr(batch, name), torch.cat([getattr(p[0], name) for p in parts], dim)), name
     # the driver's statistics are those of its prior (count 1e-4, mean 0, var 1) and every worker's data
     # together, by sums of x and x² (each worker's statistics hold the prior and its own data)

@@ -19,17 +19,22 @@ def test_episode_ends_are_classified_and_final_obs_kept(env_id, expect_terminate
     assert ended[[4, 9]].all() and ended.sum() == 4
     assert bool(batch.terminated.any()) == expect_terminated
     assert torch.equal(batch.terminated, batch.ended) == expect_terminated
-    # the real last observation (t=5) is kept, while the next obs row is the reset one (t=0)
-    np.testing.assert_array_equal(batch.final_obs[4, :, 0].numpy(), [5.0, 5.0])
+    # the real last observation (t=5) of each truncated episode is kept, the next obs row is the reset one (t=0)
+    if expect_terminated:
+        assert batch.truncated_at.shape == (0, 2) and len(batch.final_obs) == 0
+    else:
+        assert batch.truncated_at.tolist() == [[4, 0], [4, 1], [9, 0], [9, 1]]
+        np.testing.assert_array_equal(batch.final_obs[:, 0].numpy(), [5.0] * 4)
     np.testing.assert_array_equal(batch.obs[5, :, 0].numpy(), [0.0, 0.0])
+    assert batch.first[[0, 5, 10]].all() and batch.first.sum() == 6
     assert batch.episode_returns == [5.0] * 4 and batch.episode_lengths == [5] * 4
 
-    values, next_values = critic_values(model.critic, batch)
-    with torch.no_grad():
-        v_final = model.critic(batch.final_obs[4])
+    values, next_values, _, _ = critic_values(model.critic, batch)
     if expect_terminated:
         assert torch.equal(next_values[4], torch.zeros(2))
     else:
+        with torch.no_grad():
+            v_final = model.critic(batch.final_obs[:2])
         torch.testing.assert_close(next_values[4], v_final)
     torch.testing.assert_close(next_values[:3], values[1:4])  # inside an episode: V(s_{t+1})
     model.close()

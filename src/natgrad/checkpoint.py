@@ -15,9 +15,11 @@ import torch
 
 from natgrad.errors import NatgradError
 from natgrad.finite import check_finite
+from natgrad.spaces import space_from_data, space_to_data
 
 if TYPE_CHECKING:
     from natgrad.algos.base import Algorithm
+    from natgrad.envs import EnvLike
 
 FORMAT = "natgrad-checkpoint"
 VERSION = 1
@@ -35,7 +37,8 @@ def save(model: Algorithm, path: str | Path, overwrite: bool = False) -> Path:
         "format": FORMAT,
         "version": VERSION,
         "algo": model.name,
-        "env_id": model.env_id,
+        "env_id": model.env_id,  # an id or "module:factory"; None for an env natgrad cannot make again
+        "spaces": {"observation": space_to_data(model.observation_space), "action": space_to_data(model.action_space)},
         "seed": model.seed,
         "config": model.config.to_dict(),
         "num_timesteps": model.num_timesteps,
@@ -78,12 +81,17 @@ def read(path: str | Path) -> dict[str, Any]:
     return payload
 
 
-def load(path: str | Path, **config_overrides: Any) -> Algorithm:
-    """Rebuild the model saved at ``path`` (its env made anew), ready to ``predict`` or ``learn`` on.
+def load(path: str | Path, env: EnvLike | None = None, **config_overrides: Any) -> Algorithm:
+    """Rebuild the model saved at ``path``, ready to ``predict`` or ``learn`` on.
+
+    Its env is made anew from the id (or ``module:factory``) it was trained on, or is ``env`` when given (an
+    id, a factory, an env, a vector env: for a model trained on an env object, which natgrad cannot make
+    again). Without either, the model has its saved spaces only: ``predict`` works, ``learn`` and evaluation
+    ask for an env.
 
     ``config_overrides`` change settings that do not alter the networks, e.g. ``n_envs``, or say where
-    rollouts run (``workers``, ``ray_address``): a checkpoint does not record it, so a model trained on
-    Ray loads, predicts and trains on without Ray.
+    rollouts run (``workers``, ``ray_address``, ``threads``): a checkpoint does not record it, so a model
+    trained on Ray loads, predicts and trains on without Ray.
     """
     from natgrad.algos import ALGORITHMS
 
@@ -95,7 +103,14 @@ def load(path: str | Path, **config_overrides: Any) -> Algorithm:
         config = cls.config_cls.from_dict(payload["config"])
     except (NatgradError, TypeError, ValueError, AttributeError) as e:  # a refused value, or not a mapping at all
         raise NatgradError(f"{path} holds a config natgrad cannot use ({e}); the file is damaged") from None
-    model = cls(payload["env_id"], seed=payload["seed"], config=config, **config_overrides)
+    source = env if env is not None else payload["env_id"]
+    spaces = None
+    if source is None:
+        try:
+            spaces = (space_from_data(payload["spaces"]["observation"]), space_from_data(payload["spaces"]["action"]))
+        except (KeyError, TypeError, AttributeError) as e:
+            raise NatgradError(f"{path} names no env and holds no spaces ({e}); the file is damaged") from None
+    model = cls(source, seed=payload["seed"], config=config, spaces=spaces, **config_overrides)
     try:
         for name, module in model.trained_modules().items():
             module.load_state_dict(payload[name])

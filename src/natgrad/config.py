@@ -11,6 +11,8 @@ import math
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
 
+import numpy as np
+
 from natgrad.errors import NatgradError
 
 
@@ -30,6 +32,15 @@ class Config:
     normalize_obs: bool = True  # running mean/std observation normalization (Box observations)
     normalize_reward: bool = False  # scale rewards by the running std of the discounted return
     normalize_advantage: bool = True  # Â ← (Â − mean) / std over the batch
+    image_channels: str = "auto"  # image observations: "last" (H, W, C), "first" (C, H, W), or "auto" (first only
+    # when the first axis is shorter than the last, e.g. (4, 84, 84))
+    cnn: str = "auto"  # image encoder: "nature" (images of at least 36x36), "small" (one 3x3 conv), "auto" (by size)
+    cnn_features: int = 0  # units of the CNN's last layer (0: 512 for nature, 128 for small)
+    recurrent: str = "none"  # recurrent core after the encoder, in actor and critic: "none", "lstm" or "gru"
+    rnn_hidden: int = 64  # units of each recurrent layer
+    rnn_layers: int = 1  # recurrent layers
+    seq_len: int = 0  # recurrent: steps per sequence piece in minibatches (PPO, critic fit), the cut of
+    # backpropagation through time there; 0: the whole n_steps. TRPO/NPG's policy step always uses whole sequences
     retired: ClassVar[frozenset[str]] = frozenset()  # names from_dict drops (written by older natgrad)
 
     def __post_init__(self) -> None:
@@ -42,10 +53,30 @@ class Config:
         _check(0 <= self.gae_lambda <= 1, "gae_lambda", self.gae_lambda, "in [0, 1]")
         _check(len(self.hidden) >= 1 and all(h >= 1 for h in self.hidden), "hidden", self.hidden,
                "one or more positive layer sizes, e.g. 64,64")
+        _check(self.image_channels in ("auto", "first", "last"), "image_channels", self.image_channels,
+               "'auto', 'first' or 'last'")
+        _check(self.cnn in ("auto", "nature", "small"), "cnn", self.cnn, "'auto', 'nature' or 'small'")
+        _check(self.cnn_features >= 0, "cnn_features", self.cnn_features, ">= 0 (0: the layout's default)")
+        _check(self.recurrent in ("none", "lstm", "gru"), "recurrent", self.recurrent, "'none', 'lstm' or 'gru'")
+        _check(self.rnn_hidden >= 1, "rnn_hidden", self.rnn_hidden, ">= 1")
+        _check(self.rnn_layers >= 1, "rnn_layers", self.rnn_layers, ">= 1")
+        _check(self.seq_len >= 0 and (self.seq_len == 0 or self.n_steps % self.seq_len == 0), "seq_len",
+               self.seq_len, f"0 (whole sequences) or a divisor of n_steps={self.n_steps}")
 
     @property
     def batch_size(self) -> int:
         return self.n_envs * self.n_steps
+
+    @property
+    def piece_length(self) -> int:
+        """Steps per piece of the batch that minibatches draw whole: a sequence piece with a recurrent core,
+        else one state."""
+        return (self.seq_len or self.n_steps) if self.recurrent != "none" else 1
+
+    @property
+    def pieces(self) -> int:
+        """Pieces per batch: n_envs · n_steps / piece_length."""
+        return self.batch_size // self.piece_length
 
     def replace(self, **changes: Any) -> Config:
         """A copy with ``changes``; an unknown name is refused with the list of known ones."""
@@ -146,8 +177,9 @@ class ProximalConfig(Config):
         super().__post_init__()
         _check(self.lr > 0, "lr", self.lr, "> 0")
         _check(self.epochs >= 1, "epochs", self.epochs, ">= 1")
-        _check(1 <= self.minibatches <= self.batch_size, "minibatches", self.minibatches,
-               f"between 1 and the batch size n_envs*n_steps = {self.batch_size}")
+        _check(1 <= self.minibatches <= self.pieces, "minibatches", self.minibatches,
+               f"between 1 and the batch size n_envs*n_steps = {self.batch_size}" if self.recurrent == "none" else
+               f"between 1 and the number of sequence pieces n_envs*n_steps/seq_len = {self.pieces}")
         for name in ("ent_coef", "vf_coef", "max_grad_norm", "clip_vf", "target_kl"):
             value = getattr(self, name)
             _check(value >= 0 and math.isfinite(value), name, value, "a finite number >= 0")
@@ -178,6 +210,17 @@ class PPOKLConfig(ProximalConfig):
         _check(self.kl_target > 0 and math.isfinite(self.kl_target), "kl_target", self.kl_target, "a finite d_targ > 0")
         _check(0 < self.beta_min <= self.beta_init <= self.beta_max < math.inf, "beta_init", self.beta_init,
                "finite, > 0 and within [beta_min, beta_max]")
+
+
+MAX_SEED = 2**32 - 1
+
+
+def check_seed(seed: Any) -> int:
+    """``seed`` as an int in [0, 2³² − 1], what torch, NumPy and Gymnasium all take (with room for the seeds
+    derived from it); anything else is refused in one line."""
+    ok = isinstance(seed, (int, np.integer)) and not isinstance(seed, bool) and 0 <= seed <= MAX_SEED
+    _check(ok, "seed", seed, f"an integer from 0 to {MAX_SEED}")
+    return int(seed)
 
 
 def _check(ok: bool, name: str, value: Any, want: str) -> None:

@@ -1,7 +1,13 @@
 """Action distributions as immutable objects built from their parameters.
 
-Each gives ``sample``, ``mode``, ``log_prob``, ``entropy`` and the closed-form
-``kl(other) = KL(self ‖ other)``, computed per state (shape ``batch``).
+Each gives ``sample``, ``mode``, ``log_prob``, ``entropy``, the closed-form ``kl(other) = KL(self ‖ other)``
+and ``fisher``, its own Fisher matrix M in its parameters applied to a change of them: the block the
+Gauss–Newton Fisher-vector product F v = E[Jᵀ M J v] uses (``natgrad.linearized``). All are computed per
+state, over any batch shape (the leading dimensions).
+
+Masks: a Categorical or MultiCategorical with ``mask`` (True = legal) gives every illegal action a logit
+of the dtype's lowest value, so its probability is exactly 0 (it is never sampled), it adds exactly 0 to
+the entropy and the KL, its rows and columns of M are 0, and no gradient reaches its logit.
 """
 
 from __future__ import annotations
@@ -10,26 +16,38 @@ import math
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
+
+
+def _masked(logits: Tensor, mask: Tensor | None) -> Tensor:
+    """The logits with the illegal ones (``mask`` False) at the dtype's lowest finite value: exp gives exactly 0,
+    and every difference of two of them, and every product with their probability, stays finite."""
+    return logits if mask is None else logits.masked_fill(~mask, torch.finfo(logits.dtype).min)
+
+
+def _index(x: Tensor | None, index) -> Tensor | None:
+    return None if x is None else x[index]
 
 
 @dataclass(frozen=True)
 class Categorical:
-    """π(a|s) = softmax(logits)_a over a Discrete action space."""
+    """π(a|s) = softmax(logits)_a over a Discrete action space, over the legal actions when ``mask`` is given."""
 
-    logits: Tensor  # (batch, n_actions)
+    logits: Tensor  # (..., n_actions)
+    mask: Tensor | None = None  # (..., n_actions) bool, True = legal
 
     @property
     def log_probs(self) -> Tensor:
-        return torch.log_softmax(self.logits, dim=-1)
+        return torch.log_softmax(_masked(self.logits, self.mask), dim=-1)
 
     def sample(self, generator: torch.Generator | None = None) -> Tensor:
-        probs = torch.softmax(self.logits, dim=-1).reshape(-1, self.logits.shape[-1])
+        probs = torch.softmax(_masked(self.logits, self.mask), dim=-1).reshape(-1, self.logits.shape[-1])
         actions = torch.multinomial(probs, 1, generator=generator).squeeze(-1)
         return actions.reshape(self.logits.shape[:-1])
 
     def mode(self) -> Tensor:
-        return self.logits.argmax(dim=-1)
+        return _masked(self.logits, self.mask).argmax(dim=-1)
 
     def log_prob(self, actions: Tensor) -> Tensor:
         """log π(a|s), read off the normalized log-probabilities (broadcasting over batch shapes)."""
@@ -39,7 +57,7 @@ class Categorical:
         return logp.expand(*shape, logp.shape[-1]).gather(-1, index).squeeze(-1)
 
     def entropy(self) -> Tensor:
-        """H = −Σ_a π_a log π_a."""
+        """H = −Σ_a π_a log π_a (an illegal action: 0 · finite = 0)."""
         logp = self.log_probs
         return -(logp.exp() * logp).sum(-1)
 
@@ -51,17 +69,100 @@ class Categorical:
     def fisher(self, d_logits: Tensor) -> tuple[Tensor]:
         """M u for a change u of the logits, per state: M = ∂²KL(self ‖ softmax(logits + u))/∂u² at u = 0
         = diag(p) − p pᵀ, so M u = p ⊙ u − p (pᵀu)."""
-        p = torch.softmax(self.logits, dim=-1)
+        p = torch.softmax(_masked(self.logits, self.mask), dim=-1)
         pu = p * d_logits
         return (pu - p * pu.sum(-1, keepdim=True),)
 
-    def __getitem__(self, index: Tensor) -> Categorical:
-        """The distributions of the states selected by ``index``."""
-        return Categorical(self.logits[index])
+    def __getitem__(self, index) -> Categorical:
+        """The distributions of the states selected by ``index`` (over the leading dimensions)."""
+        return Categorical(self.logits[index], _index(self.mask, index))
 
     def detach(self) -> Categorical:
         """A frozen copy, unaffected by later changes to θ."""
-        return Categorical(self.logits.detach().clone())
+        return Categorical(self.logits.detach().clone(), self.mask)
+
+
+@dataclass(frozen=True)
+class MultiCategorical:
+    """Independent Categoricals, one per entry of a MultiDiscrete space: π(a|s) = Π_k softmax(logits_k)_{a_k}.
+
+    ``logits`` holds the heads' logits end to end (Σ_k n_k); log-probabilities, entropies and KLs add up
+    over the heads, and M is block-diagonal with one Categorical block per head.
+    """
+
+    logits: Tensor  # (..., Σ n_k)
+    nvec: tuple[int, ...]  # n_k of each head, flattened in C order
+    mask: Tensor | None = None  # (..., Σ n_k) bool, True = legal, head by head
+
+    @property
+    def heads(self) -> list[Categorical]:
+        masks = [None] * len(self.nvec) if self.mask is None else self.mask.split(self.nvec, -1)
+        return [Categorical(x, m) for x, m in zip(self.logits.split(self.nvec, -1), masks)]
+
+    def sample(self, generator: torch.Generator | None = None) -> Tensor:
+        return torch.stack([h.sample(generator) for h in self.heads], -1)
+
+    def mode(self) -> Tensor:
+        return torch.stack([h.mode() for h in self.heads], -1)
+
+    def log_prob(self, actions: Tensor) -> Tensor:
+        """Σ_k log π_k(a_k|s) for actions (..., K)."""
+        return sum(h.log_prob(a) for h, a in zip(self.heads, actions.unbind(-1)))
+
+    def entropy(self) -> Tensor:
+        return sum(h.entropy() for h in self.heads)
+
+    def kl(self, other: MultiCategorical) -> Tensor:
+        return sum(p.kl(q) for p, q in zip(self.heads, other.heads))
+
+    def fisher(self, d_logits: Tensor) -> tuple[Tensor]:
+        """M u head by head: (diag(p_k) − p_k p_kᵀ) u_k for each head's slice u_k."""
+        return (torch.cat([h.fisher(u)[0] for h, u in zip(self.heads, d_logits.split(self.nvec, -1))], -1),)
+
+    def __getitem__(self, index) -> MultiCategorical:
+        return MultiCategorical(self.logits[index], self.nvec, _index(self.mask, index))
+
+    def detach(self) -> MultiCategorical:
+        return MultiCategorical(self.logits.detach().clone(), self.nvec, self.mask)
+
+
+@dataclass(frozen=True)
+class Bernoulli:
+    """Independent bits of a MultiBinary space: π(a|s) = Π_k p_k^{a_k} (1 − p_k)^{1 − a_k}, p = σ(logits)."""
+
+    logits: Tensor  # (..., K)
+
+    def sample(self, generator: torch.Generator | None = None) -> Tensor:
+        u = torch.rand(self.logits.shape, generator=generator, dtype=self.logits.dtype)
+        return (u < torch.sigmoid(self.logits)).to(self.logits.dtype)
+
+    def mode(self) -> Tensor:
+        return (self.logits > 0).to(self.logits.dtype)
+
+    def log_prob(self, actions: Tensor) -> Tensor:
+        """Σ_k a_k log p_k + (1 − a_k) log(1 − p_k) = Σ_k a_k l_k − softplus(l_k)."""
+        return (actions * self.logits - F.softplus(self.logits)).sum(-1)
+
+    def entropy(self) -> Tensor:
+        """H = Σ_k softplus(l_k) − p_k l_k."""
+        return (F.softplus(self.logits) - torch.sigmoid(self.logits) * self.logits).sum(-1)
+
+    def kl(self, other: Bernoulli) -> Tensor:
+        """KL(p ‖ q) = Σ_k p_k (log p_k − log q_k) + (1 − p_k)(log(1 − p_k) − log(1 − q_k))
+        = Σ_k p_k (l_k − m_k) + softplus(m_k) − softplus(l_k), with m the logits of q."""
+        p = torch.sigmoid(self.logits)
+        return (p * (self.logits - other.logits) + F.softplus(other.logits) - F.softplus(self.logits)).sum(-1)
+
+    def fisher(self, d_logits: Tensor) -> tuple[Tensor]:
+        """M u per state: M = diag(p (1 − p)) in the logits."""
+        p = torch.sigmoid(self.logits)
+        return (p * (1 - p) * d_logits,)
+
+    def __getitem__(self, index) -> Bernoulli:
+        return Bernoulli(self.logits[index])
+
+    def detach(self) -> Bernoulli:
+        return Bernoulli(self.logits.detach().clone())
 
 
 @dataclass(frozen=True)
@@ -72,7 +173,7 @@ class DiagGaussian:
     bounds happens only when the action is sent to the environment.
     """
 
-    mean: Tensor  # (batch, act_dim)
+    mean: Tensor  # (..., act_dim)
     log_std: Tensor  # (act_dim,) or broadcastable to mean
 
     def sample(self, generator: torch.Generator | None = None) -> Tensor:
@@ -110,7 +211,7 @@ class DiagGaussian:
         at u = 0 is diag(1/σ²) for μ, 2·I for log σ, with no cross term; so M u = (Δμ/σ², 2 Δlog σ)."""
         return d_mean * torch.exp(-2 * self.log_std), 2 * d_log_std
 
-    def __getitem__(self, index: Tensor) -> DiagGaussian:
+    def __getitem__(self, index) -> DiagGaussian:
         """The distributions of the states selected by ``index``."""
         return DiagGaussian(self.mean[index], self.log_std)
 
@@ -119,4 +220,4 @@ class DiagGaussian:
         return DiagGaussian(self.mean.detach().clone(), self.log_std.detach().clone())
 
 
-Distribution = Categorical | DiagGaussian
+Distribution = Categorical | MultiCategorical | Bernoulli | DiagGaussian

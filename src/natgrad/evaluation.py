@@ -7,9 +7,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+from gymnasium.vector import AutoresetMode, SyncVectorEnv
 
-from natgrad.envs import make_env
-from natgrad.inference import NumpyActor
+from natgrad.envs import EnvLike, make_env
+from natgrad.errors import NatgradError
+from natgrad.inference import Acting
+from natgrad.rollout import Observer
+from natgrad.threads import torch_threads
 
 if TYPE_CHECKING:
     from natgrad.algos.base import Algorithm
@@ -17,30 +21,46 @@ if TYPE_CHECKING:
 EVAL_SEED = 10_000  # evaluation episodes use seeds EVAL_SEED, EVAL_SEED + 1, … unseen in training
 
 
-def evaluate(model: Algorithm, episodes: int = 10, seed: int = EVAL_SEED, deterministic: bool = True) -> list[float]:
-    """Returns of ``episodes`` full episodes of ``model.env_id`` (one env, seeds seed, seed+1, …).
+def evaluate(model: Algorithm, episodes: int = 10, seed: int = EVAL_SEED, deterministic: bool = True,
+             env: EnvLike | None = None) -> list[float]:
+    """Returns of ``episodes`` full episodes (one env, seeds seed, seed+1, …) of ``env``, by default a new env
+    like the model's (made again from its id or factory).
 
-    The policy acts through a NumPy copy of the actor (θ is fixed while evaluating), the
-    same fast path the rollouts use, on observations normalized with the model's statistics.
+    The policy acts as in the rollouts (``natgrad.inference.Acting``: the NumPy copy of a plain MLP actor,
+    else torch, the recurrent state carried through each episode), on observations normalized with the
+    model's statistics, with the env's legal-action masks when it has them.
     """
-    env = make_env(model.env_id, model.config.env_kwargs)
-    policy = NumpyActor(model.actor)
-    rng = np.random.default_rng(seed)
+    if env is None and (model.env_source is None or not model.env_source.repeatable):
+        raise NatgradError(f"natgrad cannot make another {model.env_id or 'env like the one this model trained on'}"
+                           ": pass env=... (an env or a zero-argument factory) to evaluate on")
+    env = make_env(env if env is not None else model.env_source, model.config.env_kwargs if env is None else None)
+    vec = SyncVectorEnv([lambda: env], autoreset_mode=AutoresetMode.SAME_STEP)
+    observe = Observer(vec, model.actor, model.obs_normalizer, update=False)
+    acting = Acting(model.actor, 1, np.random.default_rng(seed), masks=observe.masked)
     returns = []
     try:
-        for i in range(episodes):
-            obs, _ = env.reset(seed=seed + i)
-            total, done = 0.0, False
-            while not done:
-                normalized = model.obs_normalizer(np.asarray(obs, np.float64).reshape(1, -1))
-                action = model.env_action(policy(normalized, rng, deterministic))[0]
-                obs, reward, terminated, truncated, _ = env.step(action)
-                total += float(reward)
-                done = terminated or truncated
-            returns.append(total)
+        with torch_threads(model.threads):
+            for i in range(episodes):
+                returns.append(_episode(model, vec, observe, acting, seed + i, deterministic))
     finally:
-        env.close()
+        vec.close()
     return returns
+
+
+def _episode(model: Algorithm, vec: SyncVectorEnv, observe: Observer, acting: Acting, seed: int,
+             deterministic: bool) -> float:
+    """The raw return of one episode of the one env in ``vec`` from ``reset(seed=seed)``."""
+    raw, _ = vec.reset(seed=seed)
+    obs, mask = observe(raw)
+    first, total, done = np.ones(1, bool), 0.0, False
+    while not done:
+        action = acting(obs, mask, first, deterministic)
+        raw, reward, terminated, truncated, _ = vec.step(model.actor.action.to_env(action))
+        total += float(reward[0])
+        done = bool(terminated[0] or truncated[0])
+        obs, mask = observe(raw)
+        first = np.zeros(1, bool)
+    return total
 
 
 def summary(returns: list[float]) -> dict[str, float]:

@@ -20,8 +20,8 @@ def finite_rows(raw: np.ndarray, rows: int, what: str = "observation") -> np.nda
     if not np.isfinite(raw).all():
         env, col = np.argwhere(~np.isfinite(raw))[0]
         raise NatgradError(
-            f"the environment returned a non-finite {what} ({raw[env, col]}, env index {env}): fix the env or wrap "
-            "it (e.g. gymnasium.wrappers.TransformObservation) so observations stay finite"
+            f"the environment returned a non-finite {what} ({raw[env, col]}) from env index {env}: fix the env or "
+            "wrap it (e.g. gymnasium.wrappers.TransformObservation) so observations stay finite"
         )
     return raw
 

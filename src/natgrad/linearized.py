@@ -4,7 +4,8 @@ L(θ_old), the policy gradient and every Fisher-vector product of a natural-grad
 F v = E_s[J_sᵀ M_s J_s v]: J_s = ∂(distribution parameters at s)/∂θ, M_s = the distribution's own
 Fisher in those parameters (``Distribution.fisher``). This Gauss–Newton form is exactly the Hessian
 of the mean KL(π_old ‖ π_θ) at θ_old that double backprop differentiates (``fisher.fisher_vector_product``):
-the KL's gradient in the distribution parameters is zero there, which leaves only JᵀMJ.
+the KL's gradient in the distribution parameters is zero there, which leaves only JᵀMJ. J runs through the
+whole network: encoder (a CNN too) and recurrent core, unrolled over the sequence from its stored state.
 
 Both Jacobian products are autograd's, over the network output y = net(obs):
 Jᵀw = ∂(y·w)/∂θ, a backward pass; J v by the double-vjp trick: h(u) = Jᵀu is linear in a dummy
@@ -23,26 +24,26 @@ from torch import Tensor
 
 from natgrad.distributions import Distribution
 from natgrad.fisher import flat_grad, flatten
-from natgrad.policy import Actor
+from natgrad.policy import Actor, PolicyInputs, as_inputs
+from natgrad.spaces import Obs
 
 
 class LinearizedActor:
-    """``actor`` and its derivatives at its current θ on ``obs``, in the order of ``actor.parameters()``."""
+    """``actor`` and its derivatives at its current θ on ``inputs``, in the order of ``actor.policy_parameters()``
+    (the heads, e.g. a Gaussian's log σ, first; then everything the network output depends on)."""
 
-    def __init__(self, actor: Actor, obs: Tensor) -> None:
-        self.actor = actor
-        self.params = list(actor.parameters())
-        self.net_params = list(actor.net.parameters())
-        # the parameters outside the network (a Gaussian's log σ) come first, as nn.Module lists them
-        self.heads = self.params[: len(self.params) - len(self.net_params)]
-        if any(a is not b for a, b in zip(self.params[len(self.heads):], self.net_params)):
-            raise TypeError("LinearizedActor expects the actor's own parameters before its network's")
-        self.out = actor.net(obs)
-        self.dist = actor.distribution(self.out).detach()
+    def __init__(self, actor: Actor, inputs: PolicyInputs | Obs) -> None:
+        inputs = as_inputs(inputs)
+        self.actor, self.mask = actor, inputs.mask
+        self.heads = actor.head_parameters()
+        self.net_params = actor.body_parameters()
+        self.params = [*self.heads, *self.net_params]
+        self.out = actor.body(inputs)
+        self.dist = actor.distribution(self.out, self.mask).detach()
 
     def value_and_grad(self, f: Callable[[Distribution], Tensor]) -> tuple[Tensor, Tensor]:
         """f(π_θ) and ∇_θ f(π_θ) as one flat vector, by a backward pass through the saved forward."""
-        y = f(self.actor.distribution(self.out))
+        y = f(self.actor.distribution(self.out, self.mask))
         return y.detach(), flat_grad(y, self.params, retain_graph=True)
 
     def fisher_vector_product(self, damping: float = 0.0) -> Callable[[Tensor], Tensor]:

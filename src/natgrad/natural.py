@@ -19,7 +19,8 @@ from natgrad.fisher import flat_params, set_flat_params
 from natgrad.line_search import backtracking_line_search
 from natgrad.linearized import LinearizedActor
 from natgrad.losses import surrogate
-from natgrad.policy import Actor
+from natgrad.policy import Actor, PolicyInputs, as_inputs
+from natgrad.spaces import Obs, tree_map
 
 
 @dataclass(frozen=True)
@@ -57,7 +58,7 @@ def max_step_size(max_kl: float, xfx: float) -> float:
 
 def natural_step(
     actor: Actor,
-    obs: Tensor,
+    inputs: PolicyInputs | Obs,
     actions: Tensor,
     log_probs_old: Tensor,
     advantages: Tensor,
@@ -65,10 +66,14 @@ def natural_step(
     line_search: bool,
     generator: torch.Generator | None = None,
 ) -> NaturalStep:
-    """One NPG (``line_search=False``) or TRPO (``line_search=True``) update of ``actor``, in place."""
-    params = list(actor.parameters())
+    """One NPG (``line_search=False``) or TRPO (``line_search=True``) update of ``actor``, in place.
+
+    The states of the batch have the leading shape of ``log_probs_old``, (T, N) say; the means (L, KL, F)
+    run over all of them. A recurrent actor re-runs each sequence (a column) from its stored state."""
+    inputs = as_inputs(inputs)
+    params = actor.policy_parameters()
     theta_old = flat_params(params)
-    linear = LinearizedActor(actor, obs)  # one forward serves L(θ_old), g and, on the full batch, the FVPs
+    linear = LinearizedActor(actor, inputs)  # one forward serves L(θ_old), g and, on the full batch, the FVPs
     old = linear.dist
 
     def objective(dist: Distribution) -> Tensor:
@@ -78,12 +83,13 @@ def natural_step(
         """(L(θ), mean KL(π_old ‖ π_θ)) with θ written into the actor."""
         set_flat_params(params, theta)
         with torch.no_grad():
-            new = actor(obs)
+            new = actor(inputs)
             return float(objective(new)), float(old.kl(new).mean())
 
     loss_old, g = linear.value_and_grad(objective)
     if cfg.fvp_fraction < 1.0:
-        linear = LinearizedActor(actor, _subsample(obs, cfg.fvp_fraction, generator))
+        linear = LinearizedActor(actor, subsample(inputs, log_probs_old.dim(), cfg.fvp_fraction, generator,
+                                                  actor.recurrent))
     fvp = linear.fisher_vector_product(cfg.damping)
     cg = conjugate_gradient(fvp, g, cfg.cg_iters, cfg.cg_tol)
     beta = max_step_size(cfg.max_kl, float(cg.x @ fvp(cg.x)))
@@ -110,8 +116,15 @@ def natural_step(
                        beta, float(g.norm()))
 
 
-def _subsample(obs: Tensor, fraction: float, generator: torch.Generator | None) -> Tensor:
-    """A random ``fraction`` (at least one) of the states of an (..., D) batch of observations, as (n, D)."""
-    states = obs.reshape(-1, obs.shape[-1])
-    n = max(1, int(len(states) * fraction))
-    return states[torch.randperm(len(states), generator=generator)[:n]]
+def subsample(inputs: PolicyInputs, lead: int, fraction: float, generator: torch.Generator | None,
+              sequences: bool) -> PolicyInputs:
+    """A random ``fraction`` (at least one) of a batch whose states have ``lead`` leading dimensions: whole
+    sequences (columns of (T, N)) when ``sequences``, each from its stored state; else single states, (n, …)."""
+    if sequences:
+        count = inputs.first.shape[1]
+        return inputs.columns(torch.randperm(count, generator=generator)[: max(1, int(count * fraction))])
+    flat = lambda x: x.reshape(-1, *x.shape[lead:])
+    obs = tree_map(flat, inputs.obs)
+    count = len(next(iter(obs.values())) if isinstance(obs, dict) else obs)
+    pick = torch.randperm(count, generator=generator)[: max(1, int(count * fraction))]
+    return PolicyInputs(tree_map(lambda x: x[pick], obs), None if inputs.mask is None else flat(inputs.mask)[pick])

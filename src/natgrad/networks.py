@@ -1,4 +1,4 @@
-"""Multi-layer perceptrons with orthogonal initialization."""
+"""Multi-layer perceptrons, and the orthogonal initialization every layer of natgrad's networks gets."""
 
 from __future__ import annotations
 
@@ -25,12 +25,13 @@ def mlp(
     layers: list[nn.Module] = []
     sizes = [in_dim, *hidden]
     for a, b in zip(sizes[:-1], sizes[1:]):
-        layers += [_orthogonal(nn.Linear(a, b), math.sqrt(2)), ACTIVATIONS[activation]()]
-    layers.append(_orthogonal(nn.Linear(sizes[-1], out_dim), out_gain))
+        layers += [orthogonal(nn.Linear(a, b), math.sqrt(2)), ACTIVATIONS[activation]()]
+    layers.append(orthogonal(nn.Linear(sizes[-1], out_dim), out_gain))
     return nn.Sequential(*layers)
 
 
-def _orthogonal(layer: nn.Linear, gain: float) -> nn.Linear:
+def orthogonal(layer: nn.Linear | nn.Conv2d, gain: float = math.sqrt(2)) -> nn.Linear | nn.Conv2d:
+    """``layer`` with orthogonal weights of ``gain`` and zero biases."""
     nn.init.orthogonal_(layer.weight, gain)
     nn.init.zeros_(layer.bias)
     return layer

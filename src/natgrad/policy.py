@@ -1,82 +1,163 @@
-"""Actor π_θ(a|s) and critic V_φ(s): separate modules built from the env's spaces."""
+"""Actor π_θ(a|s) and critic V_φ(s): separate modules built from the env's spaces.
+
+Each is an encoder (``natgrad.encoders``: MLP input, CNN, one-hot, per Dict entry), an optional recurrent
+core (``natgrad.recurrent``), and an MLP ending in the distribution's parameters or the value. What a
+network reads is a ``PolicyInputs``: observations with leading dimensions (T, N) (or any, without a
+recurrent core), the legal-action mask, the episode starts and the recurrent state before step 0.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
-import numpy as np
 import torch
 from gymnasium import spaces
 from torch import Tensor, nn
 
-from natgrad.distributions import Categorical, DiagGaussian, Distribution
-from natgrad.errors import NatgradError
+from natgrad.distributions import Distribution
+from natgrad.encoders import Encoder
 from natgrad.networks import mlp
-
-SUPPORTED = "observations: Box; actions: Box or Discrete"
-
-
-def obs_dim(space: spaces.Space) -> int:
-    """Flat size of a Box observation; any other space is refused with what is supported."""
-    if not isinstance(space, spaces.Box):
-        raise NatgradError(
-            f"unsupported observation space {type(space).__name__}: natgrad supports {SUPPORTED} "
-            "(flatten it first, e.g. gymnasium.wrappers.FlattenObservation)"
-        )
-    return int(np.prod(space.shape))
+from natgrad.recurrent import RecurrentCore
+from natgrad.spaces import ActionSpec, Obs, ObsLayout, tree_map
 
 
-class Actor(nn.Module):
-    """Maps observations to an action distribution.
+@dataclass(frozen=True)
+class PolicyInputs:
+    """What the networks read for a batch of states."""
 
-    Discrete: logits = MLP(s). Box: mean = MLP(s), with a state-independent learnable log σ.
+    obs: Obs  # leaves (T, N, ...), or any leading shape for a network without a recurrent core
+    mask: Tensor | None = None  # (T, N, n) bool legal actions, or None (all legal)
+    first: Tensor | None = None  # (T, N) bool: the observation starts an episode (the state is reset before it)
+    state: Tensor | None = None  # (N, S): the recurrent state before step 0 (zeros if None)
+
+    def columns(self, index: Any) -> PolicyInputs:
+        """The sequences (columns of a (T, N) batch) selected by ``index``."""
+        at = lambda x: None if x is None else x[:, index]
+        return PolicyInputs(tree_map(at, self.obs), at(self.mask), at(self.first),
+                            None if self.state is None else self.state[index])
+
+
+def as_inputs(x: PolicyInputs | Obs) -> PolicyInputs:
+    return x if isinstance(x, PolicyInputs) else PolicyInputs(x)
+
+
+class Network(nn.Module):
+    """encoder → (recurrent core) → MLP to ``out_dim`` outputs."""
+
+    def __init__(self, layout: ObsLayout, out_dim: int, out_gain: float, hidden: Sequence[int] = (64, 64),
+                 activation: str = "tanh", cnn: str = "auto", cnn_features: int = 0, recurrent: str = "none",
+                 rnn_hidden: int = 64, rnn_layers: int = 1) -> None:
+        super().__init__()
+        self.layout = layout
+        self.encoder = Encoder(layout, cnn, cnn_features)
+        width = self.encoder.features
+        if recurrent != "none":
+            self.core = RecurrentCore(recurrent, width, rnn_hidden, rnn_layers)
+            width = rnn_hidden
+        else:
+            self.core = None
+        self.net = mlp(width, hidden, out_dim, activation, out_gain=out_gain)
+
+    @property
+    def recurrent(self) -> bool:
+        return self.core is not None
+
+    @property
+    def state_size(self) -> int:
+        """Entries of the recurrent state per env (0 without a core)."""
+        return 0 if self.core is None else self.core.state_size
+
+    def body(self, inputs: PolicyInputs) -> Tensor:
+        """The network's outputs for every state of ``inputs``."""
+        return self.body_and_states(inputs)[0]
+
+    def body_and_states(self, inputs: PolicyInputs) -> tuple[Tensor, Tensor | None]:
+        """The outputs, and the recurrent state after every step (T, N, S) (None without a core)."""
+        x = self.encoder(inputs.obs)
+        states = None
+        if self.core is not None:
+            x, states = self.core(x, inputs.first, inputs.state)
+        return self.net(x), states
+
+
+def network_options(cfg: Any) -> dict[str, Any]:
+    """The keyword arguments of ``Network`` that a config sets."""
+    return {k: getattr(cfg, k) for k in ("hidden", "activation", "cnn", "cnn_features", "recurrent", "rnn_hidden",
+                                         "rnn_layers")}
+
+
+class Actor(Network):
+    """Maps observations to an action distribution (``natgrad.spaces.ActionSpec``).
+
+    Discrete, MultiDiscrete, MultiBinary: logits = net(s). Box: mean = net(s), with a state-independent
+    learnable log σ, the actor's one parameter outside the network (its *head*).
     """
 
-    def __init__(
-        self,
-        observation_space: spaces.Space,
-        action_space: spaces.Space,
-        hidden: Sequence[int] = (64, 64),
-        activation: str = "tanh",
-        log_std_init: float = 0.0,
-    ) -> None:
-        super().__init__()
-        n_in = obs_dim(observation_space)
-        if isinstance(action_space, spaces.Discrete):
-            self.continuous = False
-            self.net = mlp(n_in, hidden, int(action_space.n), activation, out_gain=0.01)
-        elif isinstance(action_space, spaces.Box) and len(action_space.shape) == 1:
-            self.continuous = True
-            act_dim = action_space.shape[0]
-            self.net = mlp(n_in, hidden, act_dim, activation, out_gain=0.01)
-            self.log_std = nn.Parameter(torch.full((act_dim,), float(log_std_init)))
-        else:
-            raise NatgradError(
-                f"unsupported action space {action_space}: natgrad supports {SUPPORTED} "
-                "(a Box must be 1-D)"
-            )
+    def __init__(self, observation_space: spaces.Space | ObsLayout, action_space: spaces.Space,
+                 hidden: Sequence[int] = (64, 64), activation: str = "tanh", log_std_init: float = 0.0,
+                 **options: Any) -> None:
+        layout = observation_space if isinstance(observation_space, ObsLayout) else ObsLayout(observation_space)
+        action = ActionSpec.of(action_space)
+        super().__init__(layout, action.n_out, 0.01, hidden, activation, **options)
+        self.action = action
+        if action.continuous:
+            self.log_std = nn.Parameter(torch.full(action.shape, float(log_std_init)))
 
-    def forward(self, obs: Tensor) -> Distribution:
-        return self.distribution(self.net(obs))
+    @classmethod
+    def from_config(cls, layout: ObsLayout, action_space: spaces.Space, cfg: Any) -> Actor:
+        return cls(layout, action_space, log_std_init=cfg.log_std_init, **network_options(cfg))
 
-    def distribution(self, out: Tensor) -> Distribution:
-        """The distribution whose parameters are the network output ``out`` (and log σ)."""
-        if self.continuous:
-            return DiagGaussian(out, self.log_std)
-        return Categorical(out)
+    @property
+    def continuous(self) -> bool:
+        return self.action.continuous
+
+    def forward(self, x: PolicyInputs | Obs) -> Distribution:
+        inputs = as_inputs(x)
+        return self.distribution(self.body(inputs), inputs.mask)
+
+    def distribution(self, out: Tensor, mask: Tensor | None = None) -> Distribution:
+        """The distribution whose parameters are the network output ``out`` (and log σ), over ``mask``'s actions."""
+        return self.action.distribution(out, mask, self.log_std if self.continuous else None)
+
+    def head_parameters(self) -> list[nn.Parameter]:
+        """The parameters the distribution reads directly, the same for every state (a Gaussian's log σ)."""
+        return [self.log_std] if self.continuous else []
+
+    def body_parameters(self) -> list[nn.Parameter]:
+        """The parameters the network output depends on."""
+        return [*self.encoder.parameters(), *([] if self.core is None else self.core.parameters()),
+                *self.net.parameters()]
+
+    def policy_parameters(self) -> list[nn.Parameter]:
+        """θ: every parameter of π, heads first (the order of flat θ in the natural-gradient step)."""
+        return [*self.head_parameters(), *self.body_parameters()]
+
+    def step(self, inputs: PolicyInputs) -> tuple[Distribution, Tensor | None]:
+        """π for one step of N envs (``inputs`` of leading shape (1, N)): the distribution and the new state."""
+        out, states = self.body_and_states(inputs)
+        return self.distribution(out[0], None if inputs.mask is None else inputs.mask[0]), \
+            None if states is None else states[0]
 
 
-class Critic(nn.Module):
-    """V_φ(s) = MLP(s), a scalar per state."""
+class Critic(Network):
+    """V_φ(s) = net(s), a scalar per state."""
 
-    def __init__(
-        self,
-        observation_space: spaces.Space,
-        hidden: Sequence[int] = (64, 64),
-        activation: str = "tanh",
-    ) -> None:
-        super().__init__()
-        self.net = mlp(obs_dim(observation_space), hidden, 1, activation, out_gain=1.0)
+    def __init__(self, observation_space: spaces.Space | ObsLayout, hidden: Sequence[int] = (64, 64),
+                 activation: str = "tanh", **options: Any) -> None:
+        layout = observation_space if isinstance(observation_space, ObsLayout) else ObsLayout(observation_space)
+        super().__init__(layout, 1, 1.0, hidden, activation, **options)
 
-    def forward(self, obs: Tensor) -> Tensor:
-        return self.net(obs).squeeze(-1)
+    @classmethod
+    def from_config(cls, layout: ObsLayout, cfg: Any) -> Critic:
+        return cls(layout, **network_options(cfg))
+
+    def forward(self, x: PolicyInputs | Obs) -> Tensor:
+        return self.body(as_inputs(x)).squeeze(-1)
+
+    def values_and_states(self, inputs: PolicyInputs) -> tuple[Tensor, Tensor | None]:
+        """V at every state and the recurrent state after every step (None without a core)."""
+        out, states = self.body_and_states(inputs)
+        return out.squeeze(-1), states
+

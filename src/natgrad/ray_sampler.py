@@ -30,7 +30,7 @@ from ray.exceptions import RayActorError, RayTaskError
 from torch import Tensor
 
 from natgrad.config import Config
-from natgrad.envs import make_vec_env
+from natgrad.envs import EnvSource, make_vec_env
 from natgrad.errors import NatgradError
 from natgrad.normalization import RunningMeanStd, added_since
 from natgrad.ray_cluster import check_cpus
@@ -67,10 +67,11 @@ class Share:
 class RolloutWorker:
     """A Ray actor: its own vector env, a CPU copy of the actor and of the normalizers, and a Collector."""
 
-    def __init__(self, env_id: str, config: Config, n_envs: int, seed: int) -> None:
+    def __init__(self, env: EnvSource, config: Config, n_envs: int, seed: int) -> None:
         torch.set_num_threads(1)
-        self.env = make_vec_env(env_id, n_envs, config.vectorization, config.env_kwargs)
-        self.actor, self.obs_normalizer, self.reward_scaler = rollout_parts(self.env, config)
+        self.env = make_vec_env(env, n_envs, config.vectorization, config.env_kwargs)
+        self.actor, self.obs_normalizer, self.reward_scaler = rollout_parts(
+            self.env.single_observation_space, self.env.single_action_space, n_envs, config)
         self.seed = seed
         self.collector: Collector | None = None
 
@@ -91,7 +92,7 @@ class RaySampler:
     def __init__(self, model: Algorithm) -> None:
         sampling, cfg = model.sampling, model.config
         check_cpus(sampling.workers, sampling.worker_cpus, "--worker-cpus")
-        self.env_id, self.config = model.env_id, cfg
+        self.env_source, self.config = model.env_source, cfg
         self.actor, self.obs_normalizer, self.reward_scaler = model.actor, model.obs_normalizer, model.reward_scaler
         self.n_envs = split_envs(cfg.n_envs, sampling.workers)
         self.first_env = [0, *accumulate(self.n_envs)][:-1]
@@ -104,7 +105,7 @@ class RaySampler:
 
     def _start(self, k: int) -> ray.actor.ActorHandle:
         seed = self.seed + self.first_env[k] + self.generation[k] * self.config.n_envs
-        return self.remote.remote(self.env_id, self.config, self.n_envs[k], seed)
+        return self.remote.remote(self.env_source, self.config, self.n_envs[k], seed)
 
     def collect(self, n_steps: int) -> RolloutBatch:
         self.version += 1

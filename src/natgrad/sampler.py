@@ -10,17 +10,18 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from itertools import accumulate
 from typing import TYPE_CHECKING, Protocol
 
-import numpy as np
 import torch
-from gymnasium.vector import VectorEnv
+from gymnasium import Space
 
 from natgrad.config import Config
 from natgrad.errors import NatgradError
 from natgrad.normalization import ObsNormalizer, RewardScaler
 from natgrad.policy import Actor
 from natgrad.rollout import Collector, RolloutBatch
+from natgrad.spaces import ObsLayout, tree_cat
 
 if TYPE_CHECKING:
     from natgrad.algos.base import Algorithm
@@ -76,12 +77,14 @@ class LocalSampler:
         """Nothing to release: the env belongs to the model."""
 
 
-def rollout_parts(env: VectorEnv, cfg: Config) -> tuple[Actor, ObsNormalizer, RewardScaler]:
-    """What stepping ``env`` takes: a fresh actor, and observation and reward statistics for its envs."""
-    obs_space = env.single_observation_space
-    actor = Actor(obs_space, env.single_action_space, cfg.hidden, cfg.activation, cfg.log_std_init)
-    obs_normalizer = ObsNormalizer((int(np.prod(obs_space.shape)),), cfg.normalize_obs)
-    return actor, obs_normalizer, RewardScaler(env.num_envs, cfg.gamma, cfg.normalize_reward)
+def rollout_parts(observation_space: Space, action_space: Space, n_envs: int, cfg: Config
+                  ) -> tuple[Actor, ObsNormalizer, RewardScaler]:
+    """What stepping ``n_envs`` envs of these spaces takes: a fresh actor, and observation and reward
+    statistics for them (the observation statistics cover the vector part of the observations only)."""
+    layout = ObsLayout(observation_space, cfg.image_channels)
+    actor = Actor.from_config(layout, action_space, cfg)
+    obs_normalizer = ObsNormalizer((layout.vector_size,), cfg.normalize_obs)
+    return actor, obs_normalizer, RewardScaler(n_envs, cfg.gamma, cfg.normalize_reward)
 
 
 def make_sampler(model: Algorithm) -> Sampler:
@@ -106,7 +109,9 @@ def concat_envs(batches: list[RolloutBatch]) -> RolloutBatch:
 
     Each env keeps its own column, so GAE still runs along each env's own time axis.
     """
-    along_envs = lambda name, dim=1: torch.cat([getattr(b, name) for b in batches], dim=dim)
+    along_envs = lambda name, dim=1: None if getattr(batches[0], name) is None else tree_cat(
+        [getattr(b, name) for b in batches], dim)
+    offsets = [0, *accumulate(b.rewards.shape[1] for b in batches)]
     return RolloutBatch(
         obs=along_envs("obs"),
         actions=along_envs("actions"),
@@ -114,8 +119,12 @@ def concat_envs(batches: list[RolloutBatch]) -> RolloutBatch:
         rewards=along_envs("rewards"),
         terminated=along_envs("terminated"),
         ended=along_envs("ended"),
-        final_obs=along_envs("final_obs"),
-        last_obs=along_envs("last_obs", dim=0),  # (N, D)
+        first=along_envs("first"),
+        masks=along_envs("masks"),
+        actor_states=along_envs("actor_states"),
+        truncated_at=torch.cat([b.truncated_at + torch.tensor([0, k]) for b, k in zip(batches, offsets)]),
+        final_obs=along_envs("final_obs", dim=0),  # (K, ...), env indices shifted in truncated_at
+        last_obs=along_envs("last_obs", dim=0),  # (N, ...)
         episode_returns=[r for b in batches for r in b.episode_returns],
         episode_lengths=[n for b in batches for n in b.episode_lengths],
     )

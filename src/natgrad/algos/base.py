@@ -1,4 +1,4 @@
-"""What every algorithm shares: construction from an env id, the learn loop, predict, save.
+"""What every algorithm shares: construction from an env, the learn loop, predict, save.
 
 An algorithm subclass names its config class and implements ``_update`` (the policy
 and critic step on one batch); everything else is here, once.
@@ -14,52 +14,70 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
+from gymnasium import Space
+from gymnasium.vector import VectorEnv
 
 from natgrad import presets
-from natgrad.config import Config
-from natgrad.envs import make_vec_env
+from natgrad.config import Config, check_seed
+from natgrad.envs import EnvLike, env_source, make_vec_env
 from natgrad.errors import NatgradError
-from natgrad.finite import check_finite
-from natgrad.policy import Critic
+from natgrad.finite import check_finite, finite_rows
+from natgrad.policy import Critic, PolicyInputs
 from natgrad.rollout import RolloutBatch, UpdateBatch, update_batch
 from natgrad.sampler import Sampler, Sampling, make_sampler, rollout_parts
+from natgrad.spaces import VECTOR, check_masks
 from natgrad.threads import check_threads, torch_threads
 
 Callback = Callable[["Algorithm", dict[str, float]], Any]
 
 
 class Algorithm:
-    """``Algo(env_id, seed=0, **config).learn(steps)``; ``predict``; ``save``; ``natgrad.load``."""
+    """``Algo(env, seed=0, **config).learn(steps)``; ``predict``; ``save``; ``natgrad.load``."""
 
     name: ClassVar[str]
     config_cls: ClassVar[type[Config]]
 
-    def __init__(self, env_id: str, seed: int = 0, config: Config | None = None, preset: bool = True,
+    def __init__(self, env: EnvLike | None, seed: int = 0, config: Config | None = None, preset: bool = True,
                  workers: int = 1, ray_address: str | None = None, worker_cpus: float = 1.0,
-                 threads: int | None = 1, **overrides: Any) -> None:
-        """``overrides`` go on top of ``config``; without a ``config``, on top of the tuned preset for
-        ``env_id`` (``natgrad presets`` lists them) unless ``preset=False``, else the config's defaults.
+                 threads: int | None = 1, spaces: tuple[Space, Space] | None = None, **overrides: Any) -> None:
+        """``env``: a registered id (``"Hopper-v5"``, ``"module:EnvId"``), ``"module:factory"``, a zero-argument
+        factory, a ``gymnasium.Env`` (then n_envs is 1) or a ``gymnasium.vector.VectorEnv`` made with same-step
+        autoreset (``natgrad.envs``).
+
+        ``overrides`` go on top of ``config``; without a ``config``, on top of the tuned preset for
+        ``env`` (an id: ``natgrad presets`` lists them) unless ``preset=False``, else the config's defaults.
 
         ``workers > 1`` or a ``ray_address`` collect the rollouts on Ray workers that share the
         ``n_envs`` envs (``pip install natgrad[ray]``; see ``natgrad.sampler.Sampling``).
 
         ``threads``: torch threads while the model computes (``learn``, ``predict``, evaluation), restored
         after; 1 is fastest for small networks, more can help a CNN; None leaves torch's setting alone.
-        Like ``workers``, it is not saved with the model."""
-        self.preset = presets.preset(self.name, env_id) if config is None and preset else {}
-        cfg = (config or self.config_cls()).replace(**{**self.preset, **overrides})
+        Like ``workers``, it is not saved with the model.
+
+        ``env=None`` with ``spaces=(observation_space, action_space)``: a model that can ``predict`` only
+        (``natgrad.load`` builds one when the env it was trained on cannot be made again)."""
+        self.env_source = None if env is None else env_source(env)
+        self.env_id = None if self.env_source is None else self.env_source.name
+        preset_id = None if self.env_source is None else self.env_source.id
+        self.preset = presets.preset(self.name, preset_id) if config is None and preset and preset_id else {}
+        vector = None if self.env_source is None else self.env_source.vector
+        fixed = {"n_envs": vector.num_envs} if vector is not None and "n_envs" not in overrides else {}
+        cfg = (config or self.config_cls()).replace(**{**self.preset, **fixed, **overrides})
         if not isinstance(cfg, self.config_cls):
             raise NatgradError(f"{type(self).__name__} takes a {self.config_cls.__name__}, got {type(cfg).__name__}")
-        self.env_id, self.seed, self.config = env_id, int(seed), cfg
+        self.seed, self.config = check_seed(seed), cfg
         self.sampling = Sampling(workers, ray_address, worker_cpus).check(cfg.n_envs)
         self.threads = check_threads(threads)
+        self.env = self._make_env()
+        if self.env is not None:
+            spaces = (self.env.single_observation_space, self.env.single_action_space)
+        elif spaces is None:
+            raise NatgradError("a model needs an env, or spaces=(observation_space, action_space) to predict with")
+        self.observation_space, self.action_space = spaces
         torch.manual_seed(self.seed)
-        # with Ray the envs live in the workers: the driver keeps one, for its spaces
-        self.env = (make_vec_env(env_id, env_kwargs=cfg.env_kwargs) if self.sampling.uses_ray
-                    else make_vec_env(env_id, cfg.n_envs, cfg.vectorization, cfg.env_kwargs))
-        self.action_space = self.env.single_action_space
-        self.actor, self.obs_normalizer, self.reward_scaler = rollout_parts(self.env, cfg)
-        self.critic = Critic(self.env.single_observation_space, cfg.hidden, cfg.activation)
+        self.actor, self.obs_normalizer, self.reward_scaler = rollout_parts(*spaces, cfg.n_envs, cfg)
+        self.layout = self.actor.layout
+        self.critic = Critic.from_config(self.layout, cfg)
         self.generator = torch.Generator().manual_seed(self.seed)
         self.num_timesteps = 0
         self.num_updates = 0
@@ -67,8 +85,21 @@ class Algorithm:
         self.recent_lengths: deque[int] = deque(maxlen=100)
         self.last_episodes: list[tuple[float, int]] = []  # (return, length) of episodes ended in the last batch
         self._sampler: Sampler | None = None
+        self._critic_state: torch.Tensor | None = None  # a recurrent critic's state entering the next batch
         self.optimizers: dict[str, torch.optim.Optimizer] = {}  # saved with checkpoints
         self._setup()
+
+    def _make_env(self) -> VectorEnv | None:
+        """The model's vector env; with Ray the envs live in the workers, and the driver keeps one for its spaces."""
+        source, cfg = self.env_source, self.config
+        if source is None:
+            return None
+        if self.sampling.uses_ray:
+            if not source.repeatable:
+                raise NatgradError("Ray workers make their own envs: pass an env id, 'module:factory' or a "
+                                   "picklable zero-argument factory, not an env instance")
+            return make_vec_env(source, env_kwargs=cfg.env_kwargs)
+        return make_vec_env(source, cfg.n_envs, cfg.vectorization, cfg.env_kwargs)
 
     # ---- what a subclass provides -------------------------------------------------------
     def _setup(self) -> None:
@@ -102,6 +133,9 @@ class Algorithm:
             return self._learn(int(total_timesteps), callback)
 
     def _learn(self, total_timesteps: int, callback: Callback | None) -> Algorithm:
+        if self.env is None:
+            raise NatgradError("this model has no env to train on (it was saved from an env natgrad cannot make "
+                               "again): natgrad.load(path, env=...) with the env or a factory")
         if self._sampler is None:
             self._sampler = make_sampler(self)
         target = self.num_timesteps + total_timesteps
@@ -132,38 +166,55 @@ class Algorithm:
         return self
 
     def _train_on(self, batch: RolloutBatch, progress: float) -> dict[str, float]:
-        """GAE on the batch, then the algorithm's update on its flattened tensors."""
+        """GAE on the batch, then the algorithm's update on it."""
+        start = self._critic_state
 
         def gae() -> UpdateBatch:
-            return update_batch(batch, self.critic, self.config.gamma, self.config.gae_lambda)
+            return update_batch(batch, self.critic, self.config.gamma, self.config.gae_lambda, start)
 
         data = gae()
         metrics = self._update(data, progress, gae)
+        self._critic_state = data.critic_end
         with torch.no_grad():
-            metrics["policy/entropy"] = float(self.actor(data.obs).entropy().mean())
+            metrics["policy/entropy"] = float(self.actor(data.actor_inputs).entropy().mean())
         metrics["critic/explained_variance"] = _explained_variance(data.values, data.returns)
         return metrics
 
     # ---- using a model -------------------------------------------------------------------
-    def predict(self, obs: np.ndarray, deterministic: bool = False) -> np.ndarray:
-        """Action(s) for raw observation(s): one observation gives one action, a batch a batch.
+    def predict(self, obs: Any, state: np.ndarray | None = None, episode_start: np.ndarray | None = None,
+                deterministic: bool = False, action_masks: np.ndarray | None = None) -> Any:
+        """Action(s) for raw observation(s), ready for ``env.step``: one observation gives one action, a batch
+        (a leading dimension) a batch. Box actions are clipped to the action space's bounds.
 
-        Box actions are clipped to the action space's bounds, ready for ``env.step``.
+        ``action_masks`` (True = legal), when the env offers ``action_masks()`` (a Dict observation with an
+        ``action_mask`` entry carries its own). A recurrent model returns ``(action, state)``: pass the state
+        back with the next observation, and ``episode_start`` True where an episode has just begun (the state
+        is reset there; ``state=None`` starts from zeros).
         """
-        obs = np.asarray(obs, np.float64)
-        dim = self.obs_normalizer.rms.shape[0]
-        single = obs.size == dim
-        batch = obs.reshape(-1, dim)
+        layout = self.layout
+        rows = layout.rows_of(obs)
+        if rows is None:
+            raise NatgradError(f"predict got an observation that does not fit {self.observation_space}: pass one "
+                               "observation of that space, or a batch of them along a new first axis")
+        n = max(rows, 1)
+        arrays = layout.encode(obs, n)
+        if VECTOR in arrays:
+            arrays[VECTOR] = self.obs_normalizer(finite_rows(arrays[VECTOR], n))
+        mask = layout.mask(obs, n) if layout.has_mask else action_masks
+        if mask is not None:
+            mask = torch.from_numpy(check_masks(np.asarray(mask).reshape(n, -1), self.actor.action))
         with torch.no_grad(), torch_threads(self.threads):
-            dist = self.actor(torch.from_numpy(self.obs_normalizer(batch)))
-            action = self.env_action((dist.mode() if deterministic else dist.sample(self.generator)).numpy())
-        return action[0] if single else action
-
-    def env_action(self, action: np.ndarray) -> np.ndarray:
-        """The policy's action as the env takes it: Box actions clipped to the bounds."""
-        if self.actor.continuous:
-            return np.clip(action, self.action_space.low, self.action_space.high)
-        return action
+            if self.actor.recurrent:
+                first = np.zeros(n, bool) if episode_start is None else np.asarray(episode_start, bool).reshape(n)
+                inputs = PolicyInputs(layout.pack({k: v[None] for k, v in arrays.items()}),
+                                      None if mask is None else mask[None], torch.from_numpy(first)[None],
+                                      None if state is None else torch.as_tensor(state, dtype=torch.float32))
+                dist, new_state = self.actor.step(inputs)
+            else:
+                dist, new_state = self.actor(PolicyInputs(layout.pack(arrays), mask)), None
+            action = self.actor.action.to_env((dist.mode() if deterministic else dist.sample(self.generator)).numpy())
+        action = action[0] if rows == 0 else action
+        return (action, new_state.numpy()) if self.actor.recurrent else action
 
     def trained_modules(self) -> dict[str, torch.nn.Module]:
         """The networks training changes, by the name checkpoints store them under."""
@@ -178,7 +229,8 @@ class Algorithm:
     def close(self) -> None:
         if self._sampler is not None:
             self._sampler.close()
-        self.env.close()
+        if self.env is not None:
+            self.env.close()
 
 
 def _mean(xs: deque) -> float:

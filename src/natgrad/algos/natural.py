@@ -29,10 +29,12 @@ class NaturalGradient(Algorithm):
         cfg = self.config
         if cfg.anneal_kl:  # progress < 1 at every update, so δ_t > 0
             cfg = cfg.replace(max_kl=cfg.max_kl * (1.0 - progress))
-        adv = normalize(data.advantages) if cfg.normalize_advantage else data.advantages
-        step = natural_step(self.actor, data.obs, data.actions, data.log_probs, adv, cfg, self.line_search,
+        # whole sequences for a recurrent actor, else single states (so the FVP subsample draws states)
+        seq = data.sequences(cfg.n_steps if self.actor.recurrent else 1)
+        adv = normalize(seq.advantages) if cfg.normalize_advantage else seq.advantages
+        step = natural_step(self.actor, seq.actor_inputs, seq.actions, seq.log_probs, adv, cfg, self.line_search,
                             self.generator)
-        critic_loss = fit_critic(self.critic, self.critic_optimizer, data.obs, data.returns,
+        critic_loss = fit_critic(self.critic, self.critic_optimizer, data.sequences(cfg.piece_length),
                                  cfg.vf_epochs, cfg.vf_minibatch_size, self.generator)
         return {**step.metrics(), "policy/max_kl": cfg.max_kl, "critic/loss": critic_loss}
 

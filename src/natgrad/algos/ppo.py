@@ -51,21 +51,23 @@ class Proximal(Algorithm):
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         params = [p for group in self.optimizer.param_groups for p in group["params"]]
-        obs, actions, log_probs = data.obs, data.actions, data.log_probs
+        pieces = data.sequences(cfg.piece_length)  # single states, or sequence pieces from their stored states
+        count = pieces.returns.shape[1]
         with torch.no_grad():
-            old = self.actor(obs).detach()
+            old = self.actor(pieces.actor_inputs).detach()
         diagnostics: list[dict[str, float]] = []
         epochs_run = 0
         for epoch in range(cfg.epochs):
             if epoch > 0 and cfg.recompute_advantages:
-                data = gae()  # Â and R again, with the critic the last epoch trained (V_old for clip_vf too)
-            advantages, returns, values = data.advantages, data.returns, data.values
-            for idx in minibatches(len(obs), len(obs) // cfg.minibatches, self.generator):
-                dist = self.actor(obs[idx])
-                log_p = dist.log_prob(actions[idx])
-                adv = normalize(advantages[idx]) if cfg.normalize_advantage else advantages[idx]
-                objective, info = self._objective(log_p, log_probs[idx], adv, old[idx], dist)
-                v_loss = value_loss(self.critic(obs[idx]), returns[idx], values[idx], cfg.clip_vf or None)
+                # Â and R again, with the critic the last epoch trained (V_old for clip_vf too)
+                pieces = gae().sequences(cfg.piece_length)
+            for idx in minibatches(count, count // cfg.minibatches, self.generator):
+                mb = pieces.columns(idx)
+                dist = self.actor(mb.actor_inputs)
+                log_p = dist.log_prob(mb.actions)
+                adv = normalize(mb.advantages) if cfg.normalize_advantage else mb.advantages
+                objective, info = self._objective(log_p, mb.log_probs, adv, old[:, idx], dist)
+                v_loss = value_loss(self.critic(mb.critic_inputs), mb.returns, mb.values, cfg.clip_vf or None)
                 loss = -objective - cfg.ent_coef * dist.entropy().mean() + cfg.vf_coef * v_loss
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
@@ -73,15 +75,15 @@ class Proximal(Algorithm):
                     torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
                 self.optimizer.step()
                 diagnostics.append({**info, "critic/loss": float(v_loss.detach()),
-                                    "policy/approx_kl": float(approx_kl(log_p.detach(), log_probs[idx]))})
+                                    "policy/approx_kl": float(approx_kl(log_p.detach(), mb.log_probs))})
             epochs_run += 1
             if cfg.target_kl and diagnostics[-1]["policy/approx_kl"] > cfg.target_kl:
                 break
         with torch.no_grad():
-            new = self.actor(obs)
+            new = self.actor(pieces.actor_inputs)
             kl = float(old.kl(new).mean())
-            adv_all = normalize(advantages) if cfg.normalize_advantage else advantages
-            improvement = float(surrogate(new.log_prob(actions), log_probs, adv_all) - adv_all.mean())
+            adv_all = normalize(pieces.advantages) if cfg.normalize_advantage else pieces.advantages
+            improvement = float(surrogate(new.log_prob(pieces.actions), pieces.log_probs, adv_all) - adv_all.mean())
         metrics = {k: sum(d[k] for d in diagnostics) / len(diagnostics) for k in diagnostics[0]}
         metrics.update({"policy/kl": kl, "policy/surrogate_improvement": improvement,
                         "policy/epochs": float(epochs_run), "policy/lr": lr})

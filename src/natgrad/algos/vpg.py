@@ -29,20 +29,20 @@ class VPG(Algorithm):
 
     def _update(self, data: UpdateBatch, progress: float, gae: Callable[[], UpdateBatch]) -> dict[str, float]:
         cfg = self.config
-        obs, actions, log_probs = data.obs, data.actions, data.log_probs
+        inputs, actions, log_probs = data.actor_inputs, data.actions, data.log_probs
         adv = normalize(data.advantages) if cfg.normalize_advantage else data.advantages
         with torch.no_grad():
-            old = self.actor(obs).detach()
-        loss = -surrogate(self.actor(obs).log_prob(actions), log_probs, adv)
+            old = self.actor(inputs).detach()
+        loss = -surrogate(self.actor(inputs).log_prob(actions), log_probs, adv)
         self.actor_optimizer.zero_grad(set_to_none=True)
         loss.backward()
         grad_norm = torch.cat([p.grad.reshape(-1) for p in self.actor.parameters()]).norm()
         self.actor_optimizer.step()
         with torch.no_grad():
-            dist = self.actor(obs)
+            dist = self.actor(inputs)
             kl = old.kl(dist).mean()
             improvement = surrogate(dist.log_prob(actions), log_probs, adv) + loss
-        critic_loss = fit_critic(self.critic, self.critic_optimizer, obs, data.returns,
+        critic_loss = fit_critic(self.critic, self.critic_optimizer, data.sequences(cfg.piece_length),
                                  cfg.vf_epochs, cfg.vf_minibatch_size, self.generator)
         return {
             "policy/kl": float(kl),

@@ -1,0 +1,97 @@
+"""Observation encoders: from the leaves of an ``ObsLayout`` to one feature vector per observation.
+
+Each leaf gets the encoder its kind asks for, and the features are concatenated in leaf order:
+
+- vector: itself (already normalized by the running statistics);
+- image: a CNN on the image scaled to [0, 1]: the Nature-CNN layout (8×8/4, 4×4/2, 3×3/1 convolutions and a
+  512-unit layer) when both sides are at least 36 pixels, else one 3×3 convolution of 16 channels and a
+  128-unit layer (MinAtar's network), ReLU throughout;
+- discrete / multidiscrete: one-hot per entry; binary: the bits as 0/1.
+
+An encoder is part of the network the Fisher-vector product differentiates through, like any layer.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from natgrad.errors import NatgradError
+from natgrad.networks import orthogonal
+from natgrad.spaces import VECTOR, Leaf, Obs, ObsLayout
+
+CNNS = ("auto", "nature", "small")
+
+
+class Encoder(nn.Module):
+    """Obs with leading dimensions (…) → features (…, ``features``)."""
+
+    def __init__(self, layout: ObsLayout, cnn: str = "auto", cnn_features: int = 0) -> None:
+        super().__init__()
+        if cnn not in CNNS:
+            raise NatgradError(f"invalid cnn={cnn!r}: must be one of {', '.join(CNNS)}")
+        self.layout = layout
+        self.leaves = layout.leaves
+        self.images = nn.ModuleDict({_name(leaf): image_encoder(leaf, cnn, cnn_features)
+                                     for leaf in self.leaves if leaf.kind == "image"})
+        self.features = sum(_width(leaf, self.images) for leaf in self.leaves)
+        self.identity = self.layout.single and self.leaves[0].kind == VECTOR
+
+    def forward(self, obs: Obs) -> Tensor:
+        if self.identity:
+            return obs
+        parts = self.layout.unpack(obs)
+        lead = parts[self.leaves[0].key].shape[: parts[self.leaves[0].key].dim() - len(self.leaves[0].shape)]
+        out = []
+        for leaf in self.leaves:
+            x = parts[leaf.key]
+            if leaf.kind == "image":
+                flat = x.reshape(-1, *leaf.shape).float() * leaf.scale
+                out.append(self.images[_name(leaf)](flat).reshape(*lead, -1))
+            elif leaf.kind == "discrete":
+                out.append(F.one_hot(x, leaf.nvec[0]).float())
+            elif leaf.kind == "multidiscrete":
+                out.append(torch.cat([F.one_hot(x[..., k], n).float() for k, n in enumerate(leaf.nvec)], -1))
+            else:
+                out.append(x.float())
+        return out[0] if len(out) == 1 else torch.cat(out, -1)
+
+
+def image_encoder(leaf: Leaf, cnn: str = "auto", features: int = 0) -> nn.Sequential:
+    """The CNN for one image leaf of (C, H, W): conv layers, flatten, a linear layer of ``features`` units
+    (0: 512 for the Nature layout, 128 for the small one), ReLU after each."""
+    channels, height, width = leaf.shape
+    if cnn == "auto":
+        cnn = "nature" if min(height, width) >= 36 else "small"
+    if cnn == "nature":
+        if min(height, width) < 36:
+            raise NatgradError(f"the Nature CNN needs images of at least 36x36, {leaf.key} is {height}x{width}: "
+                               "use cnn=small (or auto)")
+        convs = [(32, 8, 4), (64, 4, 2), (64, 3, 1)]
+        features = features or 512
+    else:
+        if min(height, width) < 3:
+            raise NatgradError(f"image {leaf.key} is {height}x{width}: the small CNN needs at least 3x3")
+        convs = [(16, 3, 1)]
+        features = features or 128
+    layers: list[nn.Module] = []
+    c, h, w = channels, height, width
+    for out_channels, kernel, stride in convs:
+        layers += [orthogonal(nn.Conv2d(c, out_channels, kernel, stride)), nn.ReLU()]
+        c, h, w = out_channels, (h - kernel) // stride + 1, (w - kernel) // stride + 1
+    layers += [nn.Flatten(), orthogonal(nn.Linear(c * h * w, features)), nn.ReLU()]
+    return nn.Sequential(*layers)
+
+
+def _width(leaf: Leaf, images: nn.ModuleDict) -> int:
+    if leaf.kind == "image":
+        return images[_name(leaf)][-2].out_features
+    if leaf.kind in ("discrete", "multidiscrete"):
+        return sum(leaf.nvec)
+    return leaf.shape[0]
+
+
+def _name(leaf: Leaf) -> str:
+    """A module name for a leaf key (no dots)."""
+    return leaf.key.replace(".", "_")
