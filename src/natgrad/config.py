@@ -8,10 +8,16 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import operator
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
 
 from natgrad.errors import NatgradError
+
+# Seeds are integers in [0, MAX_SEED]: numpy's default_rng and gymnasium's reset refuse negatives and
+# torch.manual_seed refuses 2**64 and up; the seeds derived from one (seed + env steps for the rollouts,
+# + env index for each env) stay far below 2**64.
+MAX_SEED = 2**32 - 1
 
 
 @dataclass(frozen=True)
@@ -178,6 +184,17 @@ class PPOKLConfig(ProximalConfig):
         _check(self.kl_target > 0 and math.isfinite(self.kl_target), "kl_target", self.kl_target, "a finite d_targ > 0")
         _check(0 < self.beta_min <= self.beta_init <= self.beta_max < math.inf, "beta_init", self.beta_init,
                "finite, > 0 and within [beta_min, beta_max]")
+
+
+def check_seed(seed: Any) -> int:
+    """``seed`` as an int, or a one-line NatgradError unless it is an integer in [0, MAX_SEED]."""
+    try:
+        value = operator.index(seed)
+    except TypeError:
+        value = -1
+    if not 0 <= value <= MAX_SEED:
+        raise NatgradError(f"invalid seed {seed!r}: use an integer from 0 to {MAX_SEED}")
+    return value
 
 
 def _check(ok: bool, name: str, value: Any, want: str) -> None:

@@ -9,9 +9,12 @@ the distribution it differentiates.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from torch import nn
 
+from natgrad.errors import NatgradError
 from natgrad.policy import Actor
 
 _ACTIVATIONS = {
@@ -52,3 +55,21 @@ class NumpyActor:
         cdf = np.cumsum(p, axis=1)
         u = rng.random((len(x), 1)) * cdf[:, -1:]
         return np.minimum((cdf < u).sum(axis=1), x.shape[1] - 1)
+
+
+def observation_batch(obs: Any, shape: tuple[int, ...]) -> tuple[np.ndarray, bool]:
+    """Observation(s) for a policy on observations of ``shape``, as a float64 (n, size) batch, and whether
+    it was one observation (``shape`` or flat) rather than a batch (``(n, *shape)`` or ``(n, size)``);
+    anything else is a one-line NatgradError naming the expected shape."""
+    size = int(np.prod(shape))
+    try:
+        array = np.asarray(obs, np.float64)
+    except (TypeError, ValueError):
+        array = None
+    if array is not None and array.shape in (shape, (size,)):
+        return array.reshape(1, size), True
+    if array is not None and array.ndim >= 1 and array.shape[1:] in (shape, (size,)):
+        return array.reshape(-1, size), False
+    got = f"shape {array.shape}" if array is not None else type(obs).__name__
+    raise NatgradError(f"observation of {got}: expected shape {shape} (one observation) "
+                       f"or (n, {', '.join(map(str, shape))}) (a batch of n)")

@@ -16,9 +16,10 @@ import numpy as np
 import torch
 
 from natgrad import presets
-from natgrad.config import Config
+from natgrad.config import Config, check_seed
 from natgrad.envs import make_vec_env
 from natgrad.errors import NatgradError
+from natgrad.inference import observation_batch
 from natgrad.policy import Critic
 from natgrad.rollout import RolloutBatch, UpdateBatch, update_batch
 from natgrad.sampler import Sampler, Sampling, make_sampler, rollout_parts
@@ -44,7 +45,7 @@ class Algorithm:
         cfg = (config or self.config_cls()).replace(**{**self.preset, **overrides})
         if not isinstance(cfg, self.config_cls):
             raise NatgradError(f"{type(self).__name__} takes a {self.config_cls.__name__}, got {type(cfg).__name__}")
-        self.env_id, self.seed, self.config = env_id, int(seed), cfg
+        self.env_id, self.seed, self.config = env_id, check_seed(seed), cfg
         self.sampling = Sampling(workers, ray_address, worker_cpus).check(cfg.n_envs)
         torch.manual_seed(self.seed)
         # with Ray the envs live in the workers: the driver keeps one, for its spaces
@@ -138,10 +139,7 @@ class Algorithm:
 
         Box actions are clipped to the action space's bounds, ready for ``env.step``.
         """
-        obs = np.asarray(obs, np.float64)
-        dim = self.obs_normalizer.rms.shape[0]
-        single = obs.size == dim
-        batch = obs.reshape(-1, dim)
+        batch, single = observation_batch(obs, self.env.single_observation_space.shape)
         with torch.no_grad():
             dist = self.actor(torch.from_numpy(self.obs_normalizer(batch)))
             action = self.env_action((dist.mode() if deterministic else dist.sample(self.generator)).numpy())
