@@ -120,6 +120,7 @@ def killed_copy(run_dir: Path, dest: Path, keep_until: int) -> Path:
     (["eval", "nowhere", "--seed", "-1"], "invalid seed -1"),
     (["eval", "nowhere", "--episodes", "0"], "--episodes must be >= 1, got 0"),
     (["eval", "nowhere", "--episodes", "-3"], "--episodes must be >= 1, got -3"),
+    (["bench", "--eval-episodes", "0"], "--eval-episodes >= 1"),
 ])
 def test_nonsense_numbers_are_one_line_errors_and_make_no_run_directory(tmp_path, capsys, monkeypatch, argv, message):
     monkeypatch.chdir(tmp_path)
