@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -24,7 +25,7 @@ def test_parse_seeds():
 
 def fake_runner(calls):
     """Writes what a finished run leaves behind, without training."""
-    def run(spec, root, settings):
+    def run(spec, root, settings, resume=None):
         calls.append(spec)
         run_dir = spec.path(root)
         run_dir.mkdir(parents=True)
@@ -65,7 +66,7 @@ def test_override_some_algorithm_cannot_take_is_refused_before_starting(tmp_path
 
 
 def test_failed_run_is_reported(tmp_path):
-    def failing(spec, root, settings):
+    def failing(spec, root, settings, resume=None):
         return 1
 
     failed = run_grid(tmp_path, [RunSpec("trpo", "CartPole-v1", 0)], GridSettings(10), runner=failing,
@@ -149,3 +150,37 @@ def test_bench_report_reads_the_env_options_from_each_run(tmp_path):
     assert result.exit_code == 0, result.output
     assert [r.env_kwargs for r in find_runs(out)] == [{"g": 9.81}]
     assert "| Pendulum-v1 (g=9.81) | trpo | 1 |" in (out / "summary.md").read_text()
+
+
+def test_a_killed_grid_run_resumes_from_its_newest_valid_checkpoint(tmp_path):
+    """A grid run killed after its step-512 checkpoint (and with a truncated step-768 one) is moved aside,
+    kept, and continued from step 512 to the grid's 1024; the report reads one curve without overlap."""
+    spec = RunSpec("trpo", "CartPole-v1", 0)
+    settings = GridSettings(1024, (("n_envs", "1"), ("n_steps", "128")), eval_every=256, eval_episodes=2)
+    assert run_grid(tmp_path, [spec], settings, echo=lambda s: None) == []
+    run_dir = spec.path(tmp_path)
+    for name in ["eval.json", "model.pt", "checkpoints/step_0000001024.pt"]:  # as a kill leaves it
+        (run_dir / name).unlink()
+    truncated = run_dir / "checkpoints" / "step_0000000768.pt"
+    truncated.write_bytes(truncated.read_bytes()[:500])
+    messages: list[str] = []
+    assert run_grid(tmp_path, [spec], settings, echo=messages.append) == []
+    [moved] = (tmp_path / ".incomplete").iterdir()
+    kept = moved / "s0"
+    assert f"{truncated.name} cannot be read" in messages[1] and "was moved to" in messages[2]
+    assert messages[2].endswith(f"resuming it from {kept / 'checkpoints' / 'step_0000000512.pt'}")
+    assert (kept / "checkpoints" / truncated.name).stat().st_size == 500  # the moved copy is kept as it was
+    assert len((kept / "metrics.csv").read_text().splitlines()) == 1 + 8  # with its rows past step 512
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["resumed_from"]["step"] == 512 and config["start_timesteps"] + config["steps"] == 1024
+    assert config["resumed_from"]["run_dir"] == f"../../../.incomplete/{moved.name}/s0"
+    [result] = find_runs(tmp_path)
+    assert result.steps == 1024 and list(result.curve_steps) == [128.0 * k for k in range(1, 9)]
+    assert list(result.eval_steps) == [256, 512, 768, 1024]
+    report = CliRunner().invoke(app, ["report", str(tmp_path)])
+    assert report.exit_code == 0 and "| CartPole-v1 | trpo | 1 | 1,024 |" in report.output, report.output
+
+
+def test_grid_paths_are_safe_names():
+    assert RunSpec("ppo", "ALE/Pong-v5", 3).path(Path("g")) == Path("g/ALE_Pong-v5/ppo/s3")
+    assert RunSpec("ppo", "my_envs:Maze-v0", 0).path(Path("g")) == Path("g/my_envs_Maze-v0/ppo/s0")

@@ -2,11 +2,22 @@
 
 import csv
 import json
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
+import pytest
 import torch
 from typer.testing import CliRunner
 
+from natgrad import load
 from natgrad.cli import app, main
+from natgrad.runs import joined_rows, new_run_dir
+from natgrad.training import train_run
 
 runner = CliRunner()
 REQUIRED_COLUMNS = {
@@ -62,16 +73,170 @@ def test_default_run_directories_are_new_each_time(tmp_path):
     assert len(list(tmp_path.iterdir())) == 2
 
 
+def one_line_error(monkeypatch, capsys, argv: list[str]) -> str:
+    """Run ``natgrad ARGV`` as the console script does; it must exit with status 2 and one line on stderr."""
+    monkeypatch.setattr("sys.argv", ["natgrad", *argv])
+    with pytest.raises(SystemExit) as exit_:
+        main()
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and err.startswith("error: ") and err.count("\n") == 1, err
+    return err
+
+
 def test_bad_input_is_one_line_error(capsys, monkeypatch):
     for argv, message in [(["--env", "Nope-v0"], "unknown environment id"),
                           (["--algo", "sac"], "unknown algorithm"),
                           (["--set", "max_kl=0"], "invalid max_kl"),
                           (["--set", "oops"], "--set takes KEY=VALUE")]:
-        monkeypatch.setattr("sys.argv", ["natgrad", "train", "--steps", "10", *argv])
-        try:
-            main()
-            raise AssertionError("expected exit")
-        except SystemExit as e:
-            assert e.code == 2
-        err = capsys.readouterr().err
-        assert message in err and err.count("\n") == 1, err
+        assert message in one_line_error(monkeypatch, capsys, ["train", "--steps", "10", *argv])
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    """A finished 512-step CartPole run with checkpoints at 128, 256, 384 and 512 (copy it before changing it)."""
+    run_dir, _ = train_run("trpo", "CartPole-v1", 512, seed=0, out=tmp_path_factory.mktemp("runs") / "done",
+                           overrides={"n_envs": 1, "n_steps": 128}, checkpoint_every=128, eval_episodes=2,
+                           progress=False, echo=lambda s: None)
+    return run_dir
+
+
+def killed_copy(run_dir: Path, dest: Path, keep_until: int) -> Path:
+    """A copy of ``run_dir`` as a run killed after its step-``keep_until`` checkpoint leaves it (metrics,
+    episodes and evaluations go on past it: they are written every update)."""
+    shutil.copytree(run_dir, dest)
+    (dest / "model.pt").unlink()
+    (dest / "eval.json").unlink()
+    for path in (dest / "checkpoints").glob("step_*.pt"):
+        if int(path.stem.split("_")[1]) > keep_until:
+            path.unlink()
+    return dest
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "--seed", "-1"], "invalid seed -1: use an integer from 0 to 4294967295"),
+    (["train", "--seed", "99999999999999999999"], "invalid seed 99999999999999999999: use an integer from 0 to"),
+    (["train", "--checkpoint-every", "-1"], "--checkpoint-every must be >= 0"),
+    (["train", "--steps", "nan"], "--steps must be a finite number"),
+    (["eval", "nowhere", "--seed", "-1"], "invalid seed -1"),
+    (["eval", "nowhere", "--episodes", "0"], "--episodes must be >= 1, got 0"),
+    (["eval", "nowhere", "--episodes", "-3"], "--episodes must be >= 1, got -3"),
+    (["bench", "--eval-episodes", "0"], "--eval-episodes >= 1"),
+])
+def test_nonsense_numbers_are_one_line_errors_and_make_no_run_directory(tmp_path, capsys, monkeypatch, argv, message):
+    monkeypatch.chdir(tmp_path)
+    assert message in one_line_error(monkeypatch, capsys, [*argv, "--no-progress"] if argv[0] == "train" else argv)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_two_runs_given_the_same_out_at_once(tmp_path, capsys, monkeypatch):
+    """The second run finds the directory empty, then the first claims it (its config.json) before the second
+    writes: the second stops with one line and writes nothing."""
+    out = tmp_path / "run"
+
+    def first_run_claims_it(root, name, out):
+        path = new_run_dir(root, name, out)
+        (path / "config.json").write_text("the first run's")
+        return path
+
+    monkeypatch.setattr("natgrad.training.new_run_dir", first_run_claims_it)
+    err = one_line_error(monkeypatch, capsys, ["train", "--steps", "64", "--out", str(out), "--no-progress"])
+    assert "another run is writing into" in err and "choose a new --out" in err
+    assert [p.name for p in out.iterdir()] == ["config.json"]
+    assert (out / "config.json").read_text() == "the first run's"
+
+
+def test_report_on_one_run_prints_its_row_and_writes_nothing(finished_run, tmp_path, capsys, monkeypatch):
+    before = sorted(p.relative_to(finished_run) for p in finished_run.rglob("*"))
+    result = runner.invoke(app, ["report", str(finished_run)])
+    assert result.exit_code == 0, result.output
+    assert "| CartPole-v1 | trpo | 1 | 512 |" in result.output and "nothing was written" in result.output
+    assert sorted(p.relative_to(finished_run) for p in finished_run.rglob("*")) == before
+    assert "holds no grid" in one_line_error(monkeypatch, capsys, ["report", str(tmp_path)])
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_resume_without_steps_continues_to_the_runs_own_total(finished_run, tmp_path, capsys, monkeypatch):
+    parent = killed_copy(finished_run, tmp_path / "killed", keep_until=256)
+    child, _ = train_run("trpo", "CartPole-v1", resume=parent, out=tmp_path / "child", eval_episodes=0,
+                         progress=False, echo=lambda s: None)
+    config = json.loads((child / "config.json").read_text())
+    assert config["start_timesteps"] == 256 and config["steps"] == 256  # up to the parent's 512
+    assert config["resumed_from"] == {"run_dir": "../killed", "checkpoint": "../killed/checkpoints/step_0000000256.pt",
+                                      "step": 256}
+    # the joined curve: the parent's rows up to its checkpoint, then the child's; no step twice
+    assert [float(r["time/steps"]) for r in joined_rows(child, "metrics.csv")] == [128, 256, 384, 512]
+    parent_episodes = [r for r in csv.DictReader(open(parent / "episodes.csv")) if int(r["step"]) <= 256]
+    child_episodes = list(csv.DictReader(open(child / "episodes.csv")))
+    assert joined_rows(child, "episodes.csv") == parent_episodes + child_episodes
+    # --steps keeps its meaning: that many more
+    more, _ = train_run("trpo", "CartPole-v1", 128, resume=parent, out=tmp_path / "more", eval_episodes=0,
+                        progress=False, echo=lambda s: None)
+    assert json.loads((more / "config.json").read_text())["steps"] == 128
+    assert [float(r["time/steps"]) for r in joined_rows(more, "metrics.csv")] == [128, 256, 384]
+    err = one_line_error(monkeypatch, capsys, ["train", "--resume", str(finished_run), "--no-progress"])
+    assert "finished its training: pass --steps N" in err
+    help_text = runner.invoke(app, ["train", "--help"], terminal_width=200).output
+    assert "that many MORE steps" in help_text and "up to the resumed run's own total" in help_text
+
+
+def test_eval_and_resume_fall_back_from_a_corrupt_newest_checkpoint(finished_run, tmp_path, capsys, monkeypatch):
+    run_dir = killed_copy(finished_run, tmp_path / "killed", keep_until=512)
+    newest = run_dir / "checkpoints" / "step_0000000512.pt"
+    newest.write_bytes(newest.read_bytes()[:1000])
+    result = runner.invoke(app, ["eval", str(run_dir), "--episodes", "1"])
+    assert result.exit_code == 0, result.output
+    assert result.stderr == (f"warning: {newest} cannot be read (corrupt or truncated); using "
+                             f"{run_dir / 'checkpoints' / 'step_0000000384.pt'}, the newest valid checkpoint\n")
+    assert "384 steps" in result.stdout
+    warnings = []
+    child, _ = train_run("trpo", "CartPole-v1", resume=run_dir, out=tmp_path / "child", eval_episodes=0,
+                         progress=False, echo=lambda s: None, warn=warnings.append)
+    assert len(warnings) == 1 and json.loads((child / "config.json").read_text())["resumed_from"]["step"] == 384
+    assert newest.stat().st_size == 1000  # the user's file is kept as it was
+    for path in (run_dir / "checkpoints").glob("*.pt"):
+        path.write_bytes(b"garbage")
+    assert "no model.pt and no readable checkpoint" in one_line_error(monkeypatch, capsys, ["eval", str(run_dir)])
+
+
+def test_ctrl_c_prints_one_line_with_the_checkpoint_and_the_command_that_resumes_it(tmp_path):
+    out = tmp_path / "run"
+    child = subprocess.Popen(
+        [sys.executable, "-m", "natgrad", "train", "--steps", "1e6", "--set", "n_steps=64", "--out", str(out),
+         "--checkpoint-every", "0", "--eval-every", "0", "--eval-episodes", "3", "--no-progress"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert child.stdout.readline() == f"run directory: {out}\n"  # named as training starts
+    deadline = time.monotonic() + 60
+    while len(_lines(out / "metrics.csv")) < 3 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    child.send_signal(signal.SIGINT)
+    stdout, stderr = child.communicate(timeout=60)
+    assert child.returncode == 130 and stdout == "", stderr
+    checkpoint = Path(stderr.split("saved ")[1].split(";")[0])
+    command = f"natgrad train --resume {out} --checkpoint-every 0 --eval-every 0 --eval-episodes 3"
+    assert stderr == f"interrupted: saved {checkpoint}; resume with: {command}\n"
+    last_row = list(csv.DictReader(open(out / "metrics.csv")))[-1]  # (the signal may land between an update's
+    assert 0 <= load(checkpoint).num_timesteps - float(last_row["time/steps"]) <= 64  # step count and its row)
+    resumed = runner.invoke(app, [*shlex.split(command)[1:], "--steps", "64", "--out", str(tmp_path / "resumed"),
+                                  "--no-progress"])
+    assert resumed.exit_code == 0, resumed.output
+    assert json.loads((tmp_path / "resumed" / "config.json").read_text())["resumed_from"]["step"] == \
+        load(checkpoint).num_timesteps
+
+
+def _lines(path: Path) -> list[str]:
+    return path.read_text().splitlines() if path.exists() else []
+
+
+def test_help_names_the_ray_extra():
+    for command, option in [("train", "--workers"), ("bench", "--ray-address")]:
+        text = runner.invoke(app, [command, "--help"], terminal_width=200).output
+        assert "needs natgrad[ray]" in text and option in text, text
+
+
+def test_default_run_directory_of_an_env_id_with_a_module_is_one_safe_name(tmp_path):
+    args = ["train", "--env", "gymnasium.envs.classic_control:CartPole-v1", "--steps", "64", "--set", "n_steps=64",
+            "--runs-root", str(tmp_path), "--eval-episodes", "0", "--no-progress"]
+    assert runner.invoke(app, args).exit_code == 0
+    [run_dir] = tmp_path.iterdir()
+    assert run_dir.name.startswith("gymnasium.envs.classic_control_CartPole-v1-trpo-s0-")
+    assert (run_dir / "model.pt").exists()

@@ -2,12 +2,14 @@
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
 import natgrad
 from natgrad import NatgradError
 from natgrad.cli import main
+from natgrad.evaluation import evaluate
 
 
 def test_unknown_env_id():
@@ -120,4 +122,24 @@ def test_training_stops_at_the_update_that_makes_weights_non_finite(algo, monkey
     with pytest.raises(NatgradError, match=r"^actor\..* is not finite after update 2, so it is not saved"):
         model.learn(64)
     assert model.num_timesteps == 16  # the poisoned update is not counted
+@pytest.mark.parametrize("seed", [-1, 2**32, 99999999999999999999, 1.5, "0"])
+def test_seed_outside_what_torch_numpy_and_gymnasium_accept_is_refused(seed):
+    with pytest.raises(NatgradError, match=r"invalid seed .*: use an integer from 0 to 4294967295"):
+        natgrad.TRPO("CartPole-v1", seed=seed)
+
+
+def test_the_largest_seed_trains_and_evaluates():
+    # its derived seeds (seed + env steps for rollouts, + env index per env) pass numpy, gymnasium and torch
+    model = natgrad.TRPO("CartPole-v1", seed=2**32 - 1, n_envs=2, n_steps=16).learn(64)
+    assert model.seed == 2**32 - 1 and model.num_timesteps == 64 and len(evaluate(model, 1)) == 1
+    model.close()
+
+
+def test_predict_refuses_an_observation_of_the_wrong_shape_naming_the_right_one():
+    model = natgrad.TRPO("CartPole-v1", n_steps=8)
+    assert np.shape(model.predict(np.zeros(4))) == () and model.predict(np.zeros((3, 4))).shape == (3,)
+    assert model.predict(np.zeros((1, 4))).shape == (1,)  # a batch of one stays a batch
+    for obs in [np.zeros(5), np.zeros((2, 3)), np.zeros((2, 2, 4)), "obs"]:
+        with pytest.raises(NatgradError, match=r"expected shape \(4,\) \(one observation\) or \(n, 4\)"):
+            model.predict(obs)
     model.close()

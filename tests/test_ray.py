@@ -203,6 +203,13 @@ def test_bench_grid_on_ray_gives_the_local_grid(kill_marker, tmp_path):
     local, remote = (json.loads((specs[0].path(tmp_path / d) / "eval.json").read_text()) for d in ("local", "ray"))
     assert local["returns"] == remote["returns"]  # the same `natgrad train` command, the same seed
     assert "2 of 2 runs already finished" in CliRunner().invoke(app, args).output
+    killed = specs[1].path(tmp_path / "ray")  # as if killed after its step-256 checkpoint: the task gets that
+    for name in ["eval.json", "model.pt", "checkpoints/step_0000000512.pt"]:  # checkpoint and goes on from it
+        (killed / name).unlink()
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0 and "resuming it from" in result.output, result.output
+    assert json.loads((killed / "config.json").read_text())["resumed_from"]["step"] == 256
+    assert json.loads((killed / "eval.json").read_text())["num_timesteps"] == 512
 
 
 def test_more_cpus_than_the_cluster_has_is_refused(kill_marker):

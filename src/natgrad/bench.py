@@ -4,7 +4,8 @@ A grid lives in one directory, ``ROOT/<env>/<algo>/s<seed>/`` per run (a complet
 directory: config, metrics, episodes, periodic evaluations, model, eval.json). A run is
 finished once its ``eval.json`` exists, so running the same grid again only does what is
 missing: a killed grid picks up where it stopped (a half-written run is moved to
-``ROOT/.incomplete/`` and started again; nothing is deleted).
+``ROOT/.incomplete/``, nothing is deleted, and continues from its newest valid checkpoint
+into its grid path, else starts again).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from natgrad.errors import NatgradError
+from natgrad.runs import latest_checkpoint, resume_args, safe_name
 
 GRID_FILE = "grid.json"
 
@@ -34,7 +36,7 @@ class RunSpec:
     seed: int
 
     def path(self, root: Path) -> Path:
-        return root / self.env_id / self.algo / f"s{self.seed}"
+        return root / safe_name(self.env_id) / self.algo / f"s{self.seed}"
 
     def __str__(self) -> str:
         return f"{self.env_id} {self.algo} seed {self.seed}"
@@ -48,6 +50,15 @@ class GridSettings:
     overrides: tuple[tuple[str, str], ...] = ()  # --set KEY=VALUE on top of each preset
     eval_every: int = 25_000  # env steps between deterministic evaluations (evals.csv)
     eval_episodes: int = 10
+
+    def __post_init__(self) -> None:
+        if self.steps <= 0 or self.eval_every < 0 or self.eval_episodes < 1:
+            raise NatgradError(f"a grid needs --steps > 0, --eval-every >= 0 and --eval-episodes >= 1 (a run is "
+                               f"finished once evaluated); got {self.steps}, {self.eval_every}, {self.eval_episodes}")
+
+    @property
+    def checkpoint_every(self) -> int:
+        return max(self.steps // 4, 1)
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -104,12 +115,15 @@ def check_configs(specs: Iterable[RunSpec], settings: GridSettings) -> None:
             raise NatgradError(f"{algo} on {env_id}: {e}") from None
 
 
-def train_command(spec: RunSpec, run_dir: Path, settings: GridSettings) -> list[str]:
-    """The ``natgrad train`` command line of one run (the same Python as this process)."""
-    cmd = [sys.executable, "-m", "natgrad", "train", "--algo", spec.algo, "--env", spec.env_id,
-           "--seed", str(spec.seed), "--steps", str(settings.steps), "--out", str(run_dir),
-           "--eval-every", str(settings.eval_every), "--eval-episodes", str(settings.eval_episodes),
-           "--checkpoint-every", str(max(settings.steps // 4, 1)), "--no-progress", "--threads", "1"]
+def train_command(spec: RunSpec, run_dir: Path, settings: GridSettings, resume: Path | None = None) -> list[str]:
+    """The ``natgrad train`` command line of one run (the same Python as this process); with ``resume``, the
+    one that continues from that checkpoint up to the grid's steps (the checkpoint holds the run's config)."""
+    cmd = [sys.executable, "-m", "natgrad", "train", "--out", str(run_dir), "--no-progress", "--threads", "1"]
+    if resume is not None:
+        return cmd + resume_args(resume, settings.checkpoint_every, settings.eval_every, settings.eval_episodes)
+    cmd += ["--algo", spec.algo, "--env", spec.env_id, "--seed", str(spec.seed), "--steps", str(settings.steps),
+            "--eval-every", str(settings.eval_every), "--eval-episodes", str(settings.eval_episodes),
+            "--checkpoint-every", str(settings.checkpoint_every)]
     for key, value in settings.overrides:
         cmd += ["--set", f"{key}={value}"]
     return cmd
@@ -121,7 +135,8 @@ def set_aside(root: Path, spec: RunSpec) -> Path | None:
     log = run_dir.with_suffix(".log")
     if not run_dir.exists() and not log.exists():
         return None
-    target = root / ".incomplete" / f"{spec.env_id}-{spec.algo}-s{spec.seed}-{time.strftime('%Y%m%d-%H%M%S')}"
+    name = f"{spec.env_id}-{spec.algo}-s{spec.seed}-{time.strftime('%Y%m%d-%H%M%S')}"
+    target = root / ".incomplete" / safe_name(name)
     k = 0
     while target.exists():
         k += 1
@@ -133,12 +148,17 @@ def set_aside(root: Path, spec: RunSpec) -> Path | None:
     return target
 
 
-def run_local(spec: RunSpec, root: Path, settings: GridSettings) -> int:
-    """Train one run in a child process, its output in ``<run_dir>.log``; return its exit status."""
+def run_local(spec: RunSpec, root: Path, settings: GridSettings, resume: Path | None = None) -> int:
+    """Train one run (continuing from the checkpoint ``resume``, if given) in a child process, its output in
+    ``<run_dir>.log``; return its exit status."""
     run_dir = spec.path(root)
     run_dir.parent.mkdir(parents=True, exist_ok=True)
     with open(run_dir.with_suffix(".log"), "x") as log:
-        return subprocess.run(train_command(spec, run_dir, settings), stdout=log, stderr=subprocess.STDOUT).returncode
+        command = train_command(spec, run_dir, settings, resume)
+        return subprocess.run(command, stdout=log, stderr=subprocess.STDOUT).returncode
+
+
+Runner = Callable[[RunSpec, Path, GridSettings, Path | None], int]
 
 
 def run_grid(
@@ -146,23 +166,29 @@ def run_grid(
     specs: Sequence[RunSpec],
     settings: GridSettings,
     jobs: int = 1,
-    runner: Callable[[RunSpec, Path, GridSettings], int] = run_local,
+    runner: Runner = run_local,
     echo: Callable[[str], Any] = print,
 ) -> list[RunSpec]:
-    """Run every unfinished spec, ``jobs`` at a time; return the specs that failed."""
+    """Run every unfinished spec, ``jobs`` at a time; return the specs that failed.
+
+    An unfinished run is moved to ROOT/.incomplete/ and continued from its newest valid checkpoint
+    (``runner(spec, root, settings, checkpoint)``), or started again when it has none."""
     if jobs < 1:
         raise NatgradError(f"--jobs must be >= 1, got {jobs}")
     check_configs(specs, settings)
     check_settings(root, settings)
     todo = [s for s in specs if not is_finished(s.path(root))]
     echo(f"{len(specs) - len(todo)} of {len(specs)} runs already finished in {root}; {len(todo)} to run")
+    resume: dict[RunSpec, Path | None] = dict.fromkeys(todo)
     for spec in todo:
         moved = set_aside(root, spec)
         if moved is not None:
-            echo(f"an unfinished {spec} was moved to {moved}; starting it again")
+            resume[spec] = latest_checkpoint(moved / spec.path(root).name, echo)
+            then = f"resuming it from {resume[spec]}" if resume[spec] else "starting it again (no valid checkpoint)"
+            echo(f"an unfinished {spec} was moved to {moved}; {then}")
     failed: list[RunSpec] = []
     with ThreadPoolExecutor(max_workers=jobs) as pool:
-        started = {pool.submit(_timed, runner, spec, root, settings): spec for spec in todo}
+        started = {pool.submit(_timed, runner, spec, root, settings, resume[spec]): spec for spec in todo}
         for k, future in enumerate(as_completed(started), 1):
             spec = started[future]
             status, seconds = future.result()
@@ -175,7 +201,7 @@ def run_grid(
     return failed
 
 
-def _timed(runner: Callable[[RunSpec, Path, GridSettings], int], spec: RunSpec, root: Path,
-           settings: GridSettings) -> tuple[int, float]:
+def _timed(runner: Runner, spec: RunSpec, root: Path, settings: GridSettings,
+           resume: Path | None) -> tuple[int, float]:
     start = time.perf_counter()
-    return runner(spec, root, settings), time.perf_counter() - start
+    return runner(spec, root, settings, resume), time.perf_counter() - start

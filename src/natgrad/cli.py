@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import shlex
 import sys
 from collections.abc import Callable
@@ -12,10 +13,11 @@ from typing import Annotated, Optional
 import typer
 
 from natgrad import __version__
+from natgrad.config import MAX_SEED, check_seed
 from natgrad.errors import NatgradError
 from natgrad.lab import EXPERIMENTS, run_lab
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None,
                   help="Policy optimization in policy space: TRPO, NPG, VPG, PPO-Clip and PPO-KL on Gymnasium envs.")
 
 
@@ -34,13 +36,17 @@ def parse_overrides(pairs: list[str]) -> dict[str, str]:
 def train(
     algo: Annotated[str, typer.Option(help="trpo | npg | vpg | ppo | ppo-kl")] = "trpo",
     env: Annotated[str, typer.Option(help="Gymnasium env id, e.g. CartPole-v1 or Hopper-v5")] = "CartPole-v1",
-    steps: Annotated[float, typer.Option(help="env steps to train for, e.g. 1e6")] = 1e5,
-    seed: Annotated[int, typer.Option()] = 0,
+    steps: Annotated[Optional[float], typer.Option(
+        help="env steps to train for, e.g. 1e6 (default 1e5); with --resume, that many MORE steps "
+             "(default: up to the resumed run's own total)")] = None,
+    seed: Annotated[int, typer.Option(help=f"an integer from 0 to {MAX_SEED}")] = 0,
     out: Annotated[Optional[Path], typer.Option(
         help="run directory (new or empty); default runs/<env>-<algo>-s<seed>-<time>")] = None,
     runs_root: Annotated[Path, typer.Option(help="where default run directories go")] = Path("runs"),
     set_: Annotated[list[str], typer.Option("--set", help="config override KEY=VALUE, repeatable")] = [],
-    resume: Annotated[Optional[Path], typer.Option(help="continue from a run directory or checkpoint file")] = None,
+    resume: Annotated[Optional[Path], typer.Option(
+        help="continue from a run directory (its newest valid checkpoint) or a checkpoint file, into a new run "
+             "directory: without --steps up to that run's own total, with --steps N for N more")] = None,
     checkpoint_every: Annotated[float, typer.Option(help="env steps between checkpoints (0: final only)")] = 1e5,
     eval_episodes: Annotated[int, typer.Option(help="episodes of each deterministic evaluation")] = 10,
     eval_every: Annotated[float, typer.Option(
@@ -67,13 +73,19 @@ def train(
         from natgrad.ray_cluster import connect
 
         connect(ray_address)
-    run_dir, result = train_run(
-        algo=algo, env_id=env, steps=int(steps), seed=seed, out=out, runs_root=runs_root,
-        overrides=parse_overrides(set_), resume=resume, checkpoint_every=int(checkpoint_every),
-        eval_episodes=eval_episodes, eval_every=int(eval_every), preset=preset, progress=progress, argv=sys.argv,
-        sampling=sampling,
-    )
-    typer.echo(f"run directory: {run_dir}")
+    from natgrad.training import Interrupted
+
+    try:
+        _, result = train_run(
+            algo=algo, env_id=env, steps=None if steps is None else _count(steps, "--steps"), seed=seed, out=out,
+            runs_root=runs_root, overrides=parse_overrides(set_), resume=resume,
+            checkpoint_every=_count(checkpoint_every, "--checkpoint-every"), eval_episodes=eval_episodes,
+            eval_every=_count(eval_every, "--eval-every"), preset=preset, progress=progress, argv=sys.argv,
+            sampling=sampling, echo=typer.echo, warn=_warn,
+        )
+    except Interrupted as e:
+        typer.echo(str(e), err=True)
+        raise typer.Exit(130) from None
     if result is not None:
         typer.echo(f"final evaluation: {result['mean']:.2f} ± {result['std']:.2f} over {result['episodes']} episodes")
 
@@ -82,8 +94,8 @@ def train(
 def eval_(
     run: Annotated[Path, typer.Argument(
         help="run directory (its final model, else newest checkpoint) or a checkpoint file")],
-    episodes: Annotated[int, typer.Option()] = 10,
-    seed: Annotated[int, typer.Option(help="seed of the first evaluation episode")] = 10_000,
+    episodes: Annotated[int, typer.Option(help="episodes to run, >= 1")] = 10,
+    seed: Annotated[int, typer.Option(help=f"seed of the first evaluation episode, 0 to {MAX_SEED}")] = 10_000,
     stochastic: Annotated[bool, typer.Option(help="sample actions instead of the mode")] = False,
 ) -> None:
     """Reload a trained model and print its mean ± std return."""
@@ -91,7 +103,10 @@ def eval_(
     from natgrad.evaluation import evaluate, summary
     from natgrad.runs import latest_model
 
-    path = latest_model(run)
+    if episodes < 1:
+        raise NatgradError(f"--episodes must be >= 1, got {episodes}: evaluate at least one episode")
+    check_seed(seed)
+    path = latest_model(run, _warn)
     model = load(path)
     result = summary(evaluate(model, episodes, seed, deterministic=not stochastic))
     model.close()
@@ -142,7 +157,7 @@ def bench(
     for env_id in env_list:
         check_env_id(env_id)
     overrides = tuple(sorted(parse_overrides(set_).items()))
-    settings = GridSettings(int(steps), overrides, int(eval_every), eval_episodes)
+    settings = GridSettings(_count(steps, "--steps"), overrides, _count(eval_every, "--eval-every"), eval_episodes)
     specs = grid(_split(algos), env_list, parse_seeds(seeds))
     runner, default_jobs = run_local, 1
     if ray_address is not None:
@@ -160,16 +175,40 @@ def bench(
 
 
 @app.command()
-def report(root: Annotated[Path, typer.Argument(help="a grid directory written by natgrad bench")]) -> None:
+def report(root: Annotated[Path, typer.Argument(
+        help="a grid directory written by natgrad bench (or one run directory: its row is printed, "
+             "nothing written)")]) -> None:
     """Aggregate the finished runs of a grid: summary.md/.json and learning-curve plots."""
-    from natgrad.report import markdown, write_report
+    from natgrad.report import aggregate, is_grid, markdown, read_run, write_report
+    from natgrad.runs import CONFIG
 
     if not root.is_dir():
         raise NatgradError(f"no grid directory at {root}: pass the --out of a natgrad bench run")
+    if (root / CONFIG).is_file():  # one run, not a grid: show its row and write nothing into it
+        if not (root / "eval.json").is_file():
+            raise NatgradError(f"{root} is one run, not a grid, and has no final evaluation: "
+                               f"evaluate it with `natgrad eval {root}`")
+        typer.echo(markdown(aggregate([read_run(root)])), nl=False)
+        typer.echo(f"({root} is one run, not a grid: nothing was written)")
+        return
+    if not is_grid(root):
+        raise NatgradError(f"{root} holds no grid (no grid.json, no finished run): "
+                           "pass the --out of a natgrad bench run")
     written = write_report(root)
     typer.echo(markdown(json.loads(written[0].read_text())), nl=False)
     for path in written:
         typer.echo(f"wrote {path}")
+
+
+def _count(value: float, option: str) -> int:
+    """A number of env steps given as a float (``1e6``); NaN and infinity are refused."""
+    if not math.isfinite(value):
+        raise NatgradError(f"{option} must be a finite number of env steps, e.g. 1e6; got {value}")
+    return int(value)
+
+
+def _warn(message: str) -> None:
+    typer.echo(message, err=True)
 
 
 def _split(text: str) -> list[str]:

@@ -8,12 +8,16 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import operator
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
 
-import numpy as np
-
 from natgrad.errors import NatgradError
+
+# Seeds are integers in [0, MAX_SEED]: numpy's default_rng and gymnasium's reset refuse negatives and
+# torch.manual_seed refuses 2**64 and up; the seeds derived from one (seed + env steps for the rollouts,
+# + env index for each env) stay far below 2**64.
+MAX_SEED = 2**32 - 1
 
 
 @dataclass(frozen=True)
@@ -212,15 +216,15 @@ class PPOKLConfig(ProximalConfig):
                "finite, > 0 and within [beta_min, beta_max]")
 
 
-MAX_SEED = 2**32 - 1
-
-
 def check_seed(seed: Any) -> int:
-    """``seed`` as an int in [0, 2³² − 1], what torch, NumPy and Gymnasium all take (with room for the seeds
-    derived from it); anything else is refused in one line."""
-    ok = isinstance(seed, (int, np.integer)) and not isinstance(seed, bool) and 0 <= seed <= MAX_SEED
-    _check(ok, "seed", seed, f"an integer from 0 to {MAX_SEED}")
-    return int(seed)
+    """``seed`` as an int, or a one-line NatgradError unless it is an integer in [0, MAX_SEED]."""
+    try:
+        value = operator.index(seed)
+    except TypeError:
+        value = -1
+    if not 0 <= value <= MAX_SEED:
+        raise NatgradError(f"invalid seed {seed!r}: use an integer from 0 to {MAX_SEED}")
+    return value
 
 
 def _check(ok: bool, name: str, value: Any, want: str) -> None:

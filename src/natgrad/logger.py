@@ -29,7 +29,7 @@ class RunLogger:
         self.episodes = csv.writer(self.episodes_file)
         self.episodes.writerow(["step", "return", "length"])  # raw returns of every training episode
         self.tb = SummaryWriter(str(run_dir / "tb"))
-        self.bar = tqdm(total=total_steps, unit="step", disable=not progress, dynamic_ncols=True)
+        self.bar = tqdm(total=total_steps, unit="step", disable=not progress, dynamic_ncols=True, leave=False)
         self.start_steps: int | None = None
 
     def __call__(self, model: Algorithm, metrics: dict[str, float]) -> None:

@@ -3,32 +3,36 @@
 A task trains with ``bench.run_local`` into a scratch directory on whichever node Ray places it,
 then ships the run directory and its log back; the driver writes them where the local runner
 would (``ROOT/<env>/<algo>/s<seed>/`` and ``.log``). So ``bench.run_grid`` resumes and
-``report`` aggregates a Ray grid exactly like a local one, and the nodes share no filesystem.
-A task whose node dies is run again from scratch by Ray.
+``report`` aggregates a Ray grid exactly like a local one, and the nodes share no filesystem: a run
+continued from a checkpoint gets that checkpoint and its run's config.json shipped to the same place
+under its scratch directory. A task whose node dies is run again from scratch by Ray.
 """
 
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Callable
 from pathlib import Path
 
 import ray
 from ray.exceptions import RayError
 
-from natgrad.bench import GridSettings, RunSpec, run_local
+from natgrad.bench import GridSettings, Runner, RunSpec, run_local
 from natgrad.errors import NatgradError
 from natgrad.ray_cluster import check_cpus
+from natgrad.runs import CONFIG, run_of
 
-Runner = Callable[[RunSpec, Path, GridSettings], int]
 
-
-def train_remote(spec: RunSpec, settings: GridSettings) -> tuple[int, dict[str, bytes]]:
-    """``run_local`` in a scratch directory of this node: its exit status and every file it wrote, by path."""
+def train_remote(spec: RunSpec, settings: GridSettings, resume: str | None = None,
+                 given: dict[str, bytes] | None = None) -> tuple[int, dict[str, bytes]]:
+    """``run_local`` in a scratch directory of this node, given the files ``given`` (relative path → content)
+    and continuing from ``resume`` (one of them) if set: its exit status and every file it wrote, by path."""
+    given = given or {}
     with tempfile.TemporaryDirectory(prefix="natgrad-run-") as tmp:
         root = Path(tmp)
-        status = run_local(spec, root, settings)
-        return status, {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+        write_files(root, given)
+        status = run_local(spec, root, settings, None if resume is None else root / resume)
+        return status, {name: p.read_bytes() for p in root.rglob("*")
+                        if p.is_file() and (name := str(p.relative_to(root))) not in given}
 
 
 def ray_runner(run_cpus: float = 1.0) -> Runner:
@@ -38,9 +42,12 @@ def ray_runner(run_cpus: float = 1.0) -> Runner:
     check_cpus(1, run_cpus, "--run-cpus")
     task = ray.remote(train_remote).options(num_cpus=run_cpus)
 
-    def run(spec: RunSpec, root: Path, settings: GridSettings) -> int:
+    def run(spec: RunSpec, root: Path, settings: GridSettings, resume: Path | None = None) -> int:
+        given = {} if resume is None else {str(p.relative_to(root)): p.read_bytes()
+                                           for p in (resume, run_of(resume) / CONFIG)}
         try:
-            status, files = ray.get(task.remote(spec, settings))
+            where = None if resume is None else str(resume.relative_to(root))
+            status, files = ray.get(task.remote(spec, settings, where, given))
         except RayError as e:
             log = spec.path(root).with_suffix(".log").relative_to(root)
             status, files = 1, {str(log): f"the Ray task of this run failed: {e}\n".encode()}

@@ -9,7 +9,6 @@ max_t mean_seeds eval(t) with the std across seeds at that t: the metric of Tian
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 from dataclasses import dataclass, field
@@ -18,6 +17,10 @@ from typing import Any
 
 import numpy as np
 
+from natgrad.bench import GRID_FILE
+from natgrad.runs import joined_rows
+
+FINISHED_RUNS = "*/*/s*/eval.json"  # the finished runs of a grid, ROOT/<env>/<algo>/s<seed>/
 FAMILIES = {"natural gradient": ("trpo", "npg", "vpg"), "proximal": ("ppo", "ppo-kl")}
 
 
@@ -41,24 +44,24 @@ class RunResult:
 
 
 def read_run(run_dir: Path) -> RunResult:
-    """The results of one finished run directory."""
+    """The results of one finished run directory; a resumed run's curves are joined with its ancestors'."""
     config = json.loads((run_dir / "config.json").read_text())
     final = json.loads((run_dir / "eval.json").read_text())
-    returns = _column(run_dir / "episodes.csv", "return")
+    metrics, episodes, evals_rows = (joined_rows(run_dir, name) for name in ("metrics.csv", "episodes.csv",
+                                                                              "evals.csv"))
+    returns = _column(episodes, "return")
     tail = returns[-max(1, math.ceil(0.1 * len(returns))):] if len(returns) else np.array([math.nan])
-    has_evals = (run_dir / "evals.csv").exists()
-    evals = _column(run_dir / "evals.csv", "mean") if has_evals else np.array([])
-    eval_steps = _column(run_dir / "evals.csv", "step") if has_evals else np.array([])
+    evals, eval_steps = _column(evals_rows, "mean"), _column(evals_rows, "step")
     periodic = eval_steps < final["num_timesteps"]  # an evaluation at the last step is the final one
-    steps = _column(run_dir / "metrics.csv", "time/steps")
-    rollout = _column(run_dir / "metrics.csv", "time/rollout_seconds")
-    update = _column(run_dir / "metrics.csv", "time/update_seconds")
+    steps = _column(metrics, "time/steps")
+    rollout = _column(metrics, "time/rollout_seconds")
+    update = _column(metrics, "time/update_seconds")
     return RunResult(
         env_id=config["env_id"], algo=config["algo"], seed=config["seed"], steps=final["num_timesteps"],
         final_train=float(tail.mean()), final_eval=float(final["mean"]),
         best_eval=float(max([final["mean"], *evals])), wall_seconds=float(final.get("wall_seconds", math.nan)),
         steps_per_second=float(steps[-1] / (rollout.sum() + update.sum())), update_seconds=float(np.median(update)),
-        curve_steps=steps, curve_returns=_column(run_dir / "metrics.csv", "rollout/ep_return_mean"),
+        curve_steps=steps, curve_returns=_column(metrics, "rollout/ep_return_mean"),
         eval_steps=np.append(eval_steps[periodic], final["num_timesteps"]),
         eval_returns=np.append(evals[periodic], final["mean"]),
         env_kwargs=config.get("config", {}).get("env_kwargs", {}),
@@ -67,7 +70,12 @@ def read_run(run_dir: Path) -> RunResult:
 
 def find_runs(root: Path) -> list[RunResult]:
     """Every finished run under ``root`` (``ROOT/<env>/<algo>/s<seed>/eval.json``)."""
-    return [read_run(p.parent) for p in sorted(root.glob("*/*/s*/eval.json"))]
+    return [read_run(p.parent) for p in sorted(root.glob(FINISHED_RUNS))]
+
+
+def is_grid(root: Path) -> bool:
+    """Whether ``root`` is a benchmark grid: it holds grid.json (natgrad bench wrote it) or finished runs."""
+    return (root / GRID_FILE).is_file() or any(root.glob(FINISHED_RUNS))
 
 
 def bootstrap_means(x: np.ndarray, n: int, resamples: int, seed: int = 0) -> np.ndarray:
@@ -215,9 +223,8 @@ def write_report(root: Path) -> list[Path]:
     return written
 
 
-def _column(path: Path, name: str) -> np.ndarray:
-    with open(path, newline="") as f:
-        return np.array([float(row[name]) for row in csv.DictReader(f)], float)
+def _column(rows: list[dict[str, str]], name: str) -> np.ndarray:
+    return np.array([float(row[name]) for row in rows], float)
 
 
 def _fill_nan(y: np.ndarray) -> np.ndarray:

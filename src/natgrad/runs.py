@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import csv
 import json
+import math
+import os
 import platform
+import re
+import sys
 import time
+from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -13,6 +19,21 @@ from natgrad.errors import NatgradError
 
 FINAL_MODEL = "model.pt"
 CHECKPOINTS = "checkpoints"
+CONFIG = "config.json"
+STEP_COLUMNS = {"metrics.csv": "time/steps", "episodes.csv": "step", "evals.csv": "step"}  # per-step files of a run
+
+Warn = Callable[[str], object]
+
+
+def to_stderr(message: str) -> None:
+    """Print a one-line warning on stderr."""
+    print(message, file=sys.stderr)
+
+
+def safe_name(text: str) -> str:
+    """``text`` usable as one file name everywhere: every character but letters, digits, ``.``, ``_`` and
+    ``-`` becomes ``_`` (``ALE/Pong-v5`` → ``ALE_Pong-v5``, ``module:Env-v0`` → ``module_Env-v0``)."""
+    return re.sub(r"[^A-Za-z0-9._-]", "_", text)
 
 
 def new_run_dir(root: str | Path, name: str, out: str | Path | None = None) -> Path:
@@ -37,8 +58,14 @@ def new_run_dir(root: str | Path, name: str, out: str | Path | None = None) -> P
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
-    """Write ``data`` as JSON to a file that must not exist yet."""
-    with open(path, "x") as f:
+    """Write ``data`` as JSON to a file that must not exist yet; if it does (two runs given the same ``--out``
+    at once: the first run's config.json claims the directory), a one-line NatgradError, nothing written."""
+    try:
+        f = open(path, "x")
+    except FileExistsError:
+        raise NatgradError(f"{path} already exists: another run is writing into {path.parent}; choose a new --out "
+                           "(natgrad never overwrites a run)") from None
+    with f:
         json.dump(data, f, indent=2, default=str)
         f.write("\n")
 
@@ -77,8 +104,8 @@ def checkpoint_path(run_dir: Path, step: int) -> Path:
     return run_dir / CHECKPOINTS / f"step_{step:010d}.pt"
 
 
-def latest_model(run_dir: str | Path) -> Path:
-    """The final model of a run, else its newest checkpoint (an interrupted run)."""
+def latest_model(run_dir: str | Path, warn: Warn = to_stderr) -> Path:
+    """The final model of a run, else its newest readable checkpoint (an interrupted run); a file as given."""
     run_dir = Path(run_dir)
     if run_dir.is_file():
         return run_dir
@@ -86,7 +113,92 @@ def latest_model(run_dir: str | Path) -> Path:
         raise NatgradError(f"no run directory at {run_dir}: pass a directory written by natgrad train")
     if (run_dir / FINAL_MODEL).exists():
         return run_dir / FINAL_MODEL
-    checkpoints = sorted((run_dir / CHECKPOINTS).glob("step_*.pt"))
-    if not checkpoints:
-        raise NatgradError(f"{run_dir} holds no {FINAL_MODEL} and no checkpoints: was it written by natgrad train?")
-    return checkpoints[-1]
+    path = latest_checkpoint(run_dir, warn)
+    if path is None:
+        raise NatgradError(f"{run_dir} holds no {FINAL_MODEL} and no readable checkpoint (corrupt or truncated "
+                           "ones are skipped): was it written by natgrad train?")
+    return path
+
+
+def latest_checkpoint(run_dir: Path, warn: Warn = to_stderr) -> Path | None:
+    """The newest checkpoint of ``run_dir`` that can be read (None if none can); ``warn`` says in one line
+    which newer ones were skipped as corrupt or truncated."""
+    from natgrad.checkpoint import read
+
+    checkpoints = sorted((run_dir / CHECKPOINTS).glob("step_*.pt"), reverse=True)
+    for skipped, path in enumerate(checkpoints):
+        try:
+            read(path)
+        except NatgradError:
+            continue
+        if skipped:
+            bad = checkpoints[0] if skipped == 1 else f"the newest {skipped} checkpoints in {run_dir / CHECKPOINTS}"
+            warn(f"warning: {bad} cannot be read (corrupt or truncated); using {path}, the newest valid checkpoint")
+        return path
+    return None
+
+
+def run_of(checkpoint: Path) -> Path | None:
+    """The run directory that wrote ``checkpoint`` (its model.pt or one of its checkpoints), or None."""
+    run_dir = checkpoint.parent.parent if checkpoint.parent.name == CHECKPOINTS else checkpoint.parent
+    return run_dir if (run_dir / CONFIG).is_file() else None
+
+
+def parent_record(checkpoint: Path, run_dir: Path, step: int) -> dict[str, Any]:
+    """What a run resumed from ``checkpoint`` (at ``step``) records in its config.json as ``resumed_from``:
+    the parent run directory (None for a file outside any run) and the checkpoint, both relative to ``run_dir``
+    so that a grid moved as a whole keeps its links."""
+    parent = run_of(checkpoint)
+    return {"run_dir": _relative(parent, run_dir) if parent else None,
+            "checkpoint": _relative(checkpoint, run_dir), "step": step}
+
+
+def steps_left(checkpoint: Path, timesteps: int) -> int:
+    """Env steps from ``timesteps`` to the total of the run that wrote ``checkpoint`` (its start_timesteps
+    + steps); refused for a finished run (its model.pt) or a file outside a run, which have no steps left."""
+    run_dir = run_of(checkpoint)
+    if run_dir is None:
+        raise NatgradError(f"{checkpoint} is not in a run directory, so it has no total to continue to: "
+                           "pass --steps N to train N more steps")
+    if checkpoint.name == FINAL_MODEL:
+        raise NatgradError(f"{run_dir} finished its training: pass --steps N to train N more steps")
+    config = json.loads((run_dir / CONFIG).read_text())
+    return max(0, config["start_timesteps"] + config["steps"] - timesteps)
+
+
+def lineage(run_dir: Path) -> list[tuple[Path, float]]:
+    """The run and the runs it was resumed from, oldest first, each with the last step of its own that
+    counts: the step its child resumed from (the run itself: all of it)."""
+    chain: list[tuple[Path, float]] = [(run_dir, math.inf)]
+    while True:
+        config = json.loads((chain[-1][0] / CONFIG).read_text())
+        parent = config.get("resumed_from")
+        if not isinstance(parent, dict) or parent.get("run_dir") is None:  # a fresh run, or resumed from a file
+            return chain[::-1]
+        path = Path(os.path.normpath(chain[-1][0] / parent["run_dir"]))
+        if not (path / CONFIG).is_file():
+            raise NatgradError(f"{chain[-1][0]} was resumed from {path}, which is gone: put that run back "
+                               "to read the whole curve")
+        chain.append((path, parent["step"]))
+
+
+def joined_rows(run_dir: Path, name: str) -> list[dict[str, str]]:
+    """The rows of one per-step file (metrics.csv, episodes.csv or evals.csv) of a run joined with its
+    ancestors': each parent's rows up to the step its child resumed from, then the child's; one curve
+    without an overlapping row."""
+    rows: list[dict[str, str]] = []
+    for path, last in lineage(run_dir):
+        if (path / name).exists():
+            with open(path / name, newline="") as f:
+                rows += [r for r in csv.DictReader(f) if float(r[STEP_COLUMNS[name]]) <= last]
+    return rows
+
+
+def resume_args(run: Path, checkpoint_every: int, eval_every: int, eval_episodes: int) -> list[str]:
+    """``natgrad train`` options that continue ``run`` up to its total, checkpointing and evaluating as it did."""
+    return ["--resume", str(run), "--checkpoint-every", str(checkpoint_every), "--eval-every", str(eval_every),
+            "--eval-episodes", str(eval_episodes)]
+
+
+def _relative(path: Path, start: Path) -> str:
+    return os.path.relpath(os.path.abspath(path), os.path.abspath(start))

@@ -143,6 +143,15 @@ class ObsLayout:
             return x.shape[0]
         return None
 
+    def expected(self) -> str:
+        """What an observation (or a batch of them) must look like, for error messages."""
+        space = self.space
+        if isinstance(space, (spaces.Box, spaces.MultiBinary, spaces.MultiDiscrete, spaces.Discrete)):
+            shape = tuple(space.shape)
+            batch = "(n, " + ", ".join(map(str, shape)) + ("" if shape else "") + ")" if shape else "(n,)"
+            return f"expected shape {shape} (one observation) or {batch} (a batch)"
+        return "pass one observation of that space, or a batch of them (every entry with a new first axis)"
+
     def pack(self, arrays: dict[str, np.ndarray]) -> Obs:
         """Leaf arrays as the tensors a network takes: one tensor for a single leaf, else a dict."""
         tensors = {k: torch.from_numpy(v) for k, v in arrays.items()}

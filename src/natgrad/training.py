@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import shlex
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -15,14 +17,27 @@ from natgrad.errors import NatgradError
 from natgrad.evaluation import PeriodicEvaluation, evaluate, summary
 from natgrad.logger import RunLogger
 from natgrad.runs import (
+    CONFIG,
     FINAL_MODEL,
+    Warn,
     checkpoint_path,
     latest_model,
     machine,
     new_run_dir,
+    parent_record,
+    resume_args,
+    safe_name,
+    steps_left,
+    to_stderr,
     write_json,
 )
 from natgrad.sampler import Sampling
+
+DEFAULT_STEPS = 100_000  # env steps of a new run when none are given
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C stopped training; the message names the checkpoint written and the command that resumes it."""
 
 
 def build_model(algo: str, env_id: str, seed: int, overrides: dict[str, Any], preset: bool = True,
@@ -37,7 +52,7 @@ def build_model(algo: str, env_id: str, seed: int, overrides: dict[str, Any], pr
 def train_run(
     algo: str,
     env_id: str,
-    steps: int,
+    steps: int | None = None,
     seed: int = 0,
     out: Path | None = None,
     runs_root: Path = Path("runs"),
@@ -50,33 +65,42 @@ def train_run(
     progress: bool = True,
     argv: list[str] | None = None,
     sampling: Sampling = Sampling(),
+    echo: Callable[[str], object] = print,
+    warn: Warn = to_stderr,
 ) -> tuple[Path, dict[str, float] | None]:
     """Train for ``steps`` env steps into a new run directory; return it and the final evaluation.
 
-    With ``eval_every``, a deterministic evaluation of ``eval_episodes`` episodes every that many
-    env steps goes to ``evals.csv``; the final one goes to ``eval.json``, written last. ``sampling`` says
-    where rollouts run (a resumed run samples as told here, not as the run it continues did).
+    ``steps`` defaults to ``DEFAULT_STEPS``; with ``resume`` it counts steps beyond the checkpoint, and
+    defaults to what the resumed run had left of its own total. With ``eval_every``, a deterministic
+    evaluation of ``eval_episodes`` episodes every that many env steps goes to ``evals.csv``; the final one
+    goes to ``eval.json``, written last. ``sampling`` says where rollouts run (a resumed run samples as told
+    here, not as the run it continues did). Everything is checked before the run directory is made;
+    ``echo`` names it as training starts. Ctrl-C saves a checkpoint and raises ``Interrupted``.
     """
-    if steps <= 0:
+    if steps is not None and steps <= 0:
         raise NatgradError(f"--steps must be > 0, got {steps}")
     if eval_every < 0 or eval_episodes < 0:
         raise NatgradError("--eval-every and --eval-episodes must be >= 0")
+    if checkpoint_every < 0:
+        raise NatgradError(f"--checkpoint-every must be >= 0 (0: only the final model), got {checkpoint_every}")
     overrides = overrides or {}
     if resume is not None:
-        source = latest_model(resume)
+        source = latest_model(resume, warn)
         model = load(source, **asdict(sampling), **overrides)
+        steps = steps_left(source, model.num_timesteps) if steps is None else steps
     else:
         source = None
         model = build_model(algo, env_id, seed, overrides, preset, sampling)
-    name = f"{model.env_id}-{model.name}-s{model.seed}"
-    run_dir = new_run_dir(runs_root, name, out)
-    write_json(run_dir / "config.json", {
+        steps = DEFAULT_STEPS if steps is None else steps
+    run_dir = new_run_dir(runs_root, safe_name(f"{model.env_id}-{model.name}-s{model.seed}"), out)
+    write_json(run_dir / CONFIG, {
         "algo": model.name, "env_id": model.env_id, "seed": model.seed, "steps": steps,
         "config": model.config.to_dict(), "sampling": asdict(model.sampling), "preset": model.preset,
-        "resumed_from": str(source) if source else None,
+        "resumed_from": parent_record(source, run_dir, model.num_timesteps) if source else None,
         "start_timesteps": model.num_timesteps, "natgrad_version": __version__, "command": argv,
         "machine": machine(),
     })
+    echo(f"run directory: {run_dir}")
     start = time.perf_counter()
     callbacks: list[Callback] = [RunLogger(run_dir, steps, checkpoint_every, progress)]
     if eval_every and eval_episodes:
@@ -87,7 +111,8 @@ def train_run(
         path = checkpoint_path(run_dir, model.num_timesteps)
         if not path.exists():
             model.save(path)
-        raise
+        command = shlex.join(["natgrad", "train", *resume_args(run_dir, checkpoint_every, eval_every, eval_episodes)])
+        raise Interrupted(f"interrupted: saved {path}; resume with: {command}") from None
     finally:
         for c in callbacks:
             c.close()

@@ -194,8 +194,8 @@ class Algorithm:
         layout = self.layout
         rows = layout.rows_of(obs)
         if rows is None:
-            raise NatgradError(f"predict got an observation that does not fit {self.observation_space}: pass one "
-                               "observation of that space, or a batch of them along a new first axis")
+            raise NatgradError(f"predict got an observation that does not fit {self.observation_space}: "
+                               f"{layout.expected()}")
         n = max(rows, 1)
         arrays = layout.encode(obs, n)
         if VECTOR in arrays:
