@@ -11,8 +11,7 @@ from natgrad.fisher import fisher_vector_product, flat_grad
 from natgrad.linearized import LinearizedActor
 from natgrad.losses import surrogate
 from natgrad.natural import subsample
-from natgrad.policy import PolicyInputs
-from natgrad.policy import Actor
+from natgrad.policy import Actor, PolicyInputs
 
 OBS = gym.spaces.Box(-1.0, 1.0, (3,), np.float32)
 ACTION_SPACES = {"categorical": gym.spaces.Discrete(3), "gaussian": gym.spaces.Box(-1.0, 1.0, (2,), np.float32)}
