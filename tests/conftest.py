@@ -5,6 +5,7 @@ from __future__ import annotations
 import gymnasium as gym
 import numpy as np
 import pytest
+import space_envs
 import torch
 from gymnasium import spaces
 
@@ -68,6 +69,7 @@ class CounterEnv(gym.Env):
         return np.array([float(self.t)], np.float32), 1.0, self.t >= self.terminate_at, False, {}
 
 
+space_envs.register()
 torch.set_num_threads(1)  # small networks: one thread is fastest and immune to oversubscription
 
 gym.register("natgrad-test/NaNObs-v0", entry_point=NaNObsEnv)

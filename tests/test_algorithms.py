@@ -39,9 +39,10 @@ def test_same_seed_same_run_other_seed_other_run(cls):
     assert a != c
 
 
-def first_update_reaching(cls, threshold, budget, **kw):
-    """Env steps at which the mean of the last 100 training episodes first reaches ``threshold``."""
-    model = cls("CartPole-v1", seed=0, n_envs=8, n_steps=256, **kw)
+def first_step_reaching(cls, threshold, budget, seed, **kw):
+    """Env steps at which the mean of the last 100 training episodes of CartPole-v1 first reaches ``threshold``
+    within ``budget`` steps, or None."""
+    model = cls("CartPole-v1", seed=seed, n_envs=8, n_steps=256, **kw)
     reached = []
 
     def stop(m, metrics):
@@ -51,8 +52,23 @@ def first_update_reaching(cls, threshold, budget, **kw):
 
     model.learn(budget, callback=stop)
     model.close()
+    return reached[0] if reached else None
+
+
+def seeds_reaching(cls, threshold, budget, seeds=(0, 1, 2), need=2, **kw):
+    """The seeds whose run reaches ``threshold`` within ``budget``, stopping once ``need`` have (or cannot).
+
+    A learning test asks what the algorithm promises on most seeds, not of one trajectory: floating-point
+    results differ between CPUs, so any one seed's run may differ on another machine."""
+    reached = []
+    for k, seed in enumerate(seeds):
+        if len(reached) >= need or len(reached) + len(seeds) - k < need:
+            break
+        if first_step_reaching(cls, threshold, budget, seed, **kw) is not None:
+            reached.append(seed)
     return reached
 
 
 def test_trpo_learns_cartpole_within_budget():
-    assert first_update_reaching(natgrad.TRPO, 475, budget=150_000)
+    # on this machine every seed of 0-2 reaches 475 by 82k steps
+    assert len(seeds_reaching(natgrad.TRPO, 475, budget=150_000)) >= 2

@@ -97,6 +97,8 @@ def eval_(
     episodes: Annotated[int, typer.Option(help="episodes to run, >= 1")] = 10,
     seed: Annotated[int, typer.Option(help=f"seed of the first evaluation episode, 0 to {MAX_SEED}")] = 10_000,
     stochastic: Annotated[bool, typer.Option(help="sample actions instead of the mode")] = False,
+    env: Annotated[Optional[str], typer.Option(
+        help="the env to evaluate on, an id or module:factory (default: the one the model was trained on)")] = None,
 ) -> None:
     """Reload a trained model and print its mean ± std return."""
     from natgrad.checkpoint import load
@@ -107,7 +109,10 @@ def eval_(
         raise NatgradError(f"--episodes must be >= 1, got {episodes}: evaluate at least one episode")
     check_seed(seed)
     path = latest_model(run, _warn)
-    model = load(path)
+    model = load(path, env=env)
+    if model.env is None:
+        raise NatgradError(f"{path} was trained on an env object natgrad cannot make again: pass --env with its "
+                           "registered id or module:factory (a function returning the env)")
     result = summary(evaluate(model, episodes, seed, deterministic=not stochastic))
     model.close()
     typer.echo(f"{model.name} on {model.env_id} ({path}, {model.num_timesteps} steps): "

@@ -208,10 +208,15 @@ class PPOKLConfig(ProximalConfig):
     beta_init: float = 1.0  # initial β
     beta_min: float = 1e-6  # β is kept in [beta_min, beta_max] so it can never run off to 0 or inf
     beta_max: float = 1e6
+    kl_stop: float = 4.0  # end the update's epochs once the mean KL(π_old ‖ π_θ) over the batch exceeds
+    # kl_stop·d_targ (0: off): β reacts one update late, so after a run of small updates has halved it many
+    # times one update could otherwise move the policy by a hundred times d_targ
 
     def __post_init__(self) -> None:
         super().__post_init__()
         _check(self.kl_target > 0 and math.isfinite(self.kl_target), "kl_target", self.kl_target, "a finite d_targ > 0")
+        _check(self.kl_stop == 0 or 1 <= self.kl_stop < math.inf, "kl_stop", self.kl_stop,
+               "0 (off) or a finite multiple of kl_target >= 1")
         _check(0 < self.beta_min <= self.beta_init <= self.beta_max < math.inf, "beta_init", self.beta_init,
                "finite, > 0 and within [beta_min, beta_max]")
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, SupportsFloat
@@ -208,9 +209,12 @@ def offers_action_masks(env: VectorEnv) -> bool:
 
 
 def _check(env: gym.Env) -> None:
-    """Gymnasium's env checker on an env natgrad did not make from the registry; its warnings are shown."""
+    """Gymnasium's env checker on an env natgrad did not make from the registry, as natgrad will step it (with its
+    wrappers); its warnings are shown, but for its advice to check the unwrapped env instead."""
     try:
-        check_env(env.unwrapped if isinstance(env, EmptyInfo) else env, skip_render_check=True)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*is different from the unwrapped version")
+            check_env(env.env if isinstance(env, EmptyInfo) else env, skip_render_check=True)
     except AssertionError as e:
         raise NatgradError(f"the env fails Gymnasium's env checker: {one_line(e)}") from None
 

@@ -6,6 +6,7 @@ import csv
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import gymnasium as gym
 import numpy as np
 from gymnasium.vector import AutoresetMode, SyncVectorEnv
 
@@ -30,10 +31,13 @@ def evaluate(model: Algorithm, episodes: int = 10, seed: int = EVAL_SEED, determ
     else torch, the recurrent state carried through each episode), on observations normalized with the
     model's statistics, with the env's legal-action masks when it has them.
     """
-    if env is None and (model.env_source is None or not model.env_source.repeatable):
-        raise NatgradError(f"natgrad cannot make another {model.env_id or 'env like the one this model trained on'}"
-                           ": pass env=... (an env or a zero-argument factory) to evaluate on")
-    env = make_env(env if env is not None else model.env_source, model.config.env_kwargs if env is None else None)
+    if env is None:
+        if model.env_source is None or not model.env_source.repeatable:
+            raise NatgradError("natgrad cannot make another env like the one this model trained on: pass env=... "
+                               "(an env or a zero-argument factory) to evaluate on")
+        env = model.env_source.make(model.config.env_kwargs)
+    elif not isinstance(env, gym.Env):
+        env = make_env(env)
     vec = SyncVectorEnv([lambda: env], autoreset_mode=AutoresetMode.SAME_STEP)
     observe = Observer(vec, model.actor, model.obs_normalizer, update=False)
     acting = Acting(model.actor, 1, np.random.default_rng(seed), masks=observe.masked)

@@ -45,6 +45,10 @@ class Proximal(Algorithm):
         """Algorithm state to adapt once per update, given the KL reached; returns metrics."""
         return {}
 
+    def _kl_limit(self) -> float:
+        """A mean KL(π_old ‖ π_θ) over the batch past which the update's epochs end (0: none)."""
+        return 0.0
+
     def _update(self, data: UpdateBatch, progress: float, gae: Callable[[], UpdateBatch]) -> dict[str, float]:
         cfg = self.config
         lr = cfg.lr * (1.0 - progress) if cfg.anneal_lr else cfg.lr
@@ -56,7 +60,7 @@ class Proximal(Algorithm):
         with torch.no_grad():
             old = self.actor(pieces.actor_inputs).detach()
         diagnostics: list[dict[str, float]] = []
-        epochs_run = 0
+        epochs_run, limit, limited = 0, self._kl_limit(), False
         for epoch in range(cfg.epochs):
             if epoch > 0 and cfg.recompute_advantages:
                 # Â and R again, with the critic the last epoch trained (V_old for clip_vf too)
@@ -79,6 +83,11 @@ class Proximal(Algorithm):
             epochs_run += 1
             if cfg.target_kl and diagnostics[-1]["policy/approx_kl"] > cfg.target_kl:
                 break
+            if limit and epoch + 1 < cfg.epochs:
+                with torch.no_grad():
+                    limited = float(old.kl(self.actor(pieces.actor_inputs)).mean()) > limit
+                if limited:
+                    break
         with torch.no_grad():
             new = self.actor(pieces.actor_inputs)
             kl = float(old.kl(new).mean())
@@ -87,6 +96,8 @@ class Proximal(Algorithm):
         metrics = {k: sum(d[k] for d in diagnostics) / len(diagnostics) for k in diagnostics[0]}
         metrics.update({"policy/kl": kl, "policy/surrogate_improvement": improvement,
                         "policy/epochs": float(epochs_run), "policy/lr": lr})
+        if limit:
+            metrics["policy/kl_stopped"] = float(limited)
         metrics.update(self._after_update(kl))
         return metrics
 
@@ -106,7 +117,8 @@ class PPO(Proximal):
 
 
 class PPOKL(Proximal):
-    """PPO-KL: L^KLPEN = E[r Â] − β KL(π_old ‖ π_θ), β doubled or halved after each update."""
+    """PPO-KL: L^KLPEN = E[r Â] − β KL(π_old ‖ π_θ), β doubled or halved after each update; the epochs end
+    early once the batch's mean KL passes ``kl_stop``·d_targ."""
 
     name = "ppo-kl"
     config_cls = PPOKLConfig
@@ -118,6 +130,9 @@ class PPOKL(Proximal):
 
     def _objective(self, log_probs, log_probs_old, adv, old, new):
         return kl_penalized_surrogate(log_probs, log_probs_old, adv, old.kl(new), self.beta), {}
+
+    def _kl_limit(self) -> float:
+        return self.config.kl_stop * self.config.kl_target
 
     def _after_update(self, kl: float) -> dict[str, float]:
         cfg = self.config
