@@ -95,7 +95,7 @@ def test_ppo_annealing_decays_lr_linearly_over_the_learn_call():
 
 @pytest.mark.parametrize("cls", [natgrad.PPO, natgrad.PPOKL])
 def test_ppo_learns_cartpole_within_budget(cls):
-    # on this machine seeds 0-9 reach 475 by 131k steps (PPO) and 100k (PPO-KL)
+    # on this machine seeds 0-9 all reach 475, by 133k steps (PPO) and 102k (PPO-KL)
     assert len(seeds_reaching(cls, 475, budget=200_000)) >= 2
 
 
