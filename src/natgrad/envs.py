@@ -185,6 +185,9 @@ def check_env_id(env_id: str) -> gym.envs.registration.EnvSpec:
     module, _, name = env_id.rpartition(":")
     if module:
         _import(module, env_id)
+    namespace = name.partition("/")[0] if "/" in name else None
+    if namespace in ENV_PACKAGES and name not in gym.registry:
+        _register_package(namespace, name)
     try:
         return gym.spec(name)
     except gym.error.Error as e:
@@ -192,6 +195,25 @@ def check_env_id(env_id: str) -> gym.envs.registration.EnvSpec:
             f"unknown environment id {env_id!r} ({one_line(e)}); list the registered ids with "
             "`python -c 'import gymnasium; gymnasium.pprint_registry()'`, or pass module:factory"
         ) from None
+
+
+# Env packages whose ids natgrad registers on first use (their import alone does not): namespace → (module,
+# how to register, the extra that installs it)
+ENV_PACKAGES: dict[str, tuple[str, Callable[[Any], None], str]] = {
+    "ALE": ("ale_py", lambda module: gym.register_envs(module), "atari"),
+    "MinAtar": ("minatar.gym", lambda module: module.register_envs(), "minatar"),
+    "natgrad": ("natgrad.wrappers", lambda module: module.register(), ""),
+}
+
+
+def _register_package(namespace: str, env_id: str) -> None:
+    module_name, register, extra = ENV_PACKAGES[namespace]
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError:
+        raise NatgradError(f"{env_id} needs the {module_name.split('.')[0]} package: pip install "
+                           f"'natgrad[{extra}]'") from None
+    register(module)
 
 
 def check_spaces(observation_space: gym.Space, action_space: gym.Space) -> None:
@@ -242,7 +264,10 @@ def _import(module: str, what: str) -> Any:
 
 
 def _call_factory(factory: Callable[..., gym.Env], env_kwargs: dict[str, Any] | None) -> gym.Env:
-    env = factory(**(env_kwargs or {}))
+    try:
+        env = factory(**(env_kwargs or {}))
+    except gym.error.DependencyNotInstalled as e:
+        raise NatgradError(f"the env needs an extra package: {one_line(e)}") from None
     if not isinstance(env, gym.Env):
         raise NatgradError(f"the env factory {_importable_name(factory) or factory!r} returned {type(env).__name__}, "
                            "not a gymnasium.Env")
