@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from test_algorithms import first_update_reaching
+from test_algorithms import seeds_reaching
 from typer.testing import CliRunner
 
 import natgrad
@@ -23,8 +23,8 @@ from natgrad import NatgradError
 from natgrad.bench import GridSettings, grid, run_grid
 from natgrad.cli import app
 from natgrad.envs import make_vec_env
-from natgrad.rollout import Collector
-from natgrad.sampler import LocalSampler, make_sampler, rollout_parts
+from natgrad.rollout import Collector, rollout_parts
+from natgrad.sampler import LocalSampler, make_sampler
 
 ray = pytest.importorskip("ray")
 from natgrad.ray_grid import ray_runner  # noqa: E402
@@ -155,7 +155,7 @@ def test_a_killed_worker_is_restarted_and_training_goes_on_with_full_batches(kil
 
 @pytest.mark.slow
 def test_trpo_on_two_workers_learns_cartpole_within_the_local_budget(kill_marker):
-    assert first_update_reaching(natgrad.TRPO, 475, budget=150_000, workers=2, worker_cpus=0.5)
+    assert len(seeds_reaching(natgrad.TRPO, 475, budget=150_000, workers=2, worker_cpus=0.5)) >= 2
 
 
 def test_an_error_inside_a_worker_stops_training_with_its_one_line(kill_marker):

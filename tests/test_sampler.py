@@ -15,7 +15,9 @@ from natgrad import NatgradError
 from natgrad.cli import main
 from natgrad.normalization import RunningMeanStd, added_since
 from natgrad.ray_cluster import check_reachable
-from natgrad.sampler import LocalSampler, concat_envs, split_envs
+from natgrad.rollout import concat_envs
+from natgrad.sampler import LocalSampler
+from natgrad.sampling import split_envs
 
 
 def test_importing_natgrad_and_training_locally_never_imports_ray():

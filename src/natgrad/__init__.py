@@ -1,7 +1,6 @@
 """natgrad: policy optimization in policy space (NPG, TRPO, PPO) on Gymnasium environments."""
 
 from natgrad.algos import ALGORITHMS, NPG, PPO, PPOKL, TRPO, VPG, Algorithm
-from natgrad.checkpoint import load
 from natgrad.config import (
            Config,
            CriticFitConfig,
@@ -12,8 +11,8 @@ from natgrad.config import (
            VPGConfig,
 )
 from natgrad.errors import NatgradError
-
-__version__ = "0.1.0"
+from natgrad.loading import load
+from natgrad.version import __version__
 
 __all__ = ["ALGORITHMS", "NPG", "PPO", "PPOKL", "TRPO", "VPG", "Algorithm", "Config", "CriticFitConfig",
            "NaturalConfig",

@@ -12,10 +12,10 @@ from typing import Annotated, Optional
 
 import typer
 
-from natgrad import __version__
 from natgrad.config import MAX_SEED, check_seed
 from natgrad.errors import NatgradError
 from natgrad.lab import EXPERIMENTS, run_lab
+from natgrad.version import __version__
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None,
                   help="Policy optimization in policy space: TRPO, NPG, VPG, PPO-Clip and PPO-KL on Gymnasium envs.")
@@ -64,7 +64,7 @@ def train(
     """Train a policy and write a new run directory: config, metrics.csv, TensorBoard, checkpoints, eval."""
     import torch
 
-    from natgrad.sampler import Sampling
+    from natgrad.sampling import Sampling
     from natgrad.training import train_run
 
     torch.set_num_threads(max(1, threads))
@@ -101,8 +101,8 @@ def eval_(
         help="the env to evaluate on, an id or module:factory (default: the one the model was trained on)")] = None,
 ) -> None:
     """Reload a trained model and print its mean ± std return."""
-    from natgrad.checkpoint import load
     from natgrad.evaluation import evaluate, summary
+    from natgrad.loading import load
     from natgrad.runs import latest_model
 
     if episodes < 1:

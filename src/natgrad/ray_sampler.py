@@ -22,7 +22,6 @@ import copy
 import logging
 from dataclasses import dataclass
 from itertools import accumulate
-from typing import TYPE_CHECKING
 
 import ray
 import torch
@@ -34,11 +33,8 @@ from natgrad.envs import EnvSource, make_vec_env
 from natgrad.errors import NatgradError
 from natgrad.normalization import RunningMeanStd, added_since
 from natgrad.ray_cluster import check_cpus
-from natgrad.rollout import Collector, RolloutBatch
-from natgrad.sampler import concat_envs, rollout_parts, split_envs
-
-if TYPE_CHECKING:
-    from natgrad.algos.base import Algorithm
+from natgrad.rollout import Collector, RolloutBatch, concat_envs, rollout_parts
+from natgrad.sampling import Learner, split_envs
 
 MAX_RESTARTS = 3  # deaths of one worker within one update before training stops
 log = logging.getLogger(__name__)
@@ -89,7 +85,7 @@ class RolloutWorker:
 class RaySampler:
     """The Sampler over ``model.sampling.workers`` Ray actors (Ray must be initialized: ``ray_cluster.connect``)."""
 
-    def __init__(self, model: Algorithm) -> None:
+    def __init__(self, model: Learner) -> None:
         sampling, cfg = model.sampling, model.config
         check_cpus(sampling.workers, sampling.worker_cpus, "--worker-cpus")
         self.env_source, self.config = model.env_source, cfg

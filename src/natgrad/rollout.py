@@ -11,20 +11,23 @@ actor's state entering every step so that any stretch of it can be re-run from w
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+from itertools import accumulate
 from typing import Any
 
 import numpy as np
 import torch
+from gymnasium import Space
 from gymnasium.vector import VectorEnv
 from torch import Tensor
 
+from natgrad.config import Config
 from natgrad.envs import offers_action_masks
 from natgrad.finite import check_rewards, finite_rows
 from natgrad.gae import gae
 from natgrad.inference import Acting
 from natgrad.normalization import ObsNormalizer, RewardScaler
 from natgrad.policy import Actor, Critic, PolicyInputs
-from natgrad.spaces import VECTOR, Obs, ObsLayout, check_masks, tree_map
+from natgrad.spaces import VECTOR, Obs, ObsLayout, check_masks, tree_cat, tree_map
 
 
 @dataclass
@@ -287,3 +290,38 @@ def _running_sum(initial: float, xs: np.ndarray) -> float:
     """initial + x₀ + x₁ + … added one at a time, left to right (np.sum would pair them up)."""
     return float(np.cumsum(np.concatenate(([initial], xs)))[-1])
 
+
+def rollout_parts(observation_space: Space, action_space: Space, n_envs: int, cfg: Config
+                  ) -> tuple[Actor, ObsNormalizer, RewardScaler]:
+    """What stepping ``n_envs`` envs of these spaces takes: a fresh actor, and observation and reward
+    statistics for them (the observation statistics cover the vector part of the observations only)."""
+    layout = ObsLayout(observation_space, cfg.image_channels)
+    actor = Actor.from_config(layout, action_space, cfg)
+    obs_normalizer = ObsNormalizer((layout.vector_size,), cfg.normalize_obs)
+    return actor, obs_normalizer, RewardScaler(n_envs, cfg.gamma, cfg.normalize_reward)
+
+
+def concat_envs(batches: list[RolloutBatch]) -> RolloutBatch:
+    """Batches of the same T side by side along the env axis: (T, N_1), (T, N_2), … → (T, N_1 + N_2 + …).
+
+    Each env keeps its own column, so GAE still runs along each env's own time axis.
+    """
+    along_envs = lambda name, dim=1: None if getattr(batches[0], name) is None else tree_cat(
+        [getattr(b, name) for b in batches], dim)
+    offsets = [0, *accumulate(b.rewards.shape[1] for b in batches)]
+    return RolloutBatch(
+        obs=along_envs("obs"),
+        actions=along_envs("actions"),
+        log_probs=along_envs("log_probs"),
+        rewards=along_envs("rewards"),
+        terminated=along_envs("terminated"),
+        ended=along_envs("ended"),
+        first=along_envs("first"),
+        masks=along_envs("masks"),
+        actor_states=along_envs("actor_states"),
+        truncated_at=torch.cat([b.truncated_at + torch.tensor([0, k]) for b, k in zip(batches, offsets)]),
+        final_obs=along_envs("final_obs", dim=0),  # (K, ...), env indices shifted in truncated_at
+        last_obs=along_envs("last_obs", dim=0),  # (N, ...)
+        episode_returns=[r for b in batches for r in b.episode_returns],
+        episode_lengths=[n for b in batches for n in b.episode_lengths],
+    )

@@ -15,6 +15,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from natgrad.checkpoint import read
 from natgrad.errors import NatgradError
 
 FINAL_MODEL = "model.pt"
@@ -123,8 +124,6 @@ def latest_model(run_dir: str | Path, warn: Warn = to_stderr) -> Path:
 def latest_checkpoint(run_dir: Path, warn: Warn = to_stderr) -> Path | None:
     """The newest checkpoint of ``run_dir`` that can be read (None if none can); ``warn`` says in one line
     which newer ones were skipped as corrupt or truncated."""
-    from natgrad.checkpoint import read
-
     checkpoints = sorted((run_dir / CHECKPOINTS).glob("step_*.pt"), reverse=True)
     for skipped, path in enumerate(checkpoints):
         try:

@@ -9,12 +9,11 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from natgrad import __version__
 from natgrad.algos import ALGORITHMS
 from natgrad.algos.base import Algorithm, Callback
-from natgrad.checkpoint import load
 from natgrad.errors import NatgradError
 from natgrad.evaluation import PeriodicEvaluation, evaluate, summary
+from natgrad.loading import load
 from natgrad.logger import RunLogger
 from natgrad.runs import (
     CONFIG,
@@ -31,7 +30,8 @@ from natgrad.runs import (
     to_stderr,
     write_json,
 )
-from natgrad.sampler import Sampling
+from natgrad.sampling import Sampling
+from natgrad.version import __version__
 
 DEFAULT_STEPS = 100_000  # env steps of a new run when none are given
 

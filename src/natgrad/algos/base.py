@@ -17,15 +17,17 @@ import torch
 from gymnasium import Space
 from gymnasium.vector import VectorEnv
 
-from natgrad import presets
+from natgrad import checkpoint
 from natgrad.config import Config, check_seed
 from natgrad.envs import EnvLike, env_source, make_vec_env
 from natgrad.errors import NatgradError
 from natgrad.finite import check_finite, finite_rows
 from natgrad.policy import Critic, PolicyInputs
-from natgrad.rollout import RolloutBatch, UpdateBatch, update_batch
-from natgrad.sampler import Sampler, Sampling, make_sampler, rollout_parts
-from natgrad.spaces import VECTOR, check_masks
+from natgrad.presets import preset as preset_of
+from natgrad.rollout import RolloutBatch, UpdateBatch, rollout_parts, update_batch
+from natgrad.sampler import Sampler, make_sampler
+from natgrad.sampling import Sampling
+from natgrad.spaces import VECTOR, check_masks, space_to_data
 from natgrad.threads import check_threads, torch_threads
 
 Callback = Callable[["Algorithm", dict[str, float]], Any]
@@ -59,7 +61,7 @@ class Algorithm:
         self.env_source = None if env is None else env_source(env)
         self.env_id = None if self.env_source is None else self.env_source.name
         preset_id = None if self.env_source is None else self.env_source.id
-        self.preset = presets.preset(self.name, preset_id) if config is None and preset and preset_id else {}
+        self.preset = preset_of(self.name, preset_id) if config is None and preset and preset_id else {}
         vector = None if self.env_source is None else self.env_source.vector
         fixed = {"n_envs": vector.num_envs} if vector is not None and "n_envs" not in overrides else {}
         cfg = (config or self.config_cls()).replace(**{**self.preset, **fixed, **overrides})
@@ -221,10 +223,42 @@ class Algorithm:
         return {"actor": self.actor, "critic": self.critic}
 
     def save(self, path: str | Path, overwrite: bool = False) -> Path:
-        """Write a self-describing checkpoint (config, networks, normalizers, counters)."""
-        from natgrad.checkpoint import save
+        """Write a self-describing checkpoint (``state``) to ``path``; ``natgrad.load`` rebuilds the model from it.
+        A model holding a NaN or inf is never written."""
+        return checkpoint.write(self.state(), path, overwrite)
 
-        return save(self, path, overwrite=overwrite)
+    def state(self) -> dict[str, Any]:
+        """Everything a checkpoint holds: algorithm, env, spaces, seed, config, counters, networks, optimizers,
+        normalizer statistics and the algorithm's own state."""
+        modules = self.trained_modules()
+        check_finite(modules, f"at step {self.num_timesteps}")
+        return {
+            "algo": self.name,
+            "env_id": self.env_id,  # an id or "module:factory"; None for an env natgrad cannot make again
+            "spaces": {"observation": space_to_data(self.observation_space),
+                       "action": space_to_data(self.action_space)},
+            "seed": self.seed,
+            "config": self.config.to_dict(),
+            "num_timesteps": self.num_timesteps,
+            "num_updates": self.num_updates,
+            **{name: module.state_dict() for name, module in modules.items()},
+            "optimizers": {k: opt.state_dict() for k, opt in self.optimizers.items()},
+            "obs_rms": self.obs_normalizer.rms.state_dict(),
+            "reward_rms": self.reward_scaler.rms.state_dict(),
+            "extra": self._extra_state(),
+        }
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Take networks, optimizers, statistics and counters from ``state`` (a checkpoint of this config)."""
+        for name, module in self.trained_modules().items():
+            module.load_state_dict(state[name])
+        for name, opt in self.optimizers.items():
+            opt.load_state_dict(state["optimizers"][name])
+        self.obs_normalizer.rms.load_state_dict(state["obs_rms"])
+        self.reward_scaler.rms.load_state_dict(state["reward_rms"])
+        self._load_extra_state(state["extra"])
+        self.num_timesteps = int(state["num_timesteps"])
+        self.num_updates = int(state["num_updates"])
 
     def close(self) -> None:
         if self._sampler is not None:

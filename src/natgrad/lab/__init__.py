@@ -13,10 +13,10 @@ from pathlib import Path
 
 import torch
 
-from natgrad import __version__
 from natgrad.lab import cg, curves, fisher, invariance, quadratic, softmax
 from natgrad.lab.report import Section, write_report, write_section
 from natgrad.runs import new_run_dir
+from natgrad.version import __version__
 
 EXPERIMENTS: dict[str, Callable[[], Section]] = {
     "softmax": softmax.section,

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 from torch import Tensor
 
-from natgrad import TRPO
+from natgrad.algos import TRPO
 from natgrad.cg import conjugate_gradient
 from natgrad.config import NaturalConfig
 from natgrad.fisher import fisher_vector_product, flat_grad, flat_params
