@@ -53,14 +53,19 @@ def assert_same_batch(a, b):
     assert a.episode_returns == b.episode_returns and a.episode_lengths == b.episode_lengths
 
 
-@pytest.mark.parametrize("env_id", ["CartPole-v1", "Pendulum-v1"])
-def test_one_worker_collects_the_local_batch_bit_for_bit(kill_marker, env_id):
-    kwargs = dict(seed=3, n_envs=3, n_steps=100, normalize_reward=True, preset=False)
+@pytest.mark.parametrize("env_id, recurrent", [("CartPole-v1", "none"), ("Pendulum-v1", "none"),
+                                               ("CartPole-v1", "lstm")])
+def test_one_worker_collects_the_local_batch_bit_for_bit(kill_marker, env_id, recurrent):
+    """A recurrent actor's worker carries its envs' states from batch to batch as the local sampler does."""
+    kwargs = dict(seed=3, n_envs=3, n_steps=100, normalize_reward=True, preset=False, recurrent=recurrent)
     local = natgrad.TRPO(env_id, **kwargs)
     remote = natgrad.TRPO(env_id, workers=1, ray_address="auto", worker_cpus=0.5, **kwargs)
     local_sampler, ray_sampler = LocalSampler(local), make_sampler(remote)
     for _ in range(3):  # the policy changes between batches, the statistics carry over
-        assert_same_batch(local_sampler.collect(100), ray_sampler.collect(100))
+        a, b = local_sampler.collect(100), ray_sampler.collect(100)
+        assert_same_batch(a, b)
+        if recurrent != "none":
+            assert torch.equal(a.actor_states, b.actor_states) and a.actor_states.abs().sum() > 0
         for a, b in [(local.obs_normalizer.rms, remote.obs_normalizer.rms),
                      (local.reward_scaler.rms, remote.reward_scaler.rms)]:
             assert np.array_equal(a.mean, b.mean) and np.array_equal(a.var, b.var) and a.count == b.count
