@@ -35,3 +35,16 @@ def test_learn_and_predict_use_the_models_thread_count_and_restore_the_users(two
 def test_bad_thread_count_is_refused(threads):
     with pytest.raises(NatgradError, match="invalid threads"):
         natgrad.TRPO("CartPole-v1", threads=threads)
+
+
+def test_the_cli_trains_on_the_thread_count_it_is_given(tmp_path, monkeypatch):
+    from natgrad.algos.base import Algorithm
+    from natgrad.training import train_run
+
+    seen = []
+    real = Algorithm._train_on
+    monkeypatch.setattr(Algorithm, "_train_on",
+                        lambda self, *a, **k: (seen.append(torch.get_num_threads()), real(self, *a, **k))[1])
+    train_run("trpo", "CartPole-v1", 64, out=tmp_path / "run", overrides={"n_steps": 64, "n_envs": 1},
+              eval_episodes=0, progress=False, threads=2)
+    assert seen == [2]

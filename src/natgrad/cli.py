@@ -62,12 +62,11 @@ def train(
     worker_cpus: Annotated[float, typer.Option(help="CPUs Ray reserves per rollout worker, e.g. 0.5")] = 1.0,
 ) -> None:
     """Train a policy and write a new run directory: config, metrics.csv, TensorBoard, checkpoints, eval."""
-    import torch
-
     from natgrad.sampling import Sampling
+    from natgrad.threads import check_threads
     from natgrad.training import train_run
 
-    torch.set_num_threads(max(1, threads))
+    check_threads(threads)
     sampling = Sampling(workers, ray_address, worker_cpus)
     if sampling.uses_ray:  # refuse a missing Ray or an unreachable cluster before making a run directory
         from natgrad.ray_cluster import connect
@@ -81,7 +80,7 @@ def train(
             runs_root=runs_root, overrides=parse_overrides(set_), resume=resume,
             checkpoint_every=_count(checkpoint_every, "--checkpoint-every"), eval_episodes=eval_episodes,
             eval_every=_count(eval_every, "--eval-every"), preset=preset, progress=progress, argv=sys.argv,
-            sampling=sampling, echo=typer.echo, warn=_warn,
+            sampling=sampling, threads=threads, echo=typer.echo, warn=_warn,
         )
     except Interrupted as e:
         typer.echo(str(e), err=True)

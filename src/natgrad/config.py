@@ -45,6 +45,8 @@ class Config:
     rnn_layers: int = 1  # recurrent layers
     seq_len: int = 0  # recurrent: steps per sequence piece in minibatches (PPO, critic fit), the cut of
     # backpropagation through time there; 0: the whole n_steps. TRPO/NPG's policy step always uses whole sequences
+    share_trunk: bool = False  # actor and critic share encoder, recurrent core and hidden layers (each keeps its
+    # own output layer); TRPO/NPG then move the shared part only within the trust region (see critic_step)
     retired: ClassVar[frozenset[str]] = frozenset()  # names from_dict drops (written by older natgrad)
 
     def __post_init__(self) -> None:
@@ -131,6 +133,11 @@ class NaturalConfig(CriticFitConfig):
     backtrack_iters: int = 10  # line search tries at most this many j (TRPO only)
     fvp_fraction: float = 1.0  # fraction of the batch the Fisher-vector products use
     anneal_kl: bool = False  # δ_t = δ·(1 − t/T): t = num_timesteps, T = where learn() ends
+    critic_step: str = "natural"  # with share_trunk: how the critic moves the shared trunk after the policy step:
+    # "natural" (its output layer by Adam, then the trunk by a natural-gradient step on the value loss that keeps
+    # the whole update's KL(π_old ‖ π) within max_kl + critic_kl), "head" (its output layer only: the trunk moves
+    # with the policy step alone) or "adam" (Adam on trunk and output layer, as peers do: the KL is unbounded)
+    critic_kl: float = 0.005  # ε_v: the KL the "natural" critic step may add to the update's
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -141,6 +148,9 @@ class NaturalConfig(CriticFitConfig):
         _check(0 < self.backtrack_coef < 1, "backtrack_coef", self.backtrack_coef, "in (0, 1)")
         _check(self.backtrack_iters >= 1, "backtrack_iters", self.backtrack_iters, ">= 1")
         _check(0 < self.fvp_fraction <= 1, "fvp_fraction", self.fvp_fraction, "in (0, 1]")
+        _check(self.critic_step in ("natural", "head", "adam"), "critic_step", self.critic_step,
+               "'natural', 'head' or 'adam'")
+        _check(self.critic_kl > 0 and math.isfinite(self.critic_kl), "critic_kl", self.critic_kl, "a finite ε_v > 0")
 
 
 @dataclass(frozen=True)

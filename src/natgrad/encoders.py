@@ -38,7 +38,8 @@ class Encoder(nn.Module):
         self.features = sum(_width(leaf, self.images) for leaf in self.leaves)
         self.identity = self.layout.single and self.leaves[0].kind == VECTOR
 
-    def forward(self, obs: Obs) -> Tensor:
+    def forward(self, obs: Obs, dtype: torch.dtype = torch.float32) -> Tensor:
+        """Features in ``dtype`` (the network's) for observations with any leading dimensions."""
         if self.identity:
             return obs
         parts = self.layout.unpack(obs)
@@ -47,14 +48,14 @@ class Encoder(nn.Module):
         for leaf in self.leaves:
             x = parts[leaf.key]
             if leaf.kind == "image":
-                flat = x.reshape(-1, *leaf.shape).float() * leaf.scale
+                flat = x.reshape(-1, *leaf.shape).to(dtype) * leaf.scale
                 out.append(self.images[_name(leaf)](flat).reshape(*lead, -1))
             elif leaf.kind == "discrete":
-                out.append(F.one_hot(x, leaf.nvec[0]).float())
+                out.append(F.one_hot(x, leaf.nvec[0]).to(dtype))
             elif leaf.kind == "multidiscrete":
-                out.append(torch.cat([F.one_hot(x[..., k], n).float() for k, n in enumerate(leaf.nvec)], -1))
+                out.append(torch.cat([F.one_hot(x[..., k], n).to(dtype) for k, n in enumerate(leaf.nvec)], -1))
             else:
-                out.append(x.float())
+                out.append(x.to(dtype))
         return out[0] if len(out) == 1 else torch.cat(out, -1)
 
 

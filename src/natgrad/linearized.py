@@ -29,14 +29,17 @@ from natgrad.spaces import Obs
 
 
 class LinearizedActor:
-    """``actor`` and its derivatives at its current θ on ``inputs``, in the order of ``actor.policy_parameters()``
-    (the heads, e.g. a Gaussian's log σ, first; then everything the network output depends on)."""
+    """``actor`` and its derivatives at its current θ on ``inputs``, with respect to ``wrt`` (by default every
+    parameter of π, ``actor.policy_parameters()``): the heads among them (e.g. a Gaussian's log σ) first, then
+    those the network output depends on; others are held fixed."""
 
-    def __init__(self, actor: Actor, inputs: PolicyInputs | Obs) -> None:
+    def __init__(self, actor: Actor, inputs: PolicyInputs | Obs, wrt: list[Tensor] | None = None) -> None:
         inputs = as_inputs(inputs)
         self.actor, self.mask = actor, inputs.mask
-        self.heads = actor.head_parameters()
-        self.net_params = actor.body_parameters()
+        params = actor.policy_parameters() if wrt is None else wrt
+        head_ids = {id(p) for p in actor.head_parameters()}
+        self.heads = [p for p in params if id(p) in head_ids]
+        self.net_params = [p for p in params if id(p) not in head_ids]
         self.params = [*self.heads, *self.net_params]
         self.out = actor.body(inputs)
         self.dist = actor.distribution(self.out, self.mask).detach()

@@ -7,6 +7,7 @@ NPG: θ = θ_old + β x.   TRPO: θ = θ_old + α^j β x for the first j with L 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -72,7 +73,6 @@ def natural_step(
     run over all of them. A recurrent actor re-runs each sequence (a column) from its stored state."""
     inputs = as_inputs(inputs)
     params = actor.policy_parameters()
-    theta_old = flat_params(params)
     linear = LinearizedActor(actor, inputs)  # one forward serves L(θ_old), g and, on the full batch, the FVPs
     old = linear.dist
 
@@ -90,30 +90,49 @@ def natural_step(
     if cfg.fvp_fraction < 1.0:
         linear = LinearizedActor(actor, subsample(inputs, log_probs_old.dim(), cfg.fvp_fraction, generator,
                                                   actor.recurrent))
-    fvp = linear.fisher_vector_product(cfg.damping)
+    return trust_region_step(params, g, float(loss_old), linear.fisher_vector_product(cfg.damping), evaluate,
+                             cfg.max_kl, cfg.max_kl, cfg, line_search)
+
+
+def trust_region_step(
+    params: list[torch.nn.Parameter],
+    g: Tensor,
+    value_old: float,
+    fvp: Callable[[Tensor], Tensor],
+    evaluate: Callable[[Tensor], tuple[float, float]],
+    radius: float,
+    bound: float,
+    cfg: NaturalConfig,
+    line_search: bool,
+) -> NaturalStep:
+    """Raise an objective of ``params`` (value ``value_old`` and gradient g at θ_old) in policy space, in place.
+
+    Solve F x = g by CG with the Fisher-vector product ``fvp``; β = √(2·radius / xᵀFx), a step whose quadratic
+    KL is ``radius``. NPG: θ_old + βx. TRPO: θ_old + α^j βx for the first j where ``evaluate`` (which writes θ
+    into the parameters and returns (objective, mean KL(π_old ‖ π_θ))) shows the objective improved and the KL
+    within ``bound``; if none, θ_old bit for bit. A step that is not finite is never taken."""
+    theta_old = flat_params(params)
     cg = conjugate_gradient(fvp, g, cfg.cg_iters, cfg.cg_tol)
-    beta = max_step_size(cfg.max_kl, float(cg.x @ fvp(cg.x)))
+    beta = max_step_size(radius, float(cg.x @ fvp(cg.x)))
     refused = NaturalStep(False, 0.0, 0.0, cfg.backtrack_iters, cg.iterations, cg.residual_norm,
                           math.nan, float(g.norm()))
     if math.isnan(beta) or not torch.isfinite(cg.x).all():
         return refused  # xᵀFx ≤ 0 or non-finite: a NaN step, never taken
     full_step = beta * cg.x
-    surrogate_old = float(loss_old)
     if line_search:
         result = backtracking_line_search(
-            evaluate, theta_old, full_step, surrogate_old, cfg.max_kl, cfg.backtrack_coef, cfg.backtrack_iters
+            evaluate, theta_old, full_step, value_old, bound, cfg.backtrack_coef, cfg.backtrack_iters
         )
         set_flat_params(params, result.theta)
         if not result.accepted:
             return refused
-        return NaturalStep(True, result.kl, result.surrogate - surrogate_old, result.backtracks,
+        return NaturalStep(True, result.kl, result.surrogate - value_old, result.backtracks,
                            cg.iterations, cg.residual_norm, beta, float(g.norm()))
-    new_surrogate, kl = evaluate(theta_old + full_step)
-    if not (math.isfinite(new_surrogate) and math.isfinite(kl)):
+    new_value, kl = evaluate(theta_old + full_step)
+    if not (math.isfinite(new_value) and math.isfinite(kl)):
         set_flat_params(params, theta_old)
         return refused
-    return NaturalStep(True, kl, new_surrogate - surrogate_old, 0, cg.iterations, cg.residual_norm,
-                       beta, float(g.norm()))
+    return NaturalStep(True, kl, new_value - value_old, 0, cg.iterations, cg.residual_norm, beta, float(g.norm()))
 
 
 def subsample(inputs: PolicyInputs, lead: int, fraction: float, generator: torch.Generator | None,

@@ -18,7 +18,7 @@ from torch import Tensor, nn
 
 from natgrad.distributions import Distribution
 from natgrad.encoders import Encoder
-from natgrad.networks import mlp
+from natgrad.networks import mlp, orthogonal
 from natgrad.recurrent import RecurrentCore
 from natgrad.spaces import ActionSpec, Obs, ObsLayout, tree_map
 
@@ -44,13 +44,23 @@ def as_inputs(x: PolicyInputs | Obs) -> PolicyInputs:
 
 
 class Network(nn.Module):
-    """encoder → (recurrent core) → MLP to ``out_dim`` outputs."""
+    """encoder → (recurrent core) → MLP to ``out_dim`` outputs.
+
+    ``share``: another network whose *trunk* (encoder, recurrent core and hidden layers: all but the output
+    layer) this one uses, the very same modules, with an output layer of its own: a shared actor-critic.
+    """
 
     def __init__(self, layout: ObsLayout, out_dim: int, out_gain: float, hidden: Sequence[int] = (64, 64),
                  activation: str = "tanh", cnn: str = "auto", cnn_features: int = 0, recurrent: str = "none",
-                 rnn_hidden: int = 64, rnn_layers: int = 1) -> None:
+                 rnn_hidden: int = 64, rnn_layers: int = 1, share: Network | None = None) -> None:
         super().__init__()
         self.layout = layout
+        if share is not None:
+            self.encoder, self.core = share.encoder, share.core
+            hidden_layers = list(share.net)[:-1]
+            width = share.net[-1].in_features
+            self.net = nn.Sequential(*hidden_layers, orthogonal(nn.Linear(width, out_dim), out_gain))
+            return
         self.encoder = Encoder(layout, cnn, cnn_features)
         width = self.encoder.features
         if recurrent != "none":
@@ -59,6 +69,15 @@ class Network(nn.Module):
         else:
             self.core = None
         self.net = mlp(width, hidden, out_dim, activation, out_gain=out_gain)
+
+    def trunk_parameters(self) -> list[nn.Parameter]:
+        """The parameters before the output layer: encoder, recurrent core, hidden layers."""
+        return [*self.encoder.parameters(), *([] if self.core is None else self.core.parameters()),
+                *self.net[:-1].parameters()]
+
+    def head_layer_parameters(self) -> list[nn.Parameter]:
+        """The output layer's parameters."""
+        return list(self.net[-1].parameters())
 
     @property
     def recurrent(self) -> bool:
@@ -75,7 +94,7 @@ class Network(nn.Module):
 
     def body_and_states(self, inputs: PolicyInputs) -> tuple[Tensor, Tensor | None]:
         """The outputs, and the recurrent state after every step (T, N, S) (None without a core)."""
-        x = self.encoder(inputs.obs)
+        x = self.encoder(inputs.obs, self.net[-1].weight.dtype)
         states = None
         if self.core is not None:
             x, states = self.core(x, inputs.first, inputs.state)
@@ -127,8 +146,7 @@ class Actor(Network):
 
     def body_parameters(self) -> list[nn.Parameter]:
         """The parameters the network output depends on."""
-        return [*self.encoder.parameters(), *([] if self.core is None else self.core.parameters()),
-                *self.net.parameters()]
+        return [*self.trunk_parameters(), *self.head_layer_parameters()]
 
     def policy_parameters(self) -> list[nn.Parameter]:
         """θ: every parameter of π, heads first (the order of flat θ in the natural-gradient step)."""
@@ -150,8 +168,9 @@ class Critic(Network):
         super().__init__(layout, 1, 1.0, hidden, activation, **options)
 
     @classmethod
-    def from_config(cls, layout: ObsLayout, cfg: Any) -> Critic:
-        return cls(layout, **network_options(cfg))
+    def from_config(cls, layout: ObsLayout, cfg: Any, actor: Actor | None = None) -> Critic:
+        """The critic ``cfg`` asks for: on the actor's trunk when ``cfg.share_trunk`` (then ``actor`` is needed)."""
+        return cls(layout, **network_options(cfg), share=actor if cfg.share_trunk else None)
 
     def forward(self, x: PolicyInputs | Obs) -> Tensor:
         return self.body(as_inputs(x)).squeeze(-1)

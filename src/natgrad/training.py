@@ -41,12 +41,12 @@ class Interrupted(KeyboardInterrupt):
 
 
 def build_model(algo: str, env_id: str, seed: int, overrides: dict[str, Any], preset: bool = True,
-                sampling: Sampling = Sampling()) -> Algorithm:
+                sampling: Sampling = Sampling(), threads: int = 1) -> Algorithm:
     """A fresh model of algorithm ``algo`` (by its CLI name), from its preset for ``env_id`` if asked."""
     cls = ALGORITHMS.get(algo.lower())
     if cls is None:
         raise NatgradError(f"unknown algorithm {algo!r}: use one of {', '.join(sorted(ALGORITHMS))}")
-    return cls(env_id, seed=seed, preset=preset, **asdict(sampling), **overrides)
+    return cls(env_id, seed=seed, preset=preset, threads=threads, **asdict(sampling), **overrides)
 
 
 def train_run(
@@ -65,6 +65,7 @@ def train_run(
     progress: bool = True,
     argv: list[str] | None = None,
     sampling: Sampling = Sampling(),
+    threads: int = 1,
     echo: Callable[[str], object] = print,
     warn: Warn = to_stderr,
 ) -> tuple[Path, dict[str, float] | None]:
@@ -86,11 +87,11 @@ def train_run(
     overrides = overrides or {}
     if resume is not None:
         source = latest_model(resume, warn)
-        model = load(source, **asdict(sampling), **overrides)
+        model = load(source, threads=threads, **asdict(sampling), **overrides)
         steps = steps_left(source, model.num_timesteps) if steps is None else steps
     else:
         source = None
-        model = build_model(algo, env_id, seed, overrides, preset, sampling)
+        model = build_model(algo, env_id, seed, overrides, preset, sampling, threads)
         steps = DEFAULT_STEPS if steps is None else steps
     run_dir = new_run_dir(runs_root, safe_name(f"{model.env_id}-{model.name}-s{model.seed}"), out)
     write_json(run_dir / CONFIG, {

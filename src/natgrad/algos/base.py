@@ -79,7 +79,7 @@ class Algorithm:
         torch.manual_seed(self.seed)
         self.actor, self.obs_normalizer, self.reward_scaler = rollout_parts(*spaces, cfg.n_envs, cfg)
         self.layout = self.actor.layout
-        self.critic = Critic.from_config(self.layout, cfg)
+        self.critic = Critic.from_config(self.layout, cfg, self.actor)
         self.generator = torch.Generator().manual_seed(self.seed)
         self.num_timesteps = 0
         self.num_updates = 0

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import ClassVar
 
+import torch
+
 from natgrad.algos.base import Algorithm
 from natgrad.config import NaturalConfig
 from natgrad.critic_fit import fit_critic
@@ -12,17 +14,19 @@ from natgrad.gae import normalize
 from natgrad.natural import natural_step
 from natgrad.optim import adam
 from natgrad.rollout import UpdateBatch
+from natgrad.shared_critic import critic_fit_parameters, natural_critic_step
 
 
 class NaturalGradient(Algorithm):
-    """Policy: one natural-gradient step per batch. Critic: minibatch Adam on the GAE returns."""
+    """Policy: one natural-gradient step per batch. Critic: minibatch Adam on the GAE returns (on a shared trunk:
+    see ``natgrad.shared_critic``)."""
 
     config_cls = NaturalConfig
     line_search: ClassVar[bool]
     config: NaturalConfig
 
     def _setup(self) -> None:
-        self.critic_optimizer = adam(self.critic.parameters(), self.config.vf_lr)
+        self.critic_optimizer = adam(critic_fit_parameters(self.critic, self.config), self.config.vf_lr)
         self.optimizers = {"critic": self.critic_optimizer}
 
     def _update(self, data: UpdateBatch, progress: float, gae: Callable[[], UpdateBatch]) -> dict[str, float]:
@@ -32,11 +36,31 @@ class NaturalGradient(Algorithm):
         # whole sequences for a recurrent actor, else single states (so the FVP subsample draws states)
         seq = data.sequences(cfg.n_steps if self.actor.recurrent else 1)
         adv = normalize(seq.advantages) if cfg.normalize_advantage else seq.advantages
+        old = None
+        if cfg.share_trunk:
+            with torch.no_grad():
+                old = self.actor(seq.actor_inputs).detach()
         step = natural_step(self.actor, seq.actor_inputs, seq.actions, seq.log_probs, adv, cfg, self.line_search,
                             self.generator)
         critic_loss = fit_critic(self.critic, self.critic_optimizer, data.sequences(cfg.piece_length),
                                  cfg.vf_epochs, cfg.vf_minibatch_size, self.generator)
-        return {**step.metrics(), "policy/max_kl": cfg.max_kl, "critic/loss": critic_loss}
+        metrics = {**step.metrics(), "policy/max_kl": cfg.max_kl, "critic/loss": critic_loss}
+        if old is not None:
+            metrics.update(self._shared_trunk_step(seq, old, cfg))
+        return metrics
+
+    def _shared_trunk_step(self, seq: UpdateBatch, old, cfg: NaturalConfig) -> dict[str, float]:
+        """The critic's step on the shared trunk ("natural" only), and the KL the whole update reached."""
+        metrics = {}
+        if cfg.critic_step == "natural":
+            step = natural_critic_step(self.actor, self.critic, seq.actor_inputs, seq.critic_inputs, seq.returns,
+                                       old, cfg)
+            metrics = {"critic/trunk_step_accepted": float(step.accepted),
+                       "critic/trunk_loss_decrease": step.surrogate_improvement}
+        with torch.no_grad():
+            metrics["policy/kl_update"] = float(old.kl(self.actor(seq.actor_inputs)).mean())
+        metrics["policy/kl_bound"] = cfg.max_kl + (cfg.critic_kl if cfg.critic_step == "natural" else 0.0)
+        return metrics
 
 
 class NPG(NaturalGradient):
