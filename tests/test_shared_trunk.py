@@ -126,12 +126,14 @@ def test_a_shared_trunk_survives_save_and_load(tmp_path):
     ("trpo", "natgrad-test/Image-v0", None), ("ppo", "natgrad-test/Image-v0", None)])
 def test_a_shared_trunk_learns_like_separate_networks(algo, env_id, threshold):
     """The separate networks' bars: CartPole's training return of 475 within 150k (TRPO) or 200k (PPO) steps, and the
-    image task's evaluation within 80% of the best, on at least two of three seeds."""
+    image task's evaluation within 80% of the best, on at least two of three seeds. PPO's combined loss on one
+    trunk needs returns on its advantages' scale: there with normalize_reward (on this machine seeds 0-2 then
+    reach 475 by 63.5k steps; without it, not within 200k)."""
     if threshold is not None:
         from test_algorithms import seeds_reaching
 
-        budget = 150_000 if algo == "trpo" else 200_000
-        assert len(seeds_reaching(natgrad.ALGORITHMS[algo], threshold, budget, share_trunk=True)) >= 2
+        budget, kw = (150_000, {}) if algo == "trpo" else (200_000, {"normalize_reward": True})
+        assert len(seeds_reaching(natgrad.ALGORITHMS[algo], threshold, budget, share_trunk=True, **kw)) >= 2
         return
     _, best, random = space_envs.TASKS[env_id]
     passed = []

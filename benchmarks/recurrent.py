@@ -1,0 +1,258 @@
+"""Recurrent policies on partially observed classic control, beside sb3-contrib's RecurrentPPO.
+
+CartPole-v1 and Pendulum-v1 with their velocities removed (natgrad's ``natgrad/CartPoleNoVel-v1`` and
+``natgrad/PendulumNoVel-v1``: positions only). Three groups, on the same budget (RecurrentPPO's documented
+one, 1e5 steps) and seeds:
+
+- natgrad's recurrent TRPO, NPG and PPO (their presets for these envs), and the same algorithms with an MLP
+  (``--set recurrent=none``), each a ``natgrad bench`` grid whose summary.json this script reads;
+- sb3-contrib's RecurrentPPO with rl-baselines3-zoo's hyperparameters (hyperparams/ppo_lstm.yml, copied into
+  ZOO below) on the same masked envs, trained here in the peers' venv (``--peer-python``) and scored the way
+  ``natgrad bench`` scores natgrad: the final deterministic policy over 10 episodes on the evaluation seeds
+  10000, 10001, …, and the mean return of the last 10% of training episodes; steps/s is env steps over the
+  seconds of ``learn``.
+
+It also measures the cost of one TRPO update, recurrent against MLP, on the same batch size: the seconds of a
+Fisher-vector product and of the whole natural-gradient step, and the CG iterations (medians over repeats).
+
+    natgrad bench --algos trpo,npg,ppo --envs natgrad/CartPoleNoVel-v1,natgrad/PendulumNoVel-v1 --seeds 0-2 \\
+        --steps 1e5 --eval-every 10000 --jobs 2 --out bench-out/recurrent
+    natgrad bench --algos trpo,npg,ppo --envs natgrad/CartPoleNoVel-v1,natgrad/PendulumNoVel-v1 --seeds 0-2 \\
+        --steps 1e5 --eval-every 10000 --jobs 2 --set recurrent=none --out bench-out/recurrent-mlp
+    python benchmarks/recurrent.py --peer-python PEERS/bin/python --seeds 0-2 --jobs 2 \\
+        --natgrad bench-out/recurrent --mlp bench-out/recurrent-mlp --out bench-out/recurrent-peer
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+EVAL_SEED = 10_000  # natgrad.evaluation.EVAL_SEED
+ENVS = {"natgrad/CartPoleNoVel-v1": ("CartPole-v1", (0, 2)), "natgrad/PendulumNoVel-v1": ("Pendulum-v1", (0, 1))}
+# rl-baselines3-zoo hyperparams/ppo_lstm.yml (CartPoleNoVel-v1, PendulumNoVel-v1); "lin_x": x·(1 − progress)
+ZOO: dict[str, dict[str, Any]] = {
+    "natgrad/CartPoleNoVel-v1": dict(n_envs=8, n_timesteps=1e5, n_steps=32, batch_size=256, gae_lambda=0.8,
+                                     gamma=0.98, n_epochs=20, ent_coef=0.0, learning_rate="lin_0.001",
+                                     clip_range="lin_0.2"),
+    "natgrad/PendulumNoVel-v1": dict(n_envs=4, n_timesteps=1e5, n_steps=1024, gae_lambda=0.95, gamma=0.9,
+                                     n_epochs=10, ent_coef=0.0, learning_rate=1e-3, clip_range=0.2, use_sde=True,
+                                     sde_sample_freq=4),
+}
+
+
+# ---------------------------------------------------------------- the peer (runs in the peers' venv)
+def masked_env(env_id: str):
+    """The env of ``env_id`` as natgrad makes it: the base env observing its positions only."""
+    import gymnasium as gym
+    import numpy as np
+
+    base, keep = ENVS[env_id]
+
+    class Positions(gym.ObservationWrapper):
+        def __init__(self, env):
+            super().__init__(env)
+            box = env.observation_space
+            self.observation_space = gym.spaces.Box(box.low[list(keep)], box.high[list(keep)], dtype=box.dtype)
+
+        def observation(self, observation):
+            return observation[list(keep)].astype(np.float32)
+
+    return Positions(gym.make(base))
+
+
+def worker(env_id: str, seed: int, steps: int, eval_episodes: int, out: Path) -> None:
+    """Train one RecurrentPPO agent with the zoo's settings and write its scores to ``out``."""
+    import numpy as np
+    import torch
+    from sb3_contrib import RecurrentPPO
+    from stable_baselines3.common.env_util import make_vec_env, unwrap_wrapper
+    from stable_baselines3.common.monitor import Monitor
+
+    torch.set_num_threads(1)
+    kwargs = dict(ZOO[env_id])
+    n_envs, budget = kwargs.pop("n_envs"), kwargs.pop("n_timesteps")
+    for key in ("learning_rate", "clip_range"):
+        if isinstance(kwargs.get(key), str):
+            start = float(kwargs[key].split("_")[1])
+            kwargs[key] = lambda progress, start=start: progress * start
+    env = make_vec_env(lambda: masked_env(env_id), n_envs=n_envs, seed=seed)
+    model = RecurrentPPO("MlpLstmPolicy", env, seed=seed, device="cpu", **kwargs)
+    start = time.perf_counter()
+    model.learn(int(steps or budget))
+    seconds = time.perf_counter() - start
+    monitors = [unwrap_wrapper(e, Monitor) for e in env.envs]
+    ended = sorted((t, r) for m in monitors for t, r in zip(m.get_episode_times(), m.get_episode_rewards()))
+    rewards = [r for _, r in ended]
+    tail = rewards[-max(1, len(rewards) // 10):]
+    eval_env = masked_env(env_id)
+    returns = []
+    for i in range(eval_episodes):
+        obs, _ = eval_env.reset(seed=EVAL_SEED + i)
+        state, start_flag, total, done = None, np.ones(1, bool), 0.0, False
+        while not done:
+            action, state = model.predict(obs[None], state=state, episode_start=start_flag, deterministic=True)
+            obs, reward, terminated, truncated, _ = eval_env.step(action[0])
+            total, done, start_flag = total + float(reward), terminated or truncated, np.zeros(1, bool)
+        returns.append(total)
+    result = {"env": env_id, "seed": seed, "steps": int(model.num_timesteps), "final_train": float(np.mean(tail)),
+              "final_eval": float(np.mean(returns)), "final_eval_std": float(np.std(returns)),
+              "steps_per_second": model.num_timesteps / seconds, "hyperparameters": ZOO[env_id]}
+    tmp = out.with_suffix(".tmp")
+    tmp.write_text(json.dumps(result, indent=2) + "\n")
+    tmp.rename(out)
+
+
+def run_peers(peer_python: str, seeds: list[int], steps: int, eval_episodes: int, jobs: int, out: Path) -> None:
+    """One worker process per (env, seed) not yet done, ``jobs`` at a time (resumable)."""
+    todo = []
+    for env_id in ZOO:
+        for seed in seeds:
+            path = out / env_id.replace("/", "_") / f"s{seed}.json"
+            if not path.exists():
+                path.parent.mkdir(parents=True, exist_ok=True)
+                todo.append((env_id, seed, path))
+
+    def one(job: tuple[str, int, Path]) -> None:
+        env_id, seed, path = job
+        cmd = [peer_python, __file__, "--worker", "--env", env_id, "--seeds", str(seed), "--steps", str(steps),
+               "--eval-episodes", str(eval_episodes), "--out", str(path)]
+        with open(path.with_suffix(".log"), "w") as log:
+            code = subprocess.call(cmd, stdout=log, stderr=subprocess.STDOUT)
+        print(f"RecurrentPPO {env_id} seed {seed}: {'done' if code == 0 else f'failed ({code}), see {log.name}'}",
+              flush=True)
+
+    with ThreadPoolExecutor(jobs) as pool:
+        list(pool.map(one, todo))
+
+
+# ---------------------------------------------------------------- the update's cost (natgrad's venv)
+def update_cost(env_id: str, repeats: int = 5) -> list[dict[str, Any]]:
+    """Seconds of one FVP and of one natural-gradient step, and CG iterations, recurrent (the TRPO preset) against
+    the same with an MLP, on one collected batch each; medians over ``repeats``."""
+    import torch
+
+    import natgrad
+    from natgrad.gae import normalize
+    from natgrad.linearized import LinearizedActor
+    from natgrad.natural import natural_step
+    from natgrad.rollout import update_batch
+    from natgrad.sampler import make_sampler
+
+    torch.set_num_threads(1)
+    rows = []
+    for recurrent in ("lstm", "none"):
+        model = natgrad.TRPO(env_id, seed=0, recurrent=recurrent)
+        batch = make_sampler(model).collect(model.config.n_steps)
+        data = update_batch(batch, model.critic, model.config.gamma, model.config.gae_lambda)
+        seq = data.sequences(model.config.n_steps if model.actor.recurrent else 1)
+        adv = normalize(seq.advantages)
+        theta = [p.detach().clone() for p in model.actor.parameters()]
+        fvp_seconds, step_seconds, iterations = [], [], []
+        for _ in range(repeats):
+            fvp = LinearizedActor(model.actor, seq.actor_inputs).fisher_vector_product(model.config.damping)
+            v = torch.randn(sum(p.numel() for p in model.actor.policy_parameters()))
+            start = time.perf_counter()
+            fvp(v)
+            fvp_seconds.append(time.perf_counter() - start)
+            start = time.perf_counter()
+            step = natural_step(model.actor, seq.actor_inputs, seq.actions, seq.log_probs, adv, model.config, True)
+            step_seconds.append(time.perf_counter() - start)
+            iterations.append(step.cg_iterations)
+            for p, t in zip(model.actor.parameters(), theta):
+                p.data.copy_(t)
+        rows.append({"env": env_id, "network": "LSTM" if recurrent == "lstm" else "MLP",
+                     "batch": model.config.batch_size, "sequence": f"{model.config.n_steps} × {model.config.n_envs}",
+                     "fvp_ms": 1000 * statistics.median(fvp_seconds),
+                     "natural_step_ms": 1000 * statistics.median(step_seconds),
+                     "cg_iterations": statistics.median(iterations)})
+        model.close()
+    return rows
+
+
+# ---------------------------------------------------------------- the table
+def table(natgrad_root: Path, mlp_root: Path, peer_root: Path) -> list[dict[str, Any]]:
+    """Per env and contender: seeds, final eval mean ± std over seeds, final train return, steps/s (median)."""
+    from natgrad.report import find_runs
+
+    rows = []
+    for label, root in (("recurrent", natgrad_root), ("MLP", mlp_root)):
+        runs = find_runs(root) if root and root.exists() else []
+        for env_id, algo in sorted({(r.env_id, r.algo) for r in runs}):
+            group = [r for r in runs if (r.env_id, r.algo) == (env_id, algo)]
+            rows.append(_row(env_id, f"natgrad {algo.upper()} {label}", [r.seed for r in group],
+                             [r.final_eval for r in group], [r.final_train for r in group],
+                             [r.steps_per_second for r in group]))
+    for env_id in ZOO:
+        peers = [json.loads(p.read_text()) for p in sorted((peer_root / env_id.replace("/", "_")).glob("s*.json"))]
+        if peers:
+            rows.append(_row(env_id, "sb3-contrib RecurrentPPO", [p["seed"] for p in peers],
+                             [p["final_eval"] for p in peers], [p["final_train"] for p in peers],
+                             [p["steps_per_second"] for p in peers]))
+    return sorted(rows, key=lambda r: r["env"])
+
+
+def _row(env_id: str, contender: str, seeds: list[int], evals: list[float], trains: list[float],
+         sps: list[float]) -> dict[str, Any]:
+    spread = statistics.pstdev(evals) if len(evals) > 1 else 0.0
+    return {"env": env_id, "contender": contender, "seeds": seeds, "final_eval_mean": statistics.mean(evals),
+            "final_eval_std": spread, "final_eval_per_seed": evals, "final_train_mean": statistics.mean(trains),
+            "steps_per_second": statistics.median(sps)}
+
+
+def markdown(rows: list[dict[str, Any]], costs: list[dict[str, Any]]) -> str:
+    peer = {r["env"]: r for r in rows if r["contender"].startswith("sb3")}
+    lines = ["| env | contender | seeds | final eval, mean ± std over seeds | per seed | final train return "
+             "| steps/s | steps/s ÷ RecurrentPPO |", "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        ratio = r["steps_per_second"] / peer[r["env"]]["steps_per_second"] if r["env"] in peer else float("nan")
+        each = ", ".join(f"{x:.1f}" for x in r["final_eval_per_seed"])
+        lines.append(f"| {r['env']} | {r['contender']} | {len(r['seeds'])} | {r['final_eval_mean']:.1f} ± "
+                     f"{r['final_eval_std']:.1f} | {each} | {r['final_train_mean']:.1f} | {r['steps_per_second']:.0f} "
+                     f"| {ratio:.2f}× |")
+    if costs:
+        lines += ["", "| env | network | batch (T × N) | one FVP, ms | natural-gradient step, ms | CG iterations |",
+                  "|---|---|---|---|---|---|"]
+        lines += [f"| {c['env']} | {c['network']} | {c['batch']} ({c['sequence']}) | {c['fvp_ms']:.1f} "
+                  f"| {c['natural_step_ms']:.0f} | {c['cg_iterations']:.0f} |" for c in costs]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seeds", default="0-2")
+    parser.add_argument("--steps", type=float, default=0, help="peer budget (default: the zoo's, 1e5)")
+    parser.add_argument("--eval-episodes", type=int, default=10)
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--out", type=Path, default=Path("bench-out/recurrent-peer"))
+    parser.add_argument("--peer-python", help="python of the venv with sb3-contrib (trains the peers)")
+    parser.add_argument("--natgrad", type=Path, help="the natgrad bench grid of the recurrent presets")
+    parser.add_argument("--mlp", type=Path, help="the natgrad bench grid with --set recurrent=none")
+    parser.add_argument("--cost-repeats", type=int, default=5, help="repeats of the update-cost measurement (0: skip)")
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--env", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:  # one env, one seed, in the peers' environment (no natgrad there)
+        worker(args.env, int(args.seeds), int(args.steps), args.eval_episodes, args.out)
+        return
+    from natgrad.bench import parse_seeds
+
+    if args.peer_python:
+        run_peers(args.peer_python, parse_seeds(args.seeds), int(args.steps), args.eval_episodes, args.jobs, args.out)
+    rows = table(args.natgrad, args.mlp, args.out)
+    costs = [c for env_id in ZOO for c in update_cost(env_id, args.cost_repeats)] if args.cost_repeats else []
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "summary.json").write_text(json.dumps({"rows": rows, "update_cost": costs}, indent=2) + "\n")
+    print(markdown(rows, costs))
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).parent))
+    main()
