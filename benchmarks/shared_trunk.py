@@ -80,7 +80,8 @@ def update_cost(env_id: str, overrides: dict[str, Any], repeats: int = 5) -> lis
     from natgrad.sampler import make_sampler
 
     torch.set_num_threads(1)
-    designs = {"separate": {}, **{step: {"share_trunk": True, "critic_step": step} for step in ("natural", "head", "adam")}}
+    shared = {step: {"share_trunk": True, "critic_step": step} for step in ("natural", "head", "adam")}
+    designs = {"separate": {}, **shared}
     models = {name: natgrad.TRPO(env_id, seed=0, **overrides, **kw) for name, kw in designs.items()}
     batches = {name: make_sampler(m).collect(m.config.n_steps) for name, m in models.items()}
     seconds: dict[str, list[float]] = {name: [] for name in designs}
