@@ -1,5 +1,6 @@
 """natgrad: policy optimization in policy space (NPG, TRPO, PPO) on Gymnasium environments."""
 
+from natgrad import callbacks
 from natgrad.algos import ALGORITHMS, NPG, PPO, PPOKL, TRPO, VPG, Algorithm
 from natgrad.config import (
            Config,
@@ -16,4 +17,5 @@ from natgrad.version import __version__
 
 __all__ = ["ALGORITHMS", "NPG", "PPO", "PPOKL", "TRPO", "VPG", "Algorithm", "Config", "CriticFitConfig",
            "NaturalConfig",
-           "NatgradError", "PPOConfig", "PPOKLConfig", "ProximalConfig", "VPGConfig", "load", "__version__"]
+           "NatgradError", "PPOConfig", "PPOKLConfig", "ProximalConfig", "VPGConfig", "callbacks", "load",
+           "__version__"]

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import gymnasium as gym
@@ -68,28 +66,5 @@ def _episode(model: Algorithm, vec: SyncVectorEnv, observe: Observer, acting: Ac
 
 
 def summary(returns: list[float]) -> dict[str, float]:
+    """Mean, std and count of evaluation returns (``eval.json``)."""
     return {"mean": float(np.mean(returns)), "std": float(np.std(returns)), "episodes": len(returns)}
-
-
-class PeriodicEvaluation:
-    """A ``learn`` callback: every ``every`` env steps, a deterministic evaluation appended to a CSV.
-
-    Each row holds the env steps so far and the mean, std, min and max return of ``episodes``
-    episodes (always the same seeds, so rows are comparable along training).
-    """
-
-    def __init__(self, path: Path, every: int, episodes: int = 10) -> None:
-        self.every, self.episodes = every, episodes
-        self.file = open(path, "x", newline="")
-        self.csv = csv.writer(self.file)
-        self.csv.writerow(["step", "mean", "std", "min", "max"])
-
-    def __call__(self, model: Algorithm, metrics: dict[str, float]) -> None:
-        steps = model.num_timesteps
-        if steps // self.every > (steps - model.config.batch_size) // self.every:  # crossed a multiple
-            returns = evaluate(model, self.episodes)
-            self.csv.writerow([steps, np.mean(returns), np.std(returns), np.min(returns), np.max(returns)])
-            self.file.flush()
-
-    def close(self) -> None:
-        self.file.close()
