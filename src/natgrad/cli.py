@@ -205,6 +205,23 @@ def report(root: Annotated[Path, typer.Argument(
         typer.echo(f"wrote {path}")
 
 
+@app.command()
+def plot(
+    runs: Annotated[list[Path], typer.Argument(
+        help="run directories (a resumed run is drawn joined with its parent), or directories holding runs "
+             "(a bench grid, a tune study)")],
+    out: Annotated[Path, typer.Option(help="the PNG file to write (must not exist)")] = Path("plot.png"),
+    group: Annotated[Optional[str], typer.Option(
+        help="draw the mean and a ± std band of the runs sharing one value of: algo, env, seed or config.<option> "
+             "(e.g. config.max_kl); default: every run on its own")] = None,
+    smooth: Annotated[int, typer.Option(help="episodes in the moving average of the training return")] = 20,
+) -> None:
+    """Plot the return against env steps (training and evaluations) and the trust-region diagnostics of runs."""
+    from natgrad.plot import plot_runs
+
+    typer.echo(f"wrote {plot_runs(runs, out, group, smooth)}")
+
+
 def _count(value: float, option: str) -> int:
     """A number of env steps given as a float (``1e6``); NaN and infinity are refused."""
     if not math.isfinite(value):
