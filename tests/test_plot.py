@@ -27,8 +27,9 @@ def runs(tmp_path_factory):
     out = {}
     for name, algo, seed in (("trpo0", "trpo", 0), ("trpo1", "trpo", 1), ("ppo0", "ppo", 0)):
         out[name], _ = train_run(algo, "CartPole-v1", seed=seed, out=root / name, **common)
-    out["resumed"], _ = train_run("trpo", "CartPole-v1", out=root / "resumed", resume=checkpoint_path(out["trpo0"], 256),
-                                  **{**common, "steps": 256, "overrides": {}})
+    resumed = {**common, "steps": 256, "overrides": {}}
+    out["resumed"], _ = train_run("trpo", "CartPole-v1", out=root / "resumed",
+                                  resume=checkpoint_path(out["trpo0"], 256), **resumed)
     return out
 
 

@@ -14,8 +14,9 @@ from natgrad.config import (
 from natgrad.errors import NatgradError
 from natgrad.loading import load
 from natgrad.version import __version__
+from natgrad.video import record_video
 
 __all__ = ["ALGORITHMS", "NPG", "PPO", "PPOKL", "TRPO", "VPG", "Algorithm", "Config", "CriticFitConfig",
            "NaturalConfig",
            "NatgradError", "PPOConfig", "PPOKLConfig", "ProximalConfig", "VPGConfig", "callbacks", "load",
-           "__version__"]
+           "record_video", "__version__"]

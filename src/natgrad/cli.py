@@ -99,11 +99,14 @@ def eval_(
     stochastic: Annotated[bool, typer.Option(help="sample actions instead of the mode")] = False,
     env: Annotated[Optional[str], typer.Option(
         help="the env to evaluate on, an id or module:factory (default: the one the model was trained on)")] = None,
+    video: Annotated[Optional[Path], typer.Option(
+        help="record every episode as an MP4 file in this directory (needs natgrad[video])")] = None,
 ) -> None:
-    """Reload a trained model and print its mean ± std return."""
+    """Reload a trained model and print its mean ± std return (and record its episodes with --video)."""
     from natgrad.evaluation import evaluate, summary
     from natgrad.loading import load
     from natgrad.runs import latest_model
+    from natgrad.video import record_video
 
     if episodes < 1:
         raise NatgradError(f"--episodes must be >= 1, got {episodes}: evaluate at least one episode")
@@ -113,7 +116,13 @@ def eval_(
     if model.env is None:
         raise NatgradError(f"{path} was trained on an env object natgrad cannot make again: pass --env with its "
                            "registered id or module:factory (a function returning the env)")
-    result = summary(evaluate(model, episodes, seed, deterministic=not stochastic))
+    if video is None:
+        returns = evaluate(model, episodes, seed, deterministic=not stochastic)
+    else:
+        recording = record_video(model, video, episodes, seed, deterministic=not stochastic)
+        returns = recording.returns
+        typer.echo(f"wrote {len(recording.files)} video(s): {', '.join(map(str, recording.files))}")
+    result = summary(returns)
     model.close()
     typer.echo(f"{model.name} on {model.env_id} ({path}, {model.num_timesteps} steps): "
                f"{result['mean']:.2f} ± {result['std']:.2f} over {episodes} episodes")

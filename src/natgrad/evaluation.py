@@ -27,7 +27,8 @@ def evaluate(model: Algorithm, episodes: int = 10, seed: int = EVAL_SEED, determ
 
     The policy acts as in the rollouts (``natgrad.inference.Acting``: the NumPy copy of a plain MLP actor,
     else torch, the recurrent state carried through each episode), on observations normalized with the
-    model's statistics, with the env's legal-action masks when it has them.
+    model's statistics, with the env's legal-action masks when it has them. The env is reset once per episode,
+    by evaluation itself (no autoreset), so a wrapper that records episodes (``natgrad.video``) sees each once.
     """
     if env is None:
         if model.env_source is None or not model.env_source.repeatable:
@@ -36,7 +37,7 @@ def evaluate(model: Algorithm, episodes: int = 10, seed: int = EVAL_SEED, determ
         env = model.env_source.make(model.config.env_kwargs)
     elif not isinstance(env, gym.Env):
         env = make_env(env)
-    vec = SyncVectorEnv([lambda: env], autoreset_mode=AutoresetMode.SAME_STEP)
+    vec = SyncVectorEnv([lambda: env], autoreset_mode=AutoresetMode.DISABLED)
     observe = Observer(vec, model.actor, model.obs_normalizer, update=False)
     acting = Acting(model.actor, 1, np.random.default_rng(seed), masks=observe.masked)
     returns = []
@@ -60,7 +61,8 @@ def _episode(model: Algorithm, vec: SyncVectorEnv, observe: Observer, acting: Ac
         raw, reward, terminated, truncated, _ = vec.step(model.actor.action.to_env(action))
         total += float(reward[0])
         done = bool(terminated[0] or truncated[0])
-        obs, mask = observe(raw)
+        if not done:
+            obs, mask = observe(raw)
         first = np.zeros(1, bool)
     return total
 
