@@ -215,6 +215,25 @@ def report(root: Annotated[Path, typer.Argument(
 
 
 @app.command()
+def export(
+    run: Annotated[Path, typer.Argument(
+        help="run directory (its final model, else newest checkpoint) or a checkpoint file")],
+    onnx: Annotated[Path, typer.Option(help="the ONNX file to write (must not exist), e.g. actor.onnx")],
+    mask: Annotated[Optional[bool], typer.Option(
+        help="give the graph an action_mask input (default: where the model acts on masks)")] = None,
+) -> None:
+    """Write the deterministic policy as one ONNX graph: raw observation in, env-ready action out."""
+    from natgrad.export import export_onnx, signature
+    from natgrad.loading import load
+    from natgrad.runs import latest_model
+
+    model = load(latest_model(run, _warn))
+    path = export_onnx(model, onnx, mask)
+    model.close()
+    typer.echo(f"wrote {path}: {signature(path)}")
+
+
+@app.command()
 def plot(
     runs: Annotated[list[Path], typer.Argument(
         help="run directories (a resumed run is drawn joined with its parent), or directories holding runs "
