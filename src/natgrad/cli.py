@@ -15,6 +15,7 @@ import typer
 from natgrad.config import MAX_SEED, check_seed
 from natgrad.errors import NatgradError
 from natgrad.lab import EXPERIMENTS, run_lab
+from natgrad.presets import preset_file as preset_file_of
 from natgrad.version import __version__
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None,
@@ -53,6 +54,9 @@ def train(
         help="env steps between evaluations written to evals.csv (0: only the final one)")] = 0,
     preset: Annotated[bool, typer.Option(
         help="start from the tuned preset for --env (see `natgrad presets`); --set goes on top")] = True,
+    preset_file: Annotated[Optional[Path], typer.Option(
+        help="start from the preset for --env in this TOML file instead (one table per env id, as natgrad tune's "
+             "best.toml); --set goes on top")] = None,
     progress: Annotated[bool, typer.Option(help="live progress bar")] = True,
     threads: Annotated[int, typer.Option(help="torch intra-op threads; 1 is fastest for small networks")] = 1,
     workers: Annotated[int, typer.Option(
@@ -75,12 +79,15 @@ def train(
         connect(ray_address)
     from natgrad.training import Interrupted
 
+    if preset_file is not None and (resume is not None or not preset):
+        raise NatgradError("--preset-file starts a new run from that preset: leave out --resume and --no-preset")
+    chosen = preset if preset_file is None else preset_file_of(preset_file, env)
     try:
         _, result = train_run(
             algo=algo, env_id=env, steps=None if steps is None else _count(steps, "--steps"), seed=seed, out=out,
             runs_root=runs_root, overrides=parse_overrides(set_), resume=resume,
             checkpoint_every=_count(checkpoint_every, "--checkpoint-every"), eval_episodes=eval_episodes,
-            eval_every=_count(eval_every, "--eval-every"), preset=preset, progress=progress, argv=sys.argv,
+            eval_every=_count(eval_every, "--eval-every"), preset=chosen, progress=progress, argv=sys.argv,
             sampling=sampling, echo=typer.echo, warn=_warn,
         )
     except Interrupted as e:
@@ -186,6 +193,59 @@ def bench(
         typer.echo(f"wrote {path}")
     if failed:
         raise NatgradError(f"{len(failed)} run(s) failed (their logs say why); run the same command again to retry")
+
+
+@app.command()
+def tune(
+    algo: Annotated[str, typer.Option(help="trpo | npg | vpg | ppo | ppo-kl")] = "trpo",
+    env: Annotated[str, typer.Option(help="Gymnasium env id")] = "CartPole-v1",
+    trials: Annotated[int, typer.Option(help="finished (complete or pruned) trials to reach")] = 20,
+    steps: Annotated[float, typer.Option(help="env steps per trial")] = 1e5,
+    space: Annotated[Optional[Path], typer.Option(
+        help="search space, TOML or JSON: entries go on top of the algorithm's default space (replace = true: "
+             "instead of it); an entry is {low, high[, log]}, {choices = [...]} or a fixed value")] = None,
+    out: Annotated[Optional[Path], typer.Option(
+        help="the study's directory (study.db, trials/, best.toml); run again to resume; "
+             "default tune-out/<env>-<algo>")] = None,
+    jobs: Annotated[Optional[int], typer.Option(
+        help="trials at once (default 1; with --ray-address, as many as the cluster's CPUs hold)")] = None,
+    eval_every: Annotated[Optional[float], typer.Option(
+        help="env steps between the evaluations reported to the median pruner (default: --steps / 10)")] = None,
+    eval_episodes: Annotated[int, typer.Option(help="episodes per evaluation")] = 5,
+    seed: Annotated[int, typer.Option(help="the seed every trial trains from; TPE's seed")] = 0,
+    set_: Annotated[list[str], typer.Option("--set", help="override KEY=VALUE of every trial, repeatable")] = [],
+    ray_address: Annotated[Optional[str], typer.Option(
+        help="run each trial as a task on this Ray cluster: auto or HOST:PORT (needs natgrad[ray])")] = None,
+    run_cpus: Annotated[float, typer.Option(help="with --ray-address: CPUs Ray reserves per trial")] = 1.0,
+) -> None:
+    """Search hyperparameters with Optuna (TPE, median pruning, resumable); write the best as a preset file."""
+    import torch
+
+    from natgrad.envs import check_env_id
+    from natgrad.runs import safe_name
+    from natgrad.tune import TuneSettings, local, read_space
+    from natgrad.tune import tune as run_study
+
+    try:
+        import optuna  # noqa: F401
+    except ImportError:
+        raise NatgradError("natgrad tune needs Optuna: pip install 'natgrad[tune]'") from None
+    torch.set_num_threads(1)
+    check_env_id(env)
+    check_seed(seed)
+    total = _count(steps, "--steps")
+    settings = TuneSettings(algo, env, total, trials, _count(eval_every or max(1, total // 10), "--eval-every"),
+                            eval_episodes, seed, parse_overrides(set_), read_space(space, algo))
+    if ray_address is None:
+        runner = local(jobs or 1)
+    else:
+        from natgrad.ray_cluster import connect
+
+        connect(ray_address)
+        from natgrad.ray_tune import ray_runner
+
+        runner = ray_runner(ray_address, jobs, run_cpus)
+    run_study(settings, out or Path("tune-out") / safe_name(f"{env}-{algo}"), runner, echo=typer.echo)
 
 
 @app.command()
