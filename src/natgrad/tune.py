@@ -79,6 +79,8 @@ class TuneSettings:
             raise NatgradError(f"a study needs --trials >= 1, --steps >= 1, --eval-every in [1, --steps] and "
                                f"--eval-episodes >= 1; got {self.trials}, {self.steps}, {self.eval_every}, "
                                f"{self.eval_episodes}")
+        config = ALGORITHMS[self.algo].config_cls().replace(**preset(self.algo, self.env_id))
+        config.replace(**self.overrides)  # an option the algorithm does not take: refused before any trial
 
     def fixed(self) -> dict[str, Any]:
         """Every trial's options besides the searched ones: --set, then the space's fixed values."""
