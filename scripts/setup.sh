@@ -7,7 +7,7 @@ PY=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
     "$PY" -m venv .venv
 fi
-if ! .venv/bin/python -c "import natgrad, pytest, ray, ale_py, cv2, minatar, minigrid" >/dev/null 2>&1; then
+if ! .venv/bin/python -c "import natgrad, pytest, ray, ale_py, cv2, minatar, minigrid, moviepy, imageio_ffmpeg, onnx, onnxscript, onnxruntime, optuna" >/dev/null 2>&1; then
     .venv/bin/python -m pip install -q --upgrade pip
     .venv/bin/python -m pip install -q "torch==2.13.0"
     .venv/bin/python -m pip install -q -e ".[dev]"

@@ -224,3 +224,22 @@ def test_more_cpus_than_the_cluster_has_is_refused(kill_marker):
     model.close()
     with pytest.raises(NatgradError, match="--run-cpus 2"):
         ray_runner(run_cpus=3)
+
+
+@pytest.mark.slow  # ~15 s of Ray workers starting on 2 cores; run with -m slow
+def test_tune_trials_run_as_ray_tasks_and_report_through_the_driver(kill_marker, tmp_path):
+    from natgrad.ray_tune import ray_runner
+    from natgrad.tune import TuneSettings, tune
+
+    optuna = pytest.importorskip("optuna")
+    space = {"n_envs": 1, "n_steps": 64, "max_kl": {"low": 0.005, "high": 0.05, "log": True}}
+    settings = TuneSettings("trpo", "CartPole-v1", 256, 2, 128, 2, 0, {}, space)
+    written = tune(settings, tmp_path, ray_runner("auto", jobs=2, run_cpus=0.5), echo=lambda _: None)
+    study = optuna.load_study(study_name="natgrad", storage=f"sqlite:///{tmp_path / 'study.db'}")
+    assert [t.state.name for t in study.trials] == ["COMPLETE", "COMPLETE"]
+    for trial in study.trials:  # each task's evaluations reached the study, its run directory came back
+        assert sorted(trial.intermediate_values) == [128, 256]
+        run = tmp_path / "trials" / f"{trial.number:04d}"
+        assert json.loads((run / "eval.json").read_text())["mean"] == trial.value
+        assert json.loads((run / "config.json").read_text())["config"]["max_kl"] == trial.params["max_kl"]
+    assert written[0] == tmp_path / "best.toml"

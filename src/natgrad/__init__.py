@@ -1,5 +1,6 @@
 """natgrad: policy optimization in policy space (NPG, TRPO, PPO) on Gymnasium environments."""
 
+from natgrad import callbacks
 from natgrad.algos import ALGORITHMS, NPG, PPO, PPOKL, TRPO, VPG, Algorithm
 from natgrad.config import (
            Config,
@@ -13,7 +14,9 @@ from natgrad.config import (
 from natgrad.errors import NatgradError
 from natgrad.loading import load
 from natgrad.version import __version__
+from natgrad.video import record_video
 
 __all__ = ["ALGORITHMS", "NPG", "PPO", "PPOKL", "TRPO", "VPG", "Algorithm", "Config", "CriticFitConfig",
            "NaturalConfig",
-           "NatgradError", "PPOConfig", "PPOKLConfig", "ProximalConfig", "VPGConfig", "load", "__version__"]
+           "NatgradError", "PPOConfig", "PPOKLConfig", "ProximalConfig", "VPGConfig", "callbacks", "load",
+           "record_video", "__version__"]

@@ -15,6 +15,7 @@ import typer
 from natgrad.config import MAX_SEED, check_seed
 from natgrad.errors import NatgradError
 from natgrad.lab import EXPERIMENTS, run_lab
+from natgrad.presets import preset_file as preset_file_of
 from natgrad.version import __version__
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None,
@@ -53,6 +54,9 @@ def train(
         help="env steps between evaluations written to evals.csv (0: only the final one)")] = 0,
     preset: Annotated[bool, typer.Option(
         help="start from the tuned preset for --env (see `natgrad presets`); --set goes on top")] = True,
+    preset_file: Annotated[Optional[Path], typer.Option(
+        help="start from the preset for --env in this TOML file instead (one table per env id, as natgrad tune's "
+             "best.toml); --set goes on top")] = None,
     progress: Annotated[bool, typer.Option(help="live progress bar")] = True,
     threads: Annotated[int, typer.Option(help="torch intra-op threads; 1 is fastest for small networks")] = 1,
     workers: Annotated[int, typer.Option(
@@ -74,12 +78,15 @@ def train(
         connect(ray_address)
     from natgrad.training import Interrupted
 
+    if preset_file is not None and (resume is not None or not preset):
+        raise NatgradError("--preset-file starts a new run from that preset: leave out --resume and --no-preset")
+    chosen = preset if preset_file is None else preset_file_of(preset_file, env)
     try:
         _, result = train_run(
             algo=algo, env_id=env, steps=None if steps is None else _count(steps, "--steps"), seed=seed, out=out,
             runs_root=runs_root, overrides=parse_overrides(set_), resume=resume,
             checkpoint_every=_count(checkpoint_every, "--checkpoint-every"), eval_episodes=eval_episodes,
-            eval_every=_count(eval_every, "--eval-every"), preset=preset, progress=progress, argv=sys.argv,
+            eval_every=_count(eval_every, "--eval-every"), preset=chosen, progress=progress, argv=sys.argv,
             sampling=sampling, threads=threads, echo=typer.echo, warn=_warn,
         )
     except Interrupted as e:
@@ -98,11 +105,14 @@ def eval_(
     stochastic: Annotated[bool, typer.Option(help="sample actions instead of the mode")] = False,
     env: Annotated[Optional[str], typer.Option(
         help="the env to evaluate on, an id or module:factory (default: the one the model was trained on)")] = None,
+    video: Annotated[Optional[Path], typer.Option(
+        help="record every episode as an MP4 file in this directory (needs natgrad[video])")] = None,
 ) -> None:
-    """Reload a trained model and print its mean ± std return."""
+    """Reload a trained model and print its mean ± std return (and record its episodes with --video)."""
     from natgrad.evaluation import evaluate, summary
     from natgrad.loading import load
     from natgrad.runs import latest_model
+    from natgrad.video import record_video
 
     if episodes < 1:
         raise NatgradError(f"--episodes must be >= 1, got {episodes}: evaluate at least one episode")
@@ -112,7 +122,13 @@ def eval_(
     if model.env is None:
         raise NatgradError(f"{path} was trained on an env object natgrad cannot make again: pass --env with its "
                            "registered id or module:factory (a function returning the env)")
-    result = summary(evaluate(model, episodes, seed, deterministic=not stochastic))
+    if video is None:
+        returns = evaluate(model, episodes, seed, deterministic=not stochastic)
+    else:
+        recording = record_video(model, video, episodes, seed, deterministic=not stochastic)
+        returns = recording.returns
+        typer.echo(f"wrote {len(recording.files)} video(s): {', '.join(map(str, recording.files))}")
+    result = summary(returns)
     model.close()
     typer.echo(f"{model.name} on {model.env_id} ({path}, {model.num_timesteps} steps): "
                f"{result['mean']:.2f} ± {result['std']:.2f} over {episodes} episodes")
@@ -179,6 +195,59 @@ def bench(
 
 
 @app.command()
+def tune(
+    algo: Annotated[str, typer.Option(help="trpo | npg | vpg | ppo | ppo-kl")] = "trpo",
+    env: Annotated[str, typer.Option(help="Gymnasium env id")] = "CartPole-v1",
+    trials: Annotated[int, typer.Option(help="finished (complete or pruned) trials to reach")] = 20,
+    steps: Annotated[float, typer.Option(help="env steps per trial")] = 1e5,
+    space: Annotated[Optional[Path], typer.Option(
+        help="search space, TOML or JSON: entries go on top of the algorithm's default space (replace = true: "
+             "instead of it); an entry is {low, high[, log]}, {choices = [...]} or a fixed value")] = None,
+    out: Annotated[Optional[Path], typer.Option(
+        help="the study's directory (study.db, trials/, best.toml); run again to resume; "
+             "default tune-out/<env>-<algo>")] = None,
+    jobs: Annotated[Optional[int], typer.Option(
+        help="trials at once (default 1; with --ray-address, as many as the cluster's CPUs hold)")] = None,
+    eval_every: Annotated[Optional[float], typer.Option(
+        help="env steps between the evaluations reported to the median pruner (default: --steps / 10)")] = None,
+    eval_episodes: Annotated[int, typer.Option(help="episodes per evaluation")] = 5,
+    seed: Annotated[int, typer.Option(help="the seed every trial trains from; TPE's seed")] = 0,
+    set_: Annotated[list[str], typer.Option("--set", help="override KEY=VALUE of every trial, repeatable")] = [],
+    ray_address: Annotated[Optional[str], typer.Option(
+        help="run each trial as a task on this Ray cluster: auto or HOST:PORT (needs natgrad[ray])")] = None,
+    run_cpus: Annotated[float, typer.Option(help="with --ray-address: CPUs Ray reserves per trial")] = 1.0,
+) -> None:
+    """Search hyperparameters with Optuna (TPE, median pruning, resumable); write the best as a preset file."""
+    import torch
+
+    from natgrad.envs import check_env_id
+    from natgrad.runs import safe_name
+    from natgrad.tune import TuneSettings, local, read_space
+    from natgrad.tune import tune as run_study
+
+    try:
+        import optuna  # noqa: F401
+    except ImportError:
+        raise NatgradError("natgrad tune needs Optuna: pip install 'natgrad[tune]'") from None
+    torch.set_num_threads(1)
+    check_env_id(env)
+    check_seed(seed)
+    total = _count(steps, "--steps")
+    settings = TuneSettings(algo, env, total, trials, _count(eval_every or max(1, total // 10), "--eval-every"),
+                            eval_episodes, seed, parse_overrides(set_), read_space(space, algo))
+    if ray_address is None:
+        runner = local(jobs or 1)
+    else:
+        from natgrad.ray_cluster import connect
+
+        connect(ray_address)
+        from natgrad.ray_tune import ray_runner
+
+        runner = ray_runner(ray_address, jobs, run_cpus)
+    run_study(settings, out or Path("tune-out") / safe_name(f"{env}-{algo}"), runner, echo=typer.echo)
+
+
+@app.command()
 def report(root: Annotated[Path, typer.Argument(
         help="a grid directory written by natgrad bench (or one run directory: its row is printed, "
              "nothing written)")]) -> None:
@@ -202,6 +271,42 @@ def report(root: Annotated[Path, typer.Argument(
     typer.echo(markdown(json.loads(written[0].read_text())), nl=False)
     for path in written:
         typer.echo(f"wrote {path}")
+
+
+@app.command()
+def export(
+    run: Annotated[Path, typer.Argument(
+        help="run directory (its final model, else newest checkpoint) or a checkpoint file")],
+    onnx: Annotated[Path, typer.Option(help="the ONNX file to write (must not exist), e.g. actor.onnx")],
+    mask: Annotated[Optional[bool], typer.Option(
+        help="give the graph an action_mask input (default: where the model acts on masks)")] = None,
+) -> None:
+    """Write the deterministic policy as one ONNX graph: raw observation in, env-ready action out."""
+    from natgrad.export import export_onnx, signature
+    from natgrad.loading import load
+    from natgrad.runs import latest_model
+
+    model = load(latest_model(run, _warn))
+    path = export_onnx(model, onnx, mask)
+    model.close()
+    typer.echo(f"wrote {path}: {signature(path)}")
+
+
+@app.command()
+def plot(
+    runs: Annotated[list[Path], typer.Argument(
+        help="run directories (a resumed run is drawn joined with its parent), or directories holding runs "
+             "(a bench grid, a tune study)")],
+    out: Annotated[Path, typer.Option(help="the PNG file to write (must not exist)")] = Path("plot.png"),
+    group: Annotated[Optional[str], typer.Option(
+        help="draw the mean and a ± std band of the runs sharing one value of: algo, env, seed or config.<option> "
+             "(e.g. config.max_kl); default: every run on its own")] = None,
+    smooth: Annotated[int, typer.Option(help="episodes in the moving average of the training return")] = 20,
+) -> None:
+    """Plot the return against env steps (training and evaluations) and the trust-region diagnostics of runs."""
+    from natgrad.plot import plot_runs
+
+    typer.echo(f"wrote {plot_runs(runs, out, group, smooth)}")
 
 
 def _count(value: float, option: str) -> int:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import gymnasium as gym
@@ -29,7 +27,8 @@ def evaluate(model: Algorithm, episodes: int = 10, seed: int = EVAL_SEED, determ
 
     The policy acts as in the rollouts (``natgrad.inference.Acting``: the NumPy copy of a plain MLP actor,
     else torch, the recurrent state carried through each episode), on observations normalized with the
-    model's statistics, with the env's legal-action masks when it has them.
+    model's statistics, with the env's legal-action masks when it has them. The env is reset once per episode,
+    by evaluation itself (no autoreset), so a wrapper that records episodes (``natgrad.video``) sees each once.
     """
     if env is None:
         if model.env_source is None or not model.env_source.repeatable:
@@ -38,7 +37,7 @@ def evaluate(model: Algorithm, episodes: int = 10, seed: int = EVAL_SEED, determ
         env = model.env_source.make(model.config.env_kwargs)
     elif not isinstance(env, gym.Env):
         env = make_env(env)
-    vec = SyncVectorEnv([lambda: env], autoreset_mode=AutoresetMode.SAME_STEP)
+    vec = SyncVectorEnv([lambda: env], autoreset_mode=AutoresetMode.DISABLED)
     observe = Observer(vec, model.actor, model.obs_normalizer, update=False)
     acting = Acting(model.actor, 1, np.random.default_rng(seed), masks=observe.masked)
     returns = []
@@ -62,34 +61,12 @@ def _episode(model: Algorithm, vec: SyncVectorEnv, observe: Observer, acting: Ac
         raw, reward, terminated, truncated, _ = vec.step(model.actor.action.to_env(action))
         total += float(reward[0])
         done = bool(terminated[0] or truncated[0])
-        obs, mask = observe(raw)
+        if not done:
+            obs, mask = observe(raw)
         first = np.zeros(1, bool)
     return total
 
 
 def summary(returns: list[float]) -> dict[str, float]:
+    """Mean, std and count of evaluation returns (``eval.json``)."""
     return {"mean": float(np.mean(returns)), "std": float(np.std(returns)), "episodes": len(returns)}
-
-
-class PeriodicEvaluation:
-    """A ``learn`` callback: every ``every`` env steps, a deterministic evaluation appended to a CSV.
-
-    Each row holds the env steps so far and the mean, std, min and max return of ``episodes``
-    episodes (always the same seeds, so rows are comparable along training).
-    """
-
-    def __init__(self, path: Path, every: int, episodes: int = 10) -> None:
-        self.every, self.episodes = every, episodes
-        self.file = open(path, "x", newline="")
-        self.csv = csv.writer(self.file)
-        self.csv.writerow(["step", "mean", "std", "min", "max"])
-
-    def __call__(self, model: Algorithm, metrics: dict[str, float]) -> None:
-        steps = model.num_timesteps
-        if steps // self.every > (steps - model.config.batch_size) // self.every:  # crossed a multiple
-            returns = evaluate(model, self.episodes)
-            self.csv.writerow([steps, np.mean(returns), np.std(returns), np.min(returns), np.max(returns)])
-            self.file.flush()
-
-    def close(self) -> None:
-        self.file.close()

@@ -1,4 +1,4 @@
-"""Per-update metrics to CSV, TensorBoard and a live progress bar; every training episode; periodic checkpoints."""
+"""Per-update metrics to CSV, TensorBoard and a live progress bar; every training episode."""
 
 from __future__ import annotations
 
@@ -10,8 +10,6 @@ from typing import TYPE_CHECKING
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
-from natgrad.runs import checkpoint_path
-
 if TYPE_CHECKING:
     from natgrad.algos.base import Algorithm
 
@@ -19,10 +17,7 @@ if TYPE_CHECKING:
 class RunLogger:
     """A ``learn`` callback: one CSV row and one TensorBoard point per metric per update."""
 
-    def __init__(self, run_dir: Path, total_steps: int, checkpoint_every: int = 0, progress: bool = True) -> None:
-        self.run_dir = run_dir
-        self.checkpoint_every = checkpoint_every
-        self.next_checkpoint = checkpoint_every
+    def __init__(self, run_dir: Path, total_steps: int, progress: bool = True) -> None:
         self.csv_file = open(run_dir / "metrics.csv", "x", newline="")
         self.csv: csv.DictWriter | None = None
         self.episodes_file = open(run_dir / "episodes.csv", "x", newline="")
@@ -49,9 +44,6 @@ class RunLogger:
         self.bar.update(steps - self.start_steps - self.bar.n)
         self.bar.set_postfix(ret=f"{metrics['rollout/ep_return_mean']:.1f}",
                              kl=f"{metrics['policy/kl']:.4f}", sps=f"{metrics['time/steps_per_second']:.0f}")
-        if self.checkpoint_every and steps - self.start_steps >= self.next_checkpoint:
-            model.save(checkpoint_path(self.run_dir, steps))
-            self.next_checkpoint += self.checkpoint_every
 
     def close(self) -> None:
         self.bar.close()

@@ -8,6 +8,7 @@ only key is ``same_as = "<other algo>"`` takes that algorithm's presets as they 
 
 from __future__ import annotations
 
+import json
 import sys
 from functools import cache
 from pathlib import Path
@@ -39,6 +40,24 @@ def presets(algo: str) -> dict[str, dict[str, Any]]:
 def preset(algo: str, env_id: str) -> dict[str, Any]:
     """The preset of ``algo`` on ``env_id``, or {} when there is none."""
     return dict(presets(algo).get(env_id, {}))
+
+
+def preset_file(path: str | Path, env_id: str) -> dict[str, Any]:
+    """The preset for ``env_id`` in a TOML file of the shipped presets' form (one table per env id, ``extends``
+    resolved), such as the one ``natgrad tune`` writes; a one-line NatgradError if it has none."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as f:
+            tables = tomllib.load(f)
+    except OSError as e:
+        raise NatgradError(f"cannot read the preset file {path} ({e.strerror}): check the path") from None
+    except tomllib.TOMLDecodeError as e:
+        raise NatgradError(f"{path} is not valid TOML ({e}): fix the file") from None
+    envs = sorted(name for name, table in tables.items() if isinstance(table, dict) and not name.startswith("_"))
+    if env_id not in envs:
+        raise NatgradError(f"{path} has no preset for {env_id} (it has {', '.join(envs) or 'no env table'}): "
+                           f"add a [{json.dumps(env_id)}] table of options")
+    return _resolve(tables, env_id, path)
 
 
 def _resolve(tables: dict[str, dict[str, Any]], name: str, path: Path, seen: tuple[str, ...] = ()) -> dict[str, Any]:

@@ -49,19 +49,19 @@ def read_run(run_dir: Path) -> RunResult:
     final = json.loads((run_dir / "eval.json").read_text())
     metrics, episodes, evals_rows = (joined_rows(run_dir, name) for name in ("metrics.csv", "episodes.csv",
                                                                               "evals.csv"))
-    returns = _column(episodes, "return")
+    returns = column(episodes, "return")
     tail = returns[-max(1, math.ceil(0.1 * len(returns))):] if len(returns) else np.array([math.nan])
-    evals, eval_steps = _column(evals_rows, "mean"), _column(evals_rows, "step")
+    evals, eval_steps = column(evals_rows, "mean"), column(evals_rows, "step")
     periodic = eval_steps < final["num_timesteps"]  # an evaluation at the last step is the final one
-    steps = _column(metrics, "time/steps")
-    rollout = _column(metrics, "time/rollout_seconds")
-    update = _column(metrics, "time/update_seconds")
+    steps = column(metrics, "time/steps")
+    rollout = column(metrics, "time/rollout_seconds")
+    update = column(metrics, "time/update_seconds")
     return RunResult(
         env_id=config["env_id"], algo=config["algo"], seed=config["seed"], steps=final["num_timesteps"],
         final_train=float(tail.mean()), final_eval=float(final["mean"]),
         best_eval=float(max([final["mean"], *evals])), wall_seconds=float(final.get("wall_seconds", math.nan)),
         steps_per_second=float(steps[-1] / (rollout.sum() + update.sum())), update_seconds=float(np.median(update)),
-        curve_steps=steps, curve_returns=_column(metrics, "rollout/ep_return_mean"),
+        curve_steps=steps, curve_returns=column(metrics, "rollout/ep_return_mean"),
         eval_steps=np.append(eval_steps[periodic], final["num_timesteps"]),
         eval_returns=np.append(evals[periodic], final["mean"]),
         env_kwargs=config.get("config", {}).get("env_kwargs", {}),
@@ -170,6 +170,15 @@ def _peak(peak: dict) -> str:
     return "—" if math.isnan(peak["mean"]) else f"{peak['mean']:.1f} ± {peak['std']:.1f} ({peak['step']:,})"
 
 
+def across_runs(curves: list[tuple[np.ndarray, np.ndarray]], points: int = 200) -> tuple[np.ndarray, ...]:
+    """Curves (steps, values) of several runs read on one grid of ``points`` steps, from 0 to where the shortest
+    ends (each interpolated linearly; leading NaNs take the first finite value): the grid, and the mean and the
+    std across the runs at each of its steps."""
+    grid = np.linspace(0, min(steps[-1] for steps, _ in curves), points)
+    ys = np.array([np.interp(grid, steps, _fill_nan(values)) for steps, values in curves])
+    return grid, ys.mean(0), ys.std(0)
+
+
 def plot_curves(runs: list[RunResult], algos: tuple[str, ...], title: str, path: Path) -> bool:
     """Learning curves of ``algos``, one panel per env: mean over seeds with a ±1 std band."""
     import matplotlib
@@ -189,9 +198,7 @@ def plot_curves(runs: list[RunResult], algos: tuple[str, ...], title: str, path:
             group = [r for r in runs if (r.env_id, r.algo) == (env_id, algo) and len(r.curve_steps)]
             if not group:
                 continue
-            grid = np.linspace(0, min(r.curve_steps[-1] for r in group), 200)
-            ys = np.array([np.interp(grid, r.curve_steps, _fill_nan(r.curve_returns)) for r in group])
-            mean, std = ys.mean(0), ys.std(0)
+            grid, mean, std = across_runs([(r.curve_steps, r.curve_returns) for r in group])
             ax.plot(grid, mean, style, lw=1.8, label=f"{algo} ({len(group)} seeds)")
             ax.fill_between(grid, mean - std, mean + std, alpha=0.2)
         ax.set_title(env_id)
@@ -223,7 +230,8 @@ def write_report(root: Path) -> list[Path]:
     return written
 
 
-def _column(rows: list[dict[str, str]], name: str) -> np.ndarray:
+def column(rows: list[dict[str, str]], name: str) -> np.ndarray:
+    """One column of CSV rows as floats."""
     return np.array([float(row[name]) for row in rows], float)
 
 

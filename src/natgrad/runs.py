@@ -21,7 +21,8 @@ from natgrad.errors import NatgradError
 FINAL_MODEL = "model.pt"
 CHECKPOINTS = "checkpoints"
 CONFIG = "config.json"
-STEP_COLUMNS = {"metrics.csv": "time/steps", "episodes.csv": "step", "evals.csv": "step"}  # per-step files of a run
+EVALS = "evals.csv"
+STEP_COLUMNS = {"metrics.csv": "time/steps", "episodes.csv": "step", EVALS: "step"}  # per-step files of a run
 
 Warn = Callable[[str], object]
 
@@ -102,7 +103,13 @@ def machine() -> dict[str, Any]:
 
 
 def checkpoint_path(run_dir: Path, step: int) -> Path:
-    return run_dir / CHECKPOINTS / f"step_{step:010d}.pt"
+    """Where a run directory keeps its checkpoint of ``step``."""
+    return checkpoint_file(run_dir / CHECKPOINTS, step)
+
+
+def checkpoint_file(directory: Path, step: int) -> Path:
+    """The checkpoint of ``step`` in ``directory``: ``step_<10 digits>.pt``, so names sort by step."""
+    return Path(directory) / f"step_{step:010d}.pt"
 
 
 def latest_model(run_dir: str | Path, warn: Warn = to_stderr) -> Path:

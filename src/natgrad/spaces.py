@@ -68,7 +68,7 @@ class Leaf:
 
 
 @dataclass(frozen=True)
-class _Part:
+class Part:
     """Where a leaf, or a piece of the vector, is read from in a raw observation."""
 
     path: tuple[Any, ...]
@@ -100,15 +100,20 @@ class ObsLayout:
         self.single = len(leaves) == 1
         self.vector_size = leaves[0].shape[0] if self._vector else 0
 
+    @property
+    def parts(self) -> list[Part]:
+        """Where the leaves are read from in a raw observation: the vector's pieces first, then the other leaves."""
+        return [*self._vector, *self._others]
+
     def encode(self, raw: Any, rows: int) -> dict[str, np.ndarray]:
         """``rows`` raw observations (a vector env's batch; one unbatched observation with rows=1) as leaf
         arrays of (rows, *leaf.shape); the vector in float64, not yet normalized."""
         out = {}
         if self._vector:
-            pieces = [np.asarray(_get(raw, p.path), np.float64).reshape(rows, -1) for p in self._vector]
+            pieces = [np.asarray(entry(raw, p.path), np.float64).reshape(rows, -1) for p in self._vector]
             out[VECTOR] = pieces[0] if len(pieces) == 1 else np.concatenate(pieces, 1)
         for part, leaf in zip(self._others, self.leaves[len(self.leaves) - len(self._others):]):
-            x = np.asarray(_get(raw, part.path))
+            x = np.asarray(entry(raw, part.path))
             if part.kind == "image":
                 x = x.reshape(rows, *part.space.shape)
                 if x.ndim == 3:
@@ -133,7 +138,7 @@ class ObsLayout:
         """How many observations ``raw`` holds: 0 for one unbatched observation, None if it does not fit."""
         leaf_part = (self._vector or self._others)[0]
         try:
-            x = np.asarray(_get(raw, leaf_part.path))
+            x = np.asarray(entry(raw, leaf_part.path))
         except (KeyError, IndexError, TypeError):
             return None
         shape = tuple(leaf_part.space.shape)
@@ -166,7 +171,7 @@ class ObsLayout:
                 for leaf in self.leaves}
 
 
-def _walk(space: spaces.Space, path: tuple[Any, ...], image_channels: str) -> Iterator[_Part]:
+def _walk(space: spaces.Space, path: tuple[Any, ...], image_channels: str) -> Iterator[Part]:
     if isinstance(space, spaces.Dict):
         for key, sub in space.spaces.items():
             if not (path == () and key == MASK_KEY):
@@ -177,15 +182,15 @@ def _walk(space: spaces.Space, path: tuple[Any, ...], image_channels: str) -> It
     elif isinstance(space, spaces.Box):
         if _is_image(space):
             last = image_channels == "last" or (image_channels == "auto" and space.shape[0] >= space.shape[-1])
-            yield _Part(path, space, "image", channels_last=len(space.shape) == 3 and last)
+            yield Part(path, space, "image", channels_last=len(space.shape) == 3 and last)
         else:
-            yield _Part(path, space, VECTOR)
+            yield Part(path, space, VECTOR)
     elif isinstance(space, spaces.Discrete):
-        yield _Part(path, space, "discrete")
+        yield Part(path, space, "discrete")
     elif isinstance(space, spaces.MultiDiscrete):
-        yield _Part(path, space, "multidiscrete")
+        yield Part(path, space, "multidiscrete")
     elif isinstance(space, spaces.MultiBinary):
-        yield _Part(path, space, "binary")
+        yield Part(path, space, "binary")
     else:
         where = f" at {'/'.join(map(str, path))}" if path else ""
         raise NatgradError(
@@ -198,7 +203,7 @@ def _is_image(space: spaces.Box) -> bool:
     return space.dtype in (np.uint8, np.bool_) and len(space.shape) in (2, 3)
 
 
-def _leaf(part: _Part) -> Leaf:
+def _leaf(part: Part) -> Leaf:
     name = "/".join(map(str, part.path))
     key = f"{part.kind}:{name}"
     space = part.space
@@ -215,7 +220,8 @@ def _leaf(part: _Part) -> Leaf:
     return Leaf(key, "binary", (int(np.prod(space.shape)),), np.dtype(np.float32))
 
 
-def _get(raw: Any, path: tuple[Any, ...]) -> Any:
+def entry(raw: Any, path: tuple[Any, ...]) -> Any:
+    """The entry of a raw observation at ``path`` (keys and indices of nested Dicts and Tuples)."""
     for key in path:
         raw = raw[key]
     return raw

@@ -4,19 +4,22 @@ from __future__ import annotations
 
 import shlex
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from natgrad.algos import ALGORITHMS
-from natgrad.algos.base import Algorithm, Callback
+from natgrad.algos.base import Algorithm, Callback, CallbackList
+from natgrad.callbacks import CheckpointCallback, EvalCallback
 from natgrad.errors import NatgradError
-from natgrad.evaluation import PeriodicEvaluation, evaluate, summary
+from natgrad.evaluation import evaluate, summary
 from natgrad.loading import load
 from natgrad.logger import RunLogger
 from natgrad.runs import (
+    CHECKPOINTS,
     CONFIG,
+    EVALS,
     FINAL_MODEL,
     Warn,
     checkpoint_path,
@@ -40,9 +43,10 @@ class Interrupted(KeyboardInterrupt):
     """Ctrl-C stopped training; the message names the checkpoint written and the command that resumes it."""
 
 
-def build_model(algo: str, env_id: str, seed: int, overrides: dict[str, Any], preset: bool = True,
+def build_model(algo: str, env_id: str, seed: int, overrides: dict[str, Any], preset: bool | Mapping[str, Any] = True,
                 sampling: Sampling = Sampling(), threads: int = 1) -> Algorithm:
-    """A fresh model of algorithm ``algo`` (by its CLI name), from its preset for ``env_id`` if asked."""
+    """A fresh model of algorithm ``algo`` (by its CLI name), from its preset for ``env_id`` if asked (or from
+    ``preset`` itself, a mapping of options)."""
     cls = ALGORITHMS.get(algo.lower())
     if cls is None:
         raise NatgradError(f"unknown algorithm {algo!r}: use one of {', '.join(sorted(ALGORITHMS))}")
@@ -61,13 +65,14 @@ def train_run(
     checkpoint_every: int = 100_000,
     eval_episodes: int = 10,
     eval_every: int = 0,
-    preset: bool = True,
+    preset: bool | Mapping[str, Any] = True,
     progress: bool = True,
     argv: list[str] | None = None,
     sampling: Sampling = Sampling(),
     threads: int = 1,
     echo: Callable[[str], object] = print,
     warn: Warn = to_stderr,
+    after_eval: Callback | None = None,
 ) -> tuple[Path, dict[str, float] | None]:
     """Train for ``steps`` env steps into a new run directory; return it and the final evaluation.
 
@@ -77,6 +82,9 @@ def train_run(
     goes to ``eval.json``, written last. ``sampling`` says where rollouts run (a resumed run samples as told
     here, not as the run it continues did). Everything is checked before the run directory is made;
     ``echo`` names it as training starts. Ctrl-C saves a checkpoint and raises ``Interrupted``.
+
+    The evaluations and checkpoints are ``natgrad.callbacks``' ``EvalCallback`` and ``CheckpointCallback``;
+    ``after_eval`` runs after each periodic evaluation with its results (returning False stops training).
     """
     if steps is not None and steps <= 0:
         raise NatgradError(f"--steps must be > 0, got {steps}")
@@ -103,11 +111,14 @@ def train_run(
     })
     echo(f"run directory: {run_dir}")
     start = time.perf_counter()
-    callbacks: list[Callback] = [RunLogger(run_dir, steps, checkpoint_every, progress)]
-    if eval_every and eval_episodes:
-        callbacks.insert(0, PeriodicEvaluation(run_dir / "evals.csv", eval_every, eval_episodes))
+    callbacks = CallbackList([
+        *([EvalCallback(eval_every, eval_episodes, run_dir / EVALS, after_eval=after_eval)]
+          if eval_every and eval_episodes else []),
+        *([CheckpointCallback(checkpoint_every, run_dir / CHECKPOINTS)] if checkpoint_every else []),
+        RunLogger(run_dir, steps, progress),
+    ])
     try:
-        model.learn(steps, callback=lambda m, metrics: all([c(m, metrics) is not False for c in callbacks]))
+        model.learn(steps, callback=callbacks)
     except KeyboardInterrupt:
         path = checkpoint_path(run_dir, model.num_timesteps)
         if not path.exists():
@@ -115,8 +126,7 @@ def train_run(
         command = shlex.join(["natgrad", "train", *resume_args(run_dir, checkpoint_every, eval_every, eval_episodes)])
         raise Interrupted(f"interrupted: saved {path}; resume with: {command}") from None
     finally:
-        for c in callbacks:
-            c.close()
+        callbacks.close()
     model.save(run_dir / FINAL_MODEL)
     result = None
     if eval_episodes > 0:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -33,13 +33,30 @@ from natgrad.threads import check_threads, torch_threads
 Callback = Callable[["Algorithm", dict[str, float]], Any]
 
 
+class CallbackList:
+    """Callbacks run in order after every update, all of them even once one has asked to stop (so a logger
+    still writes the last row); training stops if any returned False. ``close()`` closes those that have one."""
+
+    def __init__(self, callbacks: Sequence[Callback]) -> None:
+        self.callbacks = list(callbacks)
+
+    def __call__(self, model: Algorithm, metrics: dict[str, float]) -> bool:
+        return all([c(model, metrics) is not False for c in self.callbacks])
+
+    def close(self) -> None:
+        for c in self.callbacks:
+            if hasattr(c, "close"):
+                c.close()
+
+
 class Algorithm:
     """``Algo(env, seed=0, **config).learn(steps)``; ``predict``; ``save``; ``natgrad.load``."""
 
     name: ClassVar[str]
     config_cls: ClassVar[type[Config]]
 
-    def __init__(self, env: EnvLike | None, seed: int = 0, config: Config | None = None, preset: bool = True,
+    def __init__(self, env: EnvLike | None, seed: int = 0, config: Config | None = None,
+                 preset: bool | Mapping[str, Any] = True,
                  workers: int = 1, ray_address: str | None = None, worker_cpus: float = 1.0,
                  threads: int | None = 1, spaces: tuple[Space, Space] | None = None, **overrides: Any) -> None:
         """``env``: a registered id (``"Hopper-v5"``, ``"module:EnvId"``), ``"module:factory"``, a zero-argument
@@ -48,6 +65,8 @@ class Algorithm:
 
         ``overrides`` go on top of ``config``; without a ``config``, on top of the tuned preset for
         ``env`` (an id: ``natgrad presets`` lists them) unless ``preset=False``, else the config's defaults.
+        ``preset`` may also be the preset itself, a mapping of option to value (``natgrad.presets.preset_file``
+        reads one from a TOML file, such as the one ``natgrad tune`` writes).
 
         ``workers > 1`` or a ``ray_address`` collect the rollouts on Ray workers that share the
         ``n_envs`` envs (``pip install natgrad[ray]``; see ``natgrad.sampler.Sampling``).
@@ -61,7 +80,10 @@ class Algorithm:
         self.env_source = None if env is None else env_source(env)
         self.env_id = None if self.env_source is None else self.env_source.name
         preset_id = None if self.env_source is None else self.env_source.id
-        self.preset = preset_of(self.name, preset_id) if config is None and preset and preset_id else {}
+        if isinstance(preset, Mapping):
+            self.preset = dict(preset) if config is None else {}
+        else:
+            self.preset = preset_of(self.name, preset_id) if config is None and preset and preset_id else {}
         vector = None if self.env_source is None else self.env_source.vector
         fixed = {"n_envs": vector.num_envs} if vector is not None and "n_envs" not in overrides else {}
         cfg = (config or self.config_cls()).replace(**{**self.preset, **fixed, **overrides})
@@ -121,18 +143,20 @@ class Algorithm:
         pass
 
     # ---- training -----------------------------------------------------------------------
-    def learn(self, total_timesteps: int, callback: Callback | None = None) -> Algorithm:
+    def learn(self, total_timesteps: int, callback: Callback | Sequence[Callback] | None = None) -> Algorithm:
         """Train for ``total_timesteps`` more env steps (whole updates); ``num_timesteps`` keeps counting.
 
         Schedules (``anneal_lr``, ``anneal_kl``) see progress t/T, t = ``num_timesteps`` and T the step
         count this call ends at: a model loaded from a step-t checkpoint of a ``learn(T)`` run and given
         ``learn(T − t)`` goes on where that run's schedule was, not from its start.
-        ``callback(model, metrics)`` runs after every update; returning False stops training.
+        ``callback(model, metrics)`` runs after every update; returning False stops training. A list of
+        callbacks runs as a ``CallbackList`` (ready ones: ``natgrad.callbacks``).
         """
         if total_timesteps < 0:
             raise NatgradError(f"total_timesteps must be >= 0, got {total_timesteps}")
         with torch_threads(self.threads):
-            return self._learn(int(total_timesteps), callback)
+            return self._learn(int(total_timesteps),
+                               CallbackList(callback) if isinstance(callback, (list, tuple)) else callback)
 
     def _learn(self, total_timesteps: int, callback: Callback | None) -> Algorithm:
         if self.env is None:
