@@ -106,7 +106,24 @@ def test_export_command_and_its_refusals(tmp_path):
     assert f"wrote {out}: obs float32 (batch, 4) -> action int64 (batch)" in result.output
     again = runner.invoke(app, ["export", str(run), "--onnx", str(out)])
     assert isinstance(again.exception, NatgradError) and "already exists" in str(again.exception)
-    recurrent = natgrad.TRPO("CartPole-v1", n_envs=1, n_steps=8, recurrent="gru")
-    with pytest.raises(NatgradError, match="recurrent actor is not supported"):
-        export_onnx(recurrent, tmp_path / "rnn.onnx")
-    assert VECTOR == "vector" and not (tmp_path / "rnn.onnx").exists()
+    assert VECTOR == "vector"
+
+
+@pytest.mark.parametrize("core", ["lstm", "gru"])
+def test_a_recurrent_graph_carries_the_state_like_predict(core, tmp_path):
+    """Ten steps of 200 sequences: onnxruntime's actions and states equal predict's with the same states and
+    episode starts (some of them True mid-way)."""
+    rng = np.random.default_rng(0)
+    model = natgrad.TRPO("Pendulum-v1", n_envs=1, n_steps=8, recurrent=core, rnn_hidden=8, preset=False)
+    random_statistics(model, rng)
+    session = ort.InferenceSession(str(export_onnx(model, tmp_path / "rnn.onnx")))
+    assert [o.name for o in session.get_outputs()] == ["action", "next_state"]
+    rows, state = 200, np.zeros((200, model.actor.state_size), np.float32)
+    for step in range(10):
+        obs = rng.uniform(-1, 1, (rows, 3)).astype(np.float32)
+        start = rng.random(rows) < (1.0 if step == 0 else 0.1)
+        action, new_state = model.predict(obs, state, start, deterministic=True)
+        onnx_action, onnx_state = session.run(None, {"obs": obs, "state": state, "episode_start": start})
+        assert np.max(np.abs(onnx_action - action)) <= 1e-5 and np.max(np.abs(onnx_state - new_state)) <= 1e-5
+        state = new_state
+    model.close()

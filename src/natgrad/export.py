@@ -9,6 +9,8 @@ takes them as an input ``action_mask`` (True or 1 = legal) and picks the masked 
 
 Every input has a leading batch dimension of any size: ``obs`` for a plain observation space, one input per
 entry of a Dict (named by its key, ``outer/inner`` when nested) or Tuple (by its index); one output ``action``.
+A recurrent actor's graph also takes its ``state`` (batch, S) and ``episode_start`` (batch,) (True: the state is
+reset before this observation) and also returns the new state, ``next_state``, as ``predict`` does.
 Built as a torch module around the actor and written by ``torch.onnx.export`` (``pip install 'natgrad[export]'``).
 """
 
@@ -25,7 +27,7 @@ from torch import Tensor, nn
 from natgrad.envs import offers_action_masks
 from natgrad.errors import NatgradError, one_line
 from natgrad.policy import PolicyInputs
-from natgrad.spaces import MASK_KEY, VECTOR, ObsLayout, entry
+from natgrad.spaces import MASK_KEY, VECTOR, ObsLayout, entry, tree_map
 
 if TYPE_CHECKING:
     from natgrad.algos.base import Algorithm
@@ -38,9 +40,6 @@ class DeterministicPolicy(nn.Module):
 
     def __init__(self, model: Algorithm, mask: bool) -> None:
         super().__init__()
-        if model.actor.recurrent:
-            raise NatgradError("exporting a recurrent actor is not supported yet: its state would be an input and an "
-                               "output of the graph; export a model without a recurrent core")
         self.actor, self.layout, self.action = model.actor, model.layout, model.actor.action
         self.parts = self.layout.parts
         self.names = [input_name(part.path) for part in self.parts]
@@ -57,7 +56,9 @@ class DeterministicPolicy(nn.Module):
         elif self.action.kind in ("discrete", "multidiscrete"):
             self.register_buffer("start", torch.as_tensor(np.asarray(space.start, np.int64).reshape(-1)))
 
-    def forward(self, *inputs: Tensor) -> Tensor:
+    def forward(self, *inputs: Tensor) -> Tensor | tuple[Tensor, Tensor]:
+        if self.actor.recurrent:
+            *inputs, state, start = inputs
         raw = dict(zip(self.names, inputs))
         rows = inputs[0].shape[0]
         arrays = {}
@@ -80,8 +81,12 @@ class DeterministicPolicy(nn.Module):
                 arrays[leaf.key] = x.reshape(rows, -1).to(torch.float32)
         obs = arrays[self.layout.leaves[0].key] if self.layout.single else arrays
         mask = inputs[-1].reshape(rows, -1).to(torch.bool) if self.mask else None
-        action = self.actor(PolicyInputs(obs, mask)).mode()
-        return self.to_env(action, rows)
+        if not self.actor.recurrent:
+            return self.to_env(self.actor(PolicyInputs(obs, mask)).mode(), rows)
+        one_step = PolicyInputs(tree_map(lambda x: x.unsqueeze(0), obs), None if mask is None else mask.unsqueeze(0),
+                                start.reshape(1, rows).to(torch.bool), state)
+        dist, state = self.actor.step(one_step)
+        return self.to_env(dist.mode(), rows), state
 
     def to_env(self, action: Tensor, rows: int) -> Tensor:
         """``ActionSpec.to_env`` in torch: Box clipped, indices shifted by ``start``, in the space's shape and dtype."""
@@ -115,6 +120,9 @@ def example_inputs(model: Algorithm, mask: bool, rows: int = 2) -> tuple[list[st
     if mask:
         names.append(MASK_KEY)
         tensors.append(torch.ones(rows, model.actor.action.mask_size, dtype=_mask_dtype(model)))
+    if model.actor.recurrent:
+        names += ["state", "episode_start"]
+        tensors += [torch.zeros(rows, model.actor.state_size), torch.ones(rows, dtype=torch.bool)]
     return names, tuple(tensors)
 
 
@@ -148,7 +156,8 @@ def export_onnx(model: Algorithm, path: str | Path, action_mask: bool | None = N
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
         try:
-            program = torch.onnx.export(module, inputs, output_names=["action"], opset_version=OPSET,
+            outputs = ["action", "next_state"] if model.actor.recurrent else ["action"]
+            program = torch.onnx.export(module, inputs, output_names=outputs, opset_version=OPSET,
                                         dynamic_shapes=(tuple({0: batch} for _ in inputs),), dynamo=True, verbose=False)
         except Exception as e:  # the exporter's many error types
             raise NatgradError(f"torch.onnx could not export this policy ({type(e).__name__}: {one_line(e)[:300]})") \
