@@ -36,3 +36,27 @@ def assert_fvp_matches(fvp: Callable[[Tensor], Tensor], hessian: Tensor, damping
         want = hessian @ v + damping * v
         err = float((fvp(v) - want).norm() / want.norm())
         assert err <= rtol, f"relative error {err:.3g} > {rtol}"
+
+
+def random_trpo_step(actor: nn.Module, inputs: object, cfg: object, seed: int) -> tuple[object, float, float]:
+    """One TRPO step on a random problem: actions sampled from π_old on ``inputs`` (leading shape (T, N) or (B,)),
+    standard-normal advantages; returns the step and, measured apart from it, the mean KL(π_old ‖ π_new) and the
+    surrogate's gain."""
+    import copy
+
+    from natgrad.losses import surrogate
+    from natgrad.natural import natural_step
+
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        old = actor(inputs)
+        actions = old.sample(gen)
+        log_probs = old.log_prob(actions)
+    adv = torch.randn(log_probs.shape, dtype=log_probs.dtype, generator=gen)
+    before = copy.deepcopy(actor)
+    step = natural_step(actor, inputs, actions, log_probs, adv, cfg, line_search=True)
+    with torch.no_grad():
+        kl = float(before(inputs).kl(actor(inputs)).mean())
+        gain = float(surrogate(actor(inputs).log_prob(actions), log_probs, adv) - surrogate(log_probs, log_probs, adv))
+    return step, kl, gain
+

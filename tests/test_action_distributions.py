@@ -12,13 +12,11 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
-from fisher_reference import assert_fvp_matches, kl_hessian
+from fisher_reference import assert_fvp_matches, kl_hessian, random_trpo_step
 
 from natgrad.config import NaturalConfig
 from natgrad.fisher import fisher_vector_product
 from natgrad.linearized import LinearizedActor
-from natgrad.losses import surrogate
-from natgrad.natural import natural_step
 from natgrad.policy import Actor, PolicyInputs
 
 OBS = gym.spaces.Box(-1.0, 1.0, (3,), np.float32)
@@ -156,18 +154,7 @@ def test_kl_within_the_trust_region_after_every_accepted_trpo_step_with_masks(ki
     accepted = 0
     for trial in range(8):
         actor, inputs = setup(kind, masked=kind in MASKABLE, shape=(64, 2))
-        gen = torch.Generator().manual_seed(trial)
-        with torch.no_grad():
-            old = actor(inputs)
-            actions = old.sample(gen)
-            log_probs = old.log_prob(actions)
-        adv = torch.randn(64, 2, dtype=torch.float64, generator=gen)
-        before = copy.deepcopy(actor)
-        step = natural_step(actor, inputs, actions, log_probs, adv, cfg, line_search=True)
-        with torch.no_grad():
-            kl = float(before(inputs).kl(actor(inputs)).mean())
-            gain = float(surrogate(actor(inputs).log_prob(actions), log_probs, adv) - surrogate(log_probs, log_probs,
-                                                                                                 adv))
+        step, kl, gain = random_trpo_step(actor, inputs, cfg, trial)
         if step.accepted:
             accepted += 1
             assert kl <= cfg.max_kl * (1 + 1e-9) and gain > 0
