@@ -68,6 +68,7 @@ def _episode(model: Algorithm, vec: SyncVectorEnv, observe: Observer, acting: Ac
 
 
 def summary(returns: list[float]) -> dict[str, float]:
+    """Mean, std and count of evaluation returns."""
     return {"mean": float(np.mean(returns)), "std": float(np.std(returns)), "episodes": len(returns)}
 
 
@@ -92,4 +93,5 @@ class PeriodicEvaluation:
             self.file.flush()
 
     def close(self) -> None:
+        """Close ``evals.csv``."""
         self.file.close()

@@ -54,6 +54,7 @@ class RunLogger:
             self.next_checkpoint += self.checkpoint_every
 
     def close(self) -> None:
+        """Close the progress bar, TensorBoard writer and CSV files."""
         self.bar.close()
         self.tb.close()
         self.csv_file.close()

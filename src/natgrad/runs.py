@@ -102,6 +102,7 @@ def machine() -> dict[str, Any]:
 
 
 def checkpoint_path(run_dir: Path, step: int) -> Path:
+    """Where a run's checkpoint at ``step`` goes: ``checkpoints/step_0000301056.pt`` (ten digits, so they sort)."""
     return run_dir / CHECKPOINTS / f"step_{step:010d}.pt"
 
 
