@@ -19,7 +19,7 @@ numbers as written ("as written") and with them so scaled ("× d"). Even then th
 agree to float precision: sb3-contrib starts CG from 1e-4·N(0, I) rather than 0, and its line search
 checks KL(π_new ‖ π_old) where natgrad's checks KL(π_old ‖ π_new).
 
-    .venv/bin/python benchmarks/step_parity.py --peer-python /work/peers/bin/python \\
+    .venv/bin/python benchmarks/step_parity.py --peer-python PEERS/bin/python \\
         --envs Hopper-v5,Walker2d-v5,Swimmer-v5,Ant-v5,HalfCheetah-v5 --seeds 0-1 --out bench-out/step-parity
 """
 

@@ -10,7 +10,7 @@ of the last 10% of training episodes. Beside it: natgrad's row and the zoo's pub
 Workers run in the peers' virtual environment (the library never imports sb3); the driver runs in
 natgrad's. Resumable: a run whose JSON exists is not redone.
 
-    .venv/bin/python benchmarks/zoo_rerun.py --peer-python /work/peers/bin/python \\
+    .venv/bin/python benchmarks/zoo_rerun.py --peer-python PEERS/bin/python \\
         --cells trpo:Hopper-v5,trpo:Walker2d-v5 --seeds 0-4 --jobs 2 --out bench-out/zoo-rerun \\
         --natgrad docs/benchmarks/summary.json
 """

@@ -36,6 +36,7 @@ class RunSpec:
     seed: int
 
     def path(self, root: Path) -> Path:
+        """The run's directory in a grid at ``root``: ``<env>/<algo>/s<seed>``."""
         return root / safe_name(self.env_id) / self.algo / f"s{self.seed}"
 
     def __str__(self) -> str:
@@ -47,8 +48,10 @@ class GridSettings:
     """What every run of a grid shares; a grid directory holds runs of one setting only."""
 
     steps: int
-    overrides: tuple[tuple[str, str], ...] = ()  # --set KEY=VALUE on top of each preset
-    eval_every: int = 25_000  # env steps between deterministic evaluations (evals.csv)
+    overrides: tuple[tuple[str, str], ...] = ()
+    """--set KEY=VALUE on top of each preset"""
+    eval_every: int = 25_000
+    """env steps between deterministic evaluations (evals.csv)"""
     eval_episodes: int = 10
 
     def __post_init__(self) -> None:
@@ -58,6 +61,7 @@ class GridSettings:
 
     @property
     def checkpoint_every(self) -> int:
+        """Env steps between a grid run's checkpoints: a quarter of its steps."""
         return max(self.steps // 4, 1)
 
 
@@ -82,6 +86,7 @@ def grid(algos: Iterable[str], envs: Iterable[str], seeds: Iterable[int]) -> lis
 
 
 def is_finished(run_dir: Path) -> bool:
+    """Whether the run has finished: its final evaluation (``eval.json``) is written."""
     return (run_dir / "eval.json").exists()
 
 

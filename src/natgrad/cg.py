@@ -11,9 +11,14 @@ from torch import Tensor
 
 @dataclass(frozen=True)
 class CGResult:
-    x: Tensor  # the approximate solution
-    iterations: int  # matrix-vector products spent
-    residual_norm: float  # ‖b − A x‖ as CG tracks it
+    """What conjugate gradient returns."""
+
+    x: Tensor
+    """the approximate solution"""
+    iterations: int
+    """matrix-vector products spent"""
+    residual_norm: float
+    """‖b − A x‖ as CG tracks it"""
 
 
 def conjugate_gradient(

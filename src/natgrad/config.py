@@ -1,6 +1,7 @@
 """Configuration: one small frozen dataclass per algorithm family, validated on construction.
 
-Each field's comment is its documentation; the CLI and the checkpoints use the same classes.
+Each field's docstring (the string right after it) is its documentation; the CLI (``--set KEY=VALUE``),
+the presets and the checkpoints use the same classes.
 """
 
 from __future__ import annotations
@@ -24,30 +25,53 @@ MAX_SEED = 2**32 - 1
 class Config:
     """What every algorithm shares: rollout, GAE, networks and normalization."""
 
-    env_kwargs: dict[str, Any] = field(default_factory=dict)  # keywords for gym.make, e.g. {"g": 9.81}
-    n_envs: int = 1  # parallel environments in the vector env
-    n_steps: int = 2048  # steps per env per update; the batch is n_envs * n_steps
-    vectorization: str = "sync"  # "sync" (one process) or "async" (one process per env)
-    gamma: float = 0.99  # discount γ
-    gae_lambda: float = 0.97  # GAE λ
-    hidden: tuple[int, ...] = (64, 64)  # hidden layer sizes of actor and critic
-    activation: str = "tanh"  # tanh | relu | elu
-    log_std_init: float = 0.0  # initial log σ of the Gaussian policy
-    normalize_obs: bool = True  # running mean/std observation normalization (Box observations)
-    normalize_reward: bool = False  # scale rewards by the running std of the discounted return
-    normalize_advantage: bool = True  # Â ← (Â − mean) / std over the batch
-    image_channels: str = "auto"  # image observations: "last" (H, W, C), "first" (C, H, W), or "auto" (first only
-    # when the first axis is shorter than the last, e.g. (4, 84, 84))
-    cnn: str = "auto"  # image encoder: "nature" (images of at least 36x36), "small" (one 3x3 conv), "auto" (by size)
-    cnn_features: int = 0  # units of the CNN's last layer (0: 512 for nature, 128 for small)
-    recurrent: str = "none"  # recurrent core after the encoder, in actor and critic: "none", "lstm" or "gru"
-    rnn_hidden: int = 64  # units of each recurrent layer
-    rnn_layers: int = 1  # recurrent layers
-    seq_len: int = 0  # recurrent: steps per sequence piece in minibatches (PPO, critic fit), the cut of
-    # backpropagation through time there; 0: the whole n_steps. TRPO/NPG's policy step always uses whole sequences
-    share_trunk: bool = False  # actor and critic share encoder, recurrent core and hidden layers (each keeps its
-    # own output layer); TRPO/NPG then move the shared part only within the trust region (see critic_step)
-    retired: ClassVar[frozenset[str]] = frozenset()  # names from_dict drops (written by older natgrad)
+    env_kwargs: dict[str, Any] = field(default_factory=dict)
+    """Keywords for the env's constructor (``gym.make`` or the factory), e.g. ``{"g": 9.81}`` on Pendulum-v1; saved
+    with the model and used again by ``natgrad.load`` and evaluation."""
+    n_envs: int = 1
+    """Parallel environments in the vector env."""
+    n_steps: int = 2048
+    """Steps per env per update; the batch is ``n_envs * n_steps``."""
+    vectorization: str = "sync"
+    """``"sync"`` (every env in this process) or ``"async"`` (one process per env)."""
+    gamma: float = 0.99
+    """Discount γ."""
+    gae_lambda: float = 0.97
+    """GAE λ: 0 is the one-step TD advantage, 1 the Monte Carlo return minus V."""
+    hidden: tuple[int, ...] = (64, 64)
+    """Hidden layer sizes of actor and critic (``--set hidden=64,64``)."""
+    activation: str = "tanh"
+    """Hidden-layer activation: ``tanh``, ``relu`` or ``elu``."""
+    log_std_init: float = 0.0
+    """Initial log σ of the Gaussian policy (Box actions; state-independent, learned)."""
+    normalize_obs: bool = True
+    """Running mean/std normalization of the observations' vector part (the Box entries that are not images)."""
+    normalize_reward: bool = False
+    """Scale rewards by the running std of the discounted return."""
+    normalize_advantage: bool = True
+    """Â ← (Â − mean) / std over the batch (PPO: over each minibatch)."""
+    image_channels: str = "auto"
+    """Layout of image observations: ``"last"`` (H, W, C), ``"first"`` (C, H, W), or ``"auto"`` (channels first
+    only when the first axis is shorter than the last, e.g. (4, 84, 84))."""
+    cnn: str = "auto"
+    """Image encoder: ``"nature"`` (the Nature-DQN CNN, images of at least 36×36), ``"small"`` (one 3×3
+    convolution), ``"auto"`` (by image size)."""
+    cnn_features: int = 0
+    """Units of the CNN's last layer (0: 512 for ``nature``, 128 for ``small``)."""
+    recurrent: str = "none"
+    """Recurrent core after the encoder, in actor and critic: ``"none"``, ``"lstm"`` or ``"gru"``."""
+    rnn_hidden: int = 64
+    """Units of each recurrent layer."""
+    rnn_layers: int = 1
+    """Recurrent layers."""
+    seq_len: int = 0
+    """With a recurrent core: steps per sequence piece in minibatches (PPO, the critic fit), where backpropagation
+    through time is cut; 0: the whole ``n_steps``. TRPO/NPG's policy step always uses whole sequences."""
+    share_trunk: bool = False
+    """Actor and critic share encoder, recurrent core and hidden layers (each keeps its own output layer);
+    TRPO/NPG then move the shared part only within the trust region (see ``NaturalConfig.critic_step``)."""
+    retired: ClassVar[frozenset[str]] = frozenset()
+    """Names ``from_dict`` drops (written by older natgrad)."""
 
     def __post_init__(self) -> None:
         _check(isinstance(self.env_kwargs, dict) and all(isinstance(k, str) for k in self.env_kwargs),
@@ -71,6 +95,7 @@ class Config:
 
     @property
     def batch_size(self) -> int:
+        """Env steps per update: ``n_envs * n_steps``."""
         return self.n_envs * self.n_steps
 
     @property
@@ -95,6 +120,7 @@ class Config:
         return dataclasses.replace(self, **{k: _coerce(self, k, v) for k, v in changes.items()})
 
     def to_dict(self) -> dict[str, Any]:
+        """Every field by name, as checkpoints and ``config.json`` store it."""
         return dataclasses.asdict(self)
 
     @classmethod
@@ -110,9 +136,12 @@ class Config:
 class CriticFitConfig(Config):
     """A critic fit apart from the policy step (NPG, TRPO, VPG): minibatch Adam on ½(V − R)² after it."""
 
-    vf_lr: float = 1e-3  # critic Adam learning rate
-    vf_epochs: int = 5  # critic epochs over the batch per update
-    vf_minibatch_size: int = 64  # critic minibatch size
+    vf_lr: float = 1e-3
+    """Critic Adam learning rate."""
+    vf_epochs: int = 5
+    """Critic epochs over the batch per update."""
+    vf_minibatch_size: int = 64
+    """Critic minibatch size (states)."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -125,19 +154,30 @@ class CriticFitConfig(Config):
 class NaturalConfig(CriticFitConfig):
     """NPG and TRPO: the natural-gradient step in a KL trust region of radius δ."""
 
-    max_kl: float = 0.01  # δ: mean KL(π_old ‖ π_θ) allowed per update
-    cg_iters: int = 10  # conjugate-gradient iterations for F x = g
-    cg_tol: float = 1e-10  # stop CG when the squared residual ‖r‖² falls below this
-    damping: float = 0.1  # F + damping·I in the Fisher-vector product
-    backtrack_coef: float = 0.5  # line search tries θ_old + coef^j β x, j = 0, 1, ...
-    backtrack_iters: int = 10  # line search tries at most this many j (TRPO only)
-    fvp_fraction: float = 1.0  # fraction of the batch the Fisher-vector products use
-    anneal_kl: bool = False  # δ_t = δ·(1 − t/T): t = num_timesteps, T = where learn() ends
-    critic_step: str = "natural"  # with share_trunk: how the critic moves the shared trunk after the policy step:
-    # "natural" (its output layer by Adam, then the trunk by a natural-gradient step on the value loss that keeps
-    # the whole update's KL(π_old ‖ π) within max_kl + critic_kl), "head" (its output layer only: the trunk moves
-    # with the policy step alone) or "adam" (Adam on trunk and output layer, as peers do: the KL is unbounded)
-    critic_kl: float = 0.005  # ε_v: the KL the "natural" critic step may add to the update's
+    max_kl: float = 0.01
+    """δ: the mean KL(π_old ‖ π_θ) allowed per update, summed over the action dimensions (sb3-contrib's
+    ``target_kl`` is per dimension: its value × d is this)."""
+    cg_iters: int = 10
+    """Conjugate-gradient iterations for F x = g."""
+    cg_tol: float = 1e-10
+    """Stop CG when the squared residual ‖r‖² falls below this."""
+    damping: float = 0.1
+    """F + damping·I in the Fisher-vector product."""
+    backtrack_coef: float = 0.5
+    """The line search tries θ_old + coef^j β x, j = 0, 1, …"""
+    backtrack_iters: int = 10
+    """The line search tries at most this many j (TRPO only)."""
+    fvp_fraction: float = 1.0
+    """Fraction of the batch the Fisher-vector products use (drawn anew each update)."""
+    anneal_kl: bool = False
+    """δ_t = δ·(1 − t/T): t = ``num_timesteps``, T = where ``learn()`` ends (a resumed run keeps its schedule)."""
+    critic_step: str = "natural"
+    """With ``share_trunk``: how the critic moves the shared trunk after the policy step. ``"natural"``: its output
+    layer by Adam, then the trunk by a natural-gradient step on the value loss that keeps the whole update's
+    KL(π_old ‖ π) within ``max_kl + critic_kl``; ``"head"``: its output layer only (the trunk moves with the policy
+    step alone); ``"adam"``: Adam on trunk and output layer, as peers do (the KL is unbounded)."""
+    critic_kl: float = 0.005
+    """ε_v: the KL the ``"natural"`` critic step may add to the update's."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -157,7 +197,8 @@ class NaturalConfig(CriticFitConfig):
 class VPGConfig(CriticFitConfig):
     """The standard-gradient baseline: one Adam step on the surrogate per update."""
 
-    pi_lr: float = 3e-3  # actor Adam learning rate
+    pi_lr: float = 3e-3
+    """Actor Adam learning rate."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -172,20 +213,31 @@ class ProximalConfig(Config):
     trains inside the same loss (``lr``, ``epochs``, ``vf_coef``), so there is no separate critic fit.
     """
 
-    # checkpoints before 2026-11-27 recorded the critic-fit options, which PPO never used
     retired: ClassVar[frozenset[str]] = frozenset({"vf_lr", "vf_epochs", "vf_minibatch_size"})
+    """The critic-fit options that checkpoints before 2026-11-27 recorded (PPO never used them)."""
 
     gae_lambda: float = 0.95
-    lr: float = 3e-4  # Adam learning rate (actor and critic)
-    epochs: int = 10  # passes over the batch per update
-    minibatches: int = 32  # minibatches per pass (2048 steps → 64 per minibatch)
-    ent_coef: float = 0.0  # entropy bonus coefficient
-    vf_coef: float = 0.5  # value-loss coefficient
-    max_grad_norm: float = 0.5  # clip the global gradient norm (0: off)
-    anneal_lr: bool = False  # lr_t = lr·(1 − t/T): t = num_timesteps, T = where learn() ends
-    clip_vf: float = 0.0  # clip V − V_old to ±clip_vf in the value loss (0: off)
-    target_kl: float = 0.0  # stop the epochs once the approximate KL exceeds this (0: off)
-    recompute_advantages: bool = False  # GAE again with the updated critic before every epoch after the first
+    """GAE λ (the PPO paper's 0.95)."""
+    lr: float = 3e-4
+    """Adam learning rate (actor and critic)."""
+    epochs: int = 10
+    """Passes over the batch per update."""
+    minibatches: int = 32
+    """Minibatches per pass (2048 steps → 64 per minibatch); with a recurrent core, of whole sequence pieces."""
+    ent_coef: float = 0.0
+    """Entropy bonus coefficient."""
+    vf_coef: float = 0.5
+    """Value-loss coefficient; the value loss is ½ E[(V − R)²] (SB3's ``vf_coef`` × 2)."""
+    max_grad_norm: float = 0.5
+    """Clip the global gradient norm (0: off)."""
+    anneal_lr: bool = False
+    """lr_t = lr·(1 − t/T): t = ``num_timesteps``, T = where ``learn()`` ends."""
+    clip_vf: float = 0.0
+    """Clip V − V_old to ±``clip_vf`` in the value loss (0: off)."""
+    target_kl: float = 0.0
+    """End the update's epochs once the approximate KL exceeds this (0: off)."""
+    recompute_advantages: bool = False
+    """GAE again with the updated critic before every epoch after the first."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -203,7 +255,8 @@ class ProximalConfig(Config):
 class PPOConfig(ProximalConfig):
     """PPO-Clip: maximize E[min(r Â, clip(r, 1 − ε, 1 + ε) Â)]."""
 
-    clip_range: float = 0.2  # ε
+    clip_range: float = 0.2
+    """ε: the ratio r is clipped to [1 − ε, 1 + ε]."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -214,13 +267,18 @@ class PPOConfig(ProximalConfig):
 class PPOKLConfig(ProximalConfig):
     """PPO with adaptive KL penalty: maximize E[r Â] − β KL(π_old ‖ π_θ), β adapted every update."""
 
-    kl_target: float = 0.01  # d_targ
-    beta_init: float = 1.0  # initial β
-    beta_min: float = 1e-6  # β is kept in [beta_min, beta_max] so it can never run off to 0 or inf
+    kl_target: float = 0.01
+    """d_targ: β doubles after an update whose KL exceeds 1.5·d_targ and halves after one below d_targ / 1.5."""
+    beta_init: float = 1.0
+    """Initial β."""
+    beta_min: float = 1e-6
+    """Lower bound of β, so that it can never run off to 0."""
     beta_max: float = 1e6
-    kl_stop: float = 4.0  # end the update's epochs once the mean KL(π_old ‖ π_θ) over the batch exceeds
-    # kl_stop·d_targ (0: off): β reacts one update late, so after a run of small updates has halved it many
-    # times one update could otherwise move the policy by a hundred times d_targ
+    """Upper bound of β, so that it can never run off to infinity."""
+    kl_stop: float = 4.0
+    """End the update's epochs once the mean KL(π_old ‖ π_θ) over the batch exceeds ``kl_stop``·d_targ (0: off):
+    β reacts one update late, so after a run of small updates has halved it many times one update could otherwise
+    move the policy by a hundred times d_targ."""
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -34,19 +34,24 @@ def _index(x: Tensor | None, index) -> Tensor | None:
 class Categorical:
     """π(a|s) = softmax(logits)_a over a Discrete action space, over the legal actions when ``mask`` is given."""
 
-    logits: Tensor  # (..., n_actions)
-    mask: Tensor | None = None  # (..., n_actions) bool, True = legal
+    logits: Tensor
+    """(..., n_actions)"""
+    mask: Tensor | None = None
+    """(..., n_actions) bool, True = legal"""
 
     @property
     def log_probs(self) -> Tensor:
+        """log π(a|s) of every action, (..., n_actions); −inf-like for masked ones."""
         return torch.log_softmax(_masked(self.logits, self.mask), dim=-1)
 
     def sample(self, generator: torch.Generator | None = None) -> Tensor:
+        """One action per state, drawn from π (never a masked one)."""
         probs = torch.softmax(_masked(self.logits, self.mask), dim=-1).reshape(-1, self.logits.shape[-1])
         actions = torch.multinomial(probs, 1, generator=generator).squeeze(-1)
         return actions.reshape(self.logits.shape[:-1])
 
     def mode(self) -> Tensor:
+        """The most probable legal action per state."""
         return _masked(self.logits, self.mask).argmax(dim=-1)
 
     def log_prob(self, actions: Tensor) -> Tensor:
@@ -90,19 +95,25 @@ class MultiCategorical:
     over the heads, and M is block-diagonal with one Categorical block per head.
     """
 
-    logits: Tensor  # (..., Σ n_k)
-    nvec: tuple[int, ...]  # n_k of each head, flattened in C order
-    mask: Tensor | None = None  # (..., Σ n_k) bool, True = legal, head by head
+    logits: Tensor
+    """(..., Σ n_k)"""
+    nvec: tuple[int, ...]
+    """n_k of each head, flattened in C order"""
+    mask: Tensor | None = None
+    """(..., Σ n_k) bool, True = legal, head by head"""
 
     @property
     def heads(self) -> list[Categorical]:
+        """One Categorical per entry, with its slice of the logits and of the mask."""
         masks = [None] * len(self.nvec) if self.mask is None else self.mask.split(self.nvec, -1)
         return [Categorical(x, m) for x, m in zip(self.logits.split(self.nvec, -1), masks)]
 
     def sample(self, generator: torch.Generator | None = None) -> Tensor:
+        """One action (..., K) per state, each entry drawn from its head."""
         return torch.stack([h.sample(generator) for h in self.heads], -1)
 
     def mode(self) -> Tensor:
+        """Each head's most probable legal value."""
         return torch.stack([h.mode() for h in self.heads], -1)
 
     def log_prob(self, actions: Tensor) -> Tensor:
@@ -110,9 +121,11 @@ class MultiCategorical:
         return sum(h.log_prob(a) for h, a in zip(self.heads, actions.unbind(-1)))
 
     def entropy(self) -> Tensor:
+        """Σ_k H_k: the heads are independent."""
         return sum(h.entropy() for h in self.heads)
 
     def kl(self, other: MultiCategorical) -> Tensor:
+        """KL(self ‖ other) = Σ_k KL_k over the heads."""
         return sum(p.kl(q) for p, q in zip(self.heads, other.heads))
 
     def fisher(self, d_logits: Tensor) -> tuple[Tensor]:
@@ -123,6 +136,7 @@ class MultiCategorical:
         return MultiCategorical(self.logits[index], self.nvec, _index(self.mask, index))
 
     def detach(self) -> MultiCategorical:
+        """A frozen copy, unaffected by later changes to θ."""
         return MultiCategorical(self.logits.detach().clone(), self.nvec, self.mask)
 
 
@@ -130,13 +144,16 @@ class MultiCategorical:
 class Bernoulli:
     """Independent bits of a MultiBinary space: π(a|s) = Π_k p_k^{a_k} (1 − p_k)^{1 − a_k}, p = σ(logits)."""
 
-    logits: Tensor  # (..., K)
+    logits: Tensor
+    """(..., K)"""
 
     def sample(self, generator: torch.Generator | None = None) -> Tensor:
+        """One bit vector per state, each bit 1 with probability p_k."""
         u = torch.rand(self.logits.shape, generator=generator, dtype=self.logits.dtype)
         return (u < torch.sigmoid(self.logits)).to(self.logits.dtype)
 
     def mode(self) -> Tensor:
+        """Each bit's more probable value (1 where p_k > ½)."""
         return (self.logits > 0).to(self.logits.dtype)
 
     def log_prob(self, actions: Tensor) -> Tensor:
@@ -162,6 +179,7 @@ class Bernoulli:
         return Bernoulli(self.logits[index])
 
     def detach(self) -> Bernoulli:
+        """A frozen copy, unaffected by later changes to θ."""
         return Bernoulli(self.logits.detach().clone())
 
 
@@ -173,14 +191,18 @@ class DiagGaussian:
     bounds happens only when the action is sent to the environment.
     """
 
-    mean: Tensor  # (..., act_dim)
-    log_std: Tensor  # (act_dim,) or broadcastable to mean
+    mean: Tensor
+    """(..., act_dim)"""
+    log_std: Tensor
+    """(act_dim,) or broadcastable to mean"""
 
     def sample(self, generator: torch.Generator | None = None) -> Tensor:
+        """μ + σ·ε, ε ~ N(0, I): unclipped (the env's bounds are applied when acting)."""
         noise = torch.randn(self.mean.shape, generator=generator, dtype=self.mean.dtype)
         return self.mean + noise.to(self.mean.device) * self.log_std.exp()
 
     def mode(self) -> Tensor:
+        """The mean action μ(s)."""
         return self.mean
 
     def log_prob(self, actions: Tensor) -> Tensor:

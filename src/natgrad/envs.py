@@ -32,7 +32,8 @@ EnvLike = str | gym.Env | VectorEnv | Callable[[], gym.Env]
 class EnvSource:
     """What makes a model's envs: an id, a factory, one env instance, or one vector env."""
 
-    id: str | None = None  # a registered id ("module:EnvId" imports module first)
+    id: str | None = None
+    """a registered id ("module:EnvId" imports module first)"""
     factory: Callable[..., gym.Env] | None = None
     instance: gym.Env | None = field(default=None, repr=False)
     vector: VectorEnv | None = field(default=None, repr=False)
@@ -163,10 +164,12 @@ class EmptyInfo(gym.Wrapper):
     """
 
     def step(self, action: Any) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]:
+        """The env's step, its info dropped."""
         obs, reward, terminated, truncated, _ = self.env.step(action)
         return obs, reward, terminated, truncated, {}
 
     def reset(self, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
+        """The env's reset, its info dropped."""
         obs, _ = self.env.reset(**kwargs)
         return obs, {}
 

@@ -11,11 +11,17 @@ from torch import Tensor
 
 @dataclass(frozen=True)
 class LineSearchResult:
-    theta: Tensor  # accepted parameters, or θ_old itself when rejected
+    """What the line search returns: the accepted parameters, or θ_old itself."""
+
+    theta: Tensor
+    """accepted parameters, or θ_old itself when rejected"""
     accepted: bool
-    backtracks: int  # j of the accepted step θ_old + coef^j·full_step; the tries made if rejected
-    surrogate: float  # L at the returned θ
-    kl: float  # mean KL(π_old ‖ π_θ) at the returned θ
+    backtracks: int
+    """j of the accepted step θ_old + coef^j·full_step; the tries made if rejected"""
+    surrogate: float
+    """L at the returned θ"""
+    kl: float
+    """mean KL(π_old ‖ π_θ) at the returned θ"""
 
 
 def backtracking_line_search(

@@ -46,6 +46,7 @@ class RunLogger:
                              kl=f"{metrics['policy/kl']:.4f}", sps=f"{metrics['time/steps_per_second']:.0f}")
 
     def close(self) -> None:
+        """Close the progress bar, TensorBoard writer and CSV files."""
         self.bar.close()
         self.tb.close()
         self.csv_file.close()

@@ -28,16 +28,23 @@ from natgrad.spaces import Obs, tree_map
 class NaturalStep:
     """What one natural-gradient update did, for logging."""
 
-    accepted: bool  # False: θ stayed exactly θ_old
-    kl: float  # mean KL(π_old ‖ π_θ) reached
-    surrogate_improvement: float  # L(θ) − L(θ_old)
-    backtracks: int  # line-search j accepted (0 for NPG); backtrack_iters when rejected
+    accepted: bool
+    """False: θ stayed exactly θ_old"""
+    kl: float
+    """mean KL(π_old ‖ π_θ) reached"""
+    surrogate_improvement: float
+    """L(θ) − L(θ_old)"""
+    backtracks: int
+    """line-search j accepted (0 for NPG); backtrack_iters when rejected"""
     cg_iterations: int
     cg_residual: float
-    step_size: float  # β = √(2δ / xᵀFx); nan when the step was refused
-    grad_norm: float  # ‖g‖
+    step_size: float
+    """β = √(2δ / xᵀFx); nan when the step was refused"""
+    grad_norm: float
+    """‖g‖"""
 
     def metrics(self) -> dict[str, float]:
+        """The step as ``metrics.csv`` columns (``policy/kl``, ``policy/line_search_backtracks``, …)."""
         return {
             "policy/kl": self.kl,
             "policy/surrogate_improvement": self.surrogate_improvement,

@@ -30,6 +30,7 @@ class RunningMeanStd:
         self.var = np.ones(self.shape, np.float64)
 
     def update(self, batch: np.ndarray) -> None:
+        """Add a batch of rows (one row: an exact running update)."""
         batch = np.asarray(batch, np.float64).reshape(-1, *self.shape)
         if len(batch) == 1:
             self.add(batch[0])
@@ -37,6 +38,7 @@ class RunningMeanStd:
             self.merge(batch.mean(0), batch.var(0), batch.shape[0])
 
     def merge(self, mean: np.ndarray, var: np.ndarray, count: float) -> None:
+        """Add the statistics of ``count`` rows with this ``mean`` and ``var`` (Chan et al.'s parallel update)."""
         total = self.count + count
         delta = mean - self.mean
         self.mean = self.mean + delta * count / total
@@ -54,6 +56,7 @@ class RunningMeanStd:
         self.count = total
 
     def state_dict(self) -> dict:
+        """Mean, variance and count, as tensors a checkpoint loads with ``weights_only=True``."""
         return {
             "mean": torch.as_tensor(self.mean),
             "var": torch.as_tensor(self.var),
@@ -61,6 +64,7 @@ class RunningMeanStd:
         }
 
     def load_state_dict(self, state: dict) -> None:
+        """Take the statistics ``state_dict`` wrote."""
         self.mean = state["mean"].numpy().astype(np.float64).reshape(self.shape)
         self.var = state["var"].numpy().astype(np.float64).reshape(self.shape)
         self.count = float(state["count"])
@@ -90,6 +94,7 @@ class ObsNormalizer:
         self.rms = RunningMeanStd(shape)
 
     def update(self, obs: np.ndarray) -> None:
+        """Add observations to the statistics (nothing when normalization is off)."""
         if self.enabled:
             self.rms.update(obs)
 

@@ -27,10 +27,14 @@ from natgrad.spaces import ActionSpec, Obs, ObsLayout, tree_map
 class PolicyInputs:
     """What the networks read for a batch of states."""
 
-    obs: Obs  # leaves (T, N, ...), or any leading shape for a network without a recurrent core
-    mask: Tensor | None = None  # (T, N, n) bool legal actions, or None (all legal)
-    first: Tensor | None = None  # (T, N) bool: the observation starts an episode (the state is reset before it)
-    state: Tensor | None = None  # (N, S): the recurrent state before step 0 (zeros if None)
+    obs: Obs
+    """leaves (T, N, ...), or any leading shape for a network without a recurrent core"""
+    mask: Tensor | None = None
+    """(T, N, n) bool legal actions, or None (all legal)"""
+    first: Tensor | None = None
+    """(T, N) bool: the observation starts an episode (the state is reset before it)"""
+    state: Tensor | None = None
+    """(N, S): the recurrent state before step 0 (zeros if None)"""
 
     def columns(self, index: Any) -> PolicyInputs:
         """The sequences (columns of a (T, N) batch) selected by ``index``."""
@@ -40,6 +44,7 @@ class PolicyInputs:
 
 
 def as_inputs(x: PolicyInputs | Obs) -> PolicyInputs:
+    """``x`` as ``PolicyInputs`` (plain observations: no mask, no episode starts, no state)."""
     return x if isinstance(x, PolicyInputs) else PolicyInputs(x)
 
 
@@ -81,6 +86,7 @@ class Network(nn.Module):
 
     @property
     def recurrent(self) -> bool:
+        """Whether the network has a recurrent core."""
         return self.core is not None
 
     @property
@@ -126,13 +132,16 @@ class Actor(Network):
 
     @classmethod
     def from_config(cls, layout: ObsLayout, action_space: spaces.Space, cfg: Any) -> Actor:
+        """The actor ``cfg`` asks for on these spaces."""
         return cls(layout, action_space, log_std_init=cfg.log_std_init, **network_options(cfg))
 
     @property
     def continuous(self) -> bool:
+        """Whether the actions are a Box (a Gaussian policy)."""
         return self.action.continuous
 
     def forward(self, x: PolicyInputs | Obs) -> Distribution:
+        """π(·|s) for the states of ``x``."""
         inputs = as_inputs(x)
         return self.distribution(self.body(inputs), inputs.mask)
 
@@ -173,6 +182,7 @@ class Critic(Network):
         return cls(layout, **network_options(cfg), share=actor if cfg.share_trunk else None)
 
     def forward(self, x: PolicyInputs | Obs) -> Tensor:
+        """V(s) for the states of ``x``."""
         return self.body(as_inputs(x)).squeeze(-1)
 
     def values_and_states(self, inputs: PolicyInputs) -> tuple[Tensor, Tensor | None]:

@@ -56,7 +56,8 @@ class Share:
 
     version: int
     batch: RolloutBatch
-    obs_rms: dict  # the broadcast statistics updated with this worker's observations
+    obs_rms: dict
+    """the broadcast statistics updated with this worker's observations"""
     reward_rms: dict
 
 
@@ -72,6 +73,7 @@ class RolloutWorker:
         self.collector: Collector | None = None
 
     def collect(self, broadcast: Broadcast, n_steps: int) -> Share:
+        """``n_steps`` steps of this worker's envs with the broadcast weights and statistics."""
         self.actor.load_state_dict(broadcast.actor)
         self.obs_normalizer.rms.load_state_dict(broadcast.obs_rms)
         self.reward_scaler.rms.load_state_dict(broadcast.reward_rms)
@@ -104,6 +106,7 @@ class RaySampler:
         return self.remote.remote(self.env_source, self.config, self.n_envs[k], seed)
 
     def collect(self, n_steps: int) -> RolloutBatch:
+        """One batch from every worker, joined; the normalizer statistics merged exactly."""
         self.version += 1
         obs_rms, reward_rms = self.obs_normalizer.rms, self.reward_scaler.rms
         broadcast = ray.put(Broadcast(self.version, self.actor.state_dict(), obs_rms.state_dict(),
@@ -144,6 +147,7 @@ class RaySampler:
         self.workers[k] = self._start(k)
 
     def close(self) -> None:
+        """Stop the workers."""
         for worker in self.workers:
             ray.kill(worker)
 

@@ -26,21 +26,33 @@ FAMILIES = {"natural gradient": ("trpo", "npg", "vpg"), "proximal": ("ppo", "ppo
 
 @dataclass(frozen=True)
 class RunResult:
+    """One finished run of a grid, as the report reads it from its run directory."""
+
     env_id: str
     algo: str
     seed: int
     steps: int
-    final_train: float  # mean raw return of the last 10% of training episodes
-    final_eval: float  # deterministic evaluation after training
-    best_eval: float  # max over training of the periodic deterministic evaluations (and the final one)
+    final_train: float
+    """mean raw return of the last 10% of training episodes"""
+    final_eval: float
+    """deterministic evaluation after training"""
+    best_eval: float
+    """max over training of the periodic deterministic evaluations (and the final one)"""
     wall_seconds: float
-    steps_per_second: float  # env steps over the time spent collecting and updating (evaluations excluded)
-    update_seconds: float  # median seconds of one update (policy step + critic fit)
-    curve_steps: np.ndarray  # env steps at each update
-    curve_returns: np.ndarray  # mean return of the last 100 training episodes at each update
-    eval_steps: np.ndarray  # env steps of each deterministic evaluation, the final one last
-    eval_returns: np.ndarray  # mean return of each of those evaluations
-    env_kwargs: dict[str, Any] = field(default_factory=dict)  # the env's constructor keywords (its config)
+    steps_per_second: float
+    """env steps over the time spent collecting and updating (evaluations excluded)"""
+    update_seconds: float
+    """median seconds of one update (policy step + critic fit)"""
+    curve_steps: np.ndarray
+    """env steps at each update"""
+    curve_returns: np.ndarray
+    """mean return of the last 100 training episodes at each update"""
+    eval_steps: np.ndarray
+    """env steps of each deterministic evaluation, the final one last"""
+    eval_returns: np.ndarray
+    """mean return of each of those evaluations"""
+    env_kwargs: dict[str, Any] = field(default_factory=dict)
+    """the env's constructor keywords (its config)"""
 
 
 def read_run(run_dir: Path) -> RunResult:
@@ -101,6 +113,7 @@ def iqm(x: np.ndarray) -> float:
 
 
 def stats(x: np.ndarray) -> dict[str, float]:
+    """Mean, 95% bootstrap CI, IQM and std of per-seed values."""
     lo, hi = bootstrap_ci(x)
     return {"mean": float(np.mean(x)), "ci_low": lo, "ci_high": hi, "iqm": iqm(x), "std": float(np.std(x))}
 

@@ -34,23 +34,37 @@ from natgrad.spaces import VECTOR, Obs, ObsLayout, check_masks, tree_cat, tree_m
 class RolloutBatch:
     """T steps of N envs; every tensor is (T, N, ...) unless noted."""
 
-    obs: Obs  # observations the policy acted on (the vector normalized), (T, N, ...) per leaf
-    actions: Tensor  # unclipped actions, (T, N) or (T, N, A)
-    log_probs: Tensor  # log π_old(a|s)
-    rewards: Tensor  # rewards used for learning (scaled when reward scaling is on)
-    terminated: Tensor  # bool: s_{t+1} is terminal, V(s_{t+1}) = 0
-    ended: Tensor  # bool: terminated or truncated; GAE does not cross this step
-    first: Tensor  # bool: obs[t] starts an episode
-    masks: Tensor | None  # bool legal actions (T, N, n), or None
-    actor_states: Tensor | None  # the actor's recurrent state entering step t, before first[t] resets it (T, N, S)
-    truncated_at: Tensor  # (K, 2) int64: (t, n) of every step that ended its episode by truncation only
-    final_obs: Obs  # (K, ...): the real s_{t+1} of those steps, normalized
-    last_obs: Obs  # (N, ...): the observation after the last step
-    episode_returns: list[float]  # raw (unnormalized) returns of episodes finished here
+    obs: Obs
+    """observations the policy acted on (the vector normalized), (T, N, ...) per leaf"""
+    actions: Tensor
+    """unclipped actions, (T, N) or (T, N, A)"""
+    log_probs: Tensor
+    """log π_old(a|s)"""
+    rewards: Tensor
+    """rewards used for learning (scaled when reward scaling is on)"""
+    terminated: Tensor
+    """bool: s_{t+1} is terminal, V(s_{t+1}) = 0"""
+    ended: Tensor
+    """bool: terminated or truncated; GAE does not cross this step"""
+    first: Tensor
+    """bool: obs[t] starts an episode"""
+    masks: Tensor | None
+    """bool legal actions (T, N, n), or None"""
+    actor_states: Tensor | None
+    """the actor's recurrent state entering step t, before first[t] resets it (T, N, S)"""
+    truncated_at: Tensor
+    """(K, 2) int64: (t, n) of every step that ended its episode by truncation only"""
+    final_obs: Obs
+    """(K, ...): the real s_{t+1} of those steps, normalized"""
+    last_obs: Obs
+    """(N, ...): the observation after the last step"""
+    episode_returns: list[float]
+    """raw (unnormalized) returns of episodes finished here"""
     episode_lengths: list[int]
 
     @property
     def size(self) -> int:
+        """Env steps in the batch: T · N."""
         return self.rewards.numel()
 
 
@@ -64,18 +78,25 @@ class UpdateBatch:
 
     obs: Obs
     actions: Tensor
-    log_probs: Tensor  # log π_old(a|s)
-    advantages: Tensor  # Â, not normalized
-    returns: Tensor  # R = Â + V(s), the critic's targets
-    values: Tensor  # V(s) when the batch was collected
+    log_probs: Tensor
+    """log π_old(a|s)"""
+    advantages: Tensor
+    """Â, not normalized"""
+    returns: Tensor
+    """R = Â + V(s), the critic's targets"""
+    values: Tensor
+    """V(s) when the batch was collected"""
     first: Tensor
     masks: Tensor | None
-    actor_states: Tensor | None  # entering each step (T, N, S)
+    actor_states: Tensor | None
+    """entering each step (T, N, S)"""
     critic_states: Tensor | None
-    critic_end: Tensor | None = None  # the critic's state after the last step (N, S): where the next batch starts
+    critic_end: Tensor | None = None
+    """the critic's state after the last step (N, S): where the next batch starts"""
 
     @property
     def size(self) -> int:
+        """States in the batch."""
         return self.returns.numel()
 
     @property
@@ -85,6 +106,7 @@ class UpdateBatch:
 
     @property
     def critic_inputs(self) -> PolicyInputs:
+        """What the critic reads: the observations, episode starts and its own stored state (no mask)."""
         return PolicyInputs(self.obs, None, self.first, _start(self.critic_states))
 
     def sequences(self, length: int) -> UpdateBatch:
@@ -163,6 +185,7 @@ class Observer:
 
     @property
     def masked(self) -> bool:
+        """Whether the envs give legal-action masks."""
         return self.layout.has_mask or self.env_masks
 
     def __call__(self, raw: Any) -> tuple[dict[str, np.ndarray], np.ndarray | None]:

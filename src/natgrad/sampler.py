@@ -17,9 +17,13 @@ from natgrad.sampling import Learner
 class Sampler(Protocol):
     """Hands the learner one batch of ``n_steps`` steps per env, collected with the current policy."""
 
-    def collect(self, n_steps: int) -> RolloutBatch: ...
+    def collect(self, n_steps: int) -> RolloutBatch:
+        """The next batch: ``n_steps`` steps of every env."""
+        ...
 
-    def close(self) -> None: ...
+    def close(self) -> None:
+        """Release what the sampler holds (workers, processes)."""
+        ...
 
 
 class LocalSampler:
@@ -30,6 +34,7 @@ class LocalSampler:
                                    seed=model.seed + model.num_timesteps)
 
     def collect(self, n_steps: int) -> RolloutBatch:
+        """``n_steps`` steps of every env, in this process."""
         return self.collector.collect(n_steps)
 
     def close(self) -> None:

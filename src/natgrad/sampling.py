@@ -19,9 +19,12 @@ from natgrad.policy import Actor
 class Sampling:
     """Where rollouts run: in this process, or on Ray workers. Not saved in checkpoints."""
 
-    workers: int = 1  # rollout workers sharing the n_envs envs; 1 without ray_address: this process
-    ray_address: str | None = None  # Ray cluster: "auto", "HOST:PORT", "local"; None: this machine's, else a new one
-    worker_cpus: float = 1.0  # CPUs Ray reserves for each worker (fractions allowed)
+    workers: int = 1
+    """rollout workers sharing the n_envs envs; 1 without ray_address: this process"""
+    ray_address: str | None = None
+    """Ray cluster: "auto", "HOST:PORT", "local"; None: this machine's, else a new one"""
+    worker_cpus: float = 1.0
+    """CPUs Ray reserves for each worker (fractions allowed)"""
 
     def __post_init__(self) -> None:
         if not (isinstance(self.workers, int) and self.workers >= 1):
@@ -31,6 +34,7 @@ class Sampling:
 
     @property
     def uses_ray(self) -> bool:
+        """Whether rollouts run on Ray workers."""
         return self.workers > 1 or self.ray_address is not None
 
     def check(self, n_envs: int) -> Sampling:

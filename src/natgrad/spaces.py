@@ -59,12 +59,17 @@ def leading_shape(obs: Obs, leaf_ndim: int) -> torch.Size:
 class Leaf:
     """One stored part of an observation."""
 
-    key: str  # "vector", or "<kind>:<path>"
-    kind: str  # vector | image | discrete | multidiscrete | binary
-    shape: tuple[int, ...]  # per observation, as stored: (D,), (C, H, W), (), (K,)
+    key: str
+    """``"vector"``, or ``"<kind>:<path>"``."""
+    kind: str
+    """vector | image | discrete | multidiscrete | binary"""
+    shape: tuple[int, ...]
+    """per observation, as stored: (D,), (C, H, W), (), (K,)"""
     dtype: np.dtype
-    nvec: tuple[int, ...] = ()  # discrete: (n,); multidiscrete: every entry's n, flattened
-    scale: float = 1.0  # image: stored value × scale lies in [0, 1]
+    nvec: tuple[int, ...] = ()
+    """discrete: (n,); multidiscrete: every entry's n, flattened"""
+    scale: float = 1.0
+    """image: stored value × scale lies in [0, 1]"""
 
 
 @dataclass(frozen=True)
@@ -163,6 +168,7 @@ class ObsLayout:
         return tensors[self.leaves[0].key] if self.single else tensors
 
     def unpack(self, obs: Obs) -> dict[str, Tensor]:
+        """Network tensors as a dict by leaf key (the inverse of ``pack``)."""
         return {self.leaves[0].key: obs} if self.single else obs
 
     def empty(self, shape: tuple[int, ...]) -> dict[str, np.ndarray]:
@@ -232,13 +238,18 @@ class ActionSpec:
     """An action space as the policy sees it: network outputs, the distribution over them, storage, env form."""
 
     space: spaces.Space
-    kind: str  # box | discrete | multidiscrete | binary
-    n_out: int  # network outputs: the Gaussian's mean, or the logits
-    shape: tuple[int, ...]  # one stored action: (A,), (), (K,), (K,)
-    nvec: tuple[int, ...] = ()  # discrete: (n,); multidiscrete: every entry's n, flattened
+    kind: str
+    """box | discrete | multidiscrete | binary"""
+    n_out: int
+    """network outputs: the Gaussian's mean, or the logits"""
+    shape: tuple[int, ...]
+    """one stored action: (A,), (), (K,), (K,)"""
+    nvec: tuple[int, ...] = ()
+    """discrete: (n,); multidiscrete: every entry's n, flattened"""
 
     @classmethod
     def of(cls, space: spaces.Space) -> ActionSpec:
+        """The spec of an action space; an unsupported one is a one-line error."""
         if isinstance(space, spaces.Box) and len(space.shape) == 1:
             return cls(space, "box", space.shape[0], space.shape)
         if isinstance(space, spaces.Discrete):
@@ -254,6 +265,7 @@ class ActionSpec:
 
     @property
     def continuous(self) -> bool:
+        """Whether the actions are a Box."""
         return self.kind == "box"
 
     @property
@@ -263,6 +275,7 @@ class ActionSpec:
 
     @property
     def dtype(self) -> np.dtype:
+        """How one stored action is typed: int64 indices, or float32."""
         return np.dtype(np.int64) if self.kind in ("discrete", "multidiscrete") else np.dtype(np.float32)
 
     def distribution(self, out: Tensor, mask: Tensor | None = None, log_std: Tensor | None = None) -> Distribution:

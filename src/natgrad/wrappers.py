@@ -44,6 +44,7 @@ class MaskVelocity(gym.ObservationWrapper):
         self.observation_space = spaces.Box(box.low[self.keep], box.high[self.keep], dtype=box.dtype)
 
     def observation(self, observation: np.ndarray) -> np.ndarray:
+        """The kept entries."""
         return observation[self.keep]
 
 

@@ -31,6 +31,7 @@ from natgrad.spaces import VECTOR, check_masks, space_to_data
 from natgrad.threads import check_threads, torch_threads
 
 Callback = Callable[["Algorithm", dict[str, float]], Any]
+"""``callback(model, metrics)``, called by ``learn`` after every update; returning ``False`` stops training."""
 
 
 class CallbackList:
@@ -53,7 +54,11 @@ class Algorithm:
     """``Algo(env, seed=0, **config).learn(steps)``; ``predict``; ``save``; ``natgrad.load``."""
 
     name: ClassVar[str]
+    """The algorithm's name in the CLI and in checkpoints (``trpo``, ``npg``, ``vpg``, ``ppo``, ``ppo-kl``)."""
     config_cls: ClassVar[type[Config]]
+    """Its config class: every hyperparameter, with defaults."""
+    config: Config
+    """This model's hyperparameters (an instance of ``config_cls``)."""
 
     def __init__(self, env: EnvLike | None, seed: int = 0, config: Config | None = None,
                  preset: bool | Mapping[str, Any] = True,
@@ -69,7 +74,7 @@ class Algorithm:
         reads one from a TOML file, such as the one ``natgrad tune`` writes).
 
         ``workers > 1`` or a ``ray_address`` collect the rollouts on Ray workers that share the
-        ``n_envs`` envs (``pip install natgrad[ray]``; see ``natgrad.sampler.Sampling``).
+        ``n_envs`` envs (``pip install natgrad[ray]``; see ``natgrad.sampling.Sampling``).
 
         ``threads``: torch threads while the model computes (``learn``, ``predict``, evaluation), restored
         after; 1 is fastest for small networks, more can help a CNN; None leaves torch's setting alone.
@@ -79,11 +84,13 @@ class Algorithm:
         (``natgrad.load`` builds one when the env it was trained on cannot be made again)."""
         self.env_source = None if env is None else env_source(env)
         self.env_id = None if self.env_source is None else self.env_source.name
+        """The env's id or ``module:factory``, as checkpoints name it; None for an env object."""
         preset_id = None if self.env_source is None else self.env_source.id
         if isinstance(preset, Mapping):
             self.preset = dict(preset) if config is None else {}
         else:
             self.preset = preset_of(self.name, preset_id) if config is None and preset and preset_id else {}
+        """The preset values this model started from (empty without one)."""
         vector = None if self.env_source is None else self.env_source.vector
         fixed = {"n_envs": vector.num_envs} if vector is not None and "n_envs" not in overrides else {}
         cfg = (config or self.config_cls()).replace(**{**self.preset, **fixed, **overrides})
@@ -93,6 +100,7 @@ class Algorithm:
         self.sampling = Sampling(workers, ray_address, worker_cpus).check(cfg.n_envs)
         self.threads = check_threads(threads)
         self.env = self._make_env()
+        """The vector env the model trains on (None for a model that can only predict)."""
         if self.env is not None:
             spaces = (self.env.single_observation_space, self.env.single_action_space)
         elif spaces is None:
@@ -104,8 +112,11 @@ class Algorithm:
         self.critic = Critic.from_config(self.layout, cfg, self.actor)
         self.generator = torch.Generator().manual_seed(self.seed)
         self.num_timesteps = 0
+        """Env steps trained so far, over every ``learn`` call (restored by ``natgrad.load``)."""
         self.num_updates = 0
+        """Updates made so far."""
         self.recent_returns: deque[float] = deque(maxlen=100)
+        """Raw returns of the last 100 training episodes (``rollout/ep_return_mean``)."""
         self.recent_lengths: deque[int] = deque(maxlen=100)
         self.last_episodes: list[tuple[float, int]] = []  # (return, length) of episodes ended in the last batch
         self._sampler: Sampler | None = None
@@ -285,6 +296,7 @@ class Algorithm:
         self.num_updates = int(state["num_updates"])
 
     def close(self) -> None:
+        """Close the envs and, with Ray, the rollout workers."""
         if self._sampler is not None:
             self._sampler.close()
         if self.env is not None:

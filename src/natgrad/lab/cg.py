@@ -53,8 +53,10 @@ def trpo_batch(env_id: str, seed: int, pretrain_steps: int, overrides: dict[str,
 class CGTrace:
     """The k-th CG iterate x_k for k = 1 … K, from x₀ = 0, for (F + λI) x = g."""
 
-    residual: np.ndarray  # ‖(F + λI) x_k − g‖ / ‖g‖
-    model: np.ndarray  # φ(x_k) = ½ x_kᵀ(F + λI)x_k − gᵀx_k, which CG lowers at every iteration
+    residual: np.ndarray
+    """‖(F + λI) x_k − g‖ / ‖g‖"""
+    model: np.ndarray
+    """φ(x_k) = ½ x_kᵀ(F + λI)x_k − gᵀx_k, which CG lowers at every iteration"""
 
     @property
     def model_gap(self) -> np.ndarray:
@@ -84,10 +86,14 @@ def cg_trace(actor: Actor, batch: Batch, damping: float, max_iters: int) -> CGTr
 
 @dataclass(frozen=True)
 class Accepted:
+    """One accepted natural-gradient step at a given damping and CG budget."""
+
     damping: float
     cg_iters: int
-    step: NaturalStep  # what natural_step reported
-    delta: Tensor  # θ − θ_old actually taken
+    step: NaturalStep
+    """what natural_step reported"""
+    delta: Tensor
+    """θ − θ_old actually taken"""
 
 
 def accepted_steps(model: TRPO, batch: Batch, iters: Sequence[int], dampings: Sequence[float]) -> list[Accepted]:

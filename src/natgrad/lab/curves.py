@@ -20,12 +20,18 @@ SEEDS, STEPS, ENV_ID = 4, 100_000, "CartPole-v1"
 
 @dataclass(frozen=True)
 class Run:
+    """One training run of the CartPole experiment: its learning curve and per-update KL."""
+
     algo: str
     seed: int
-    steps: np.ndarray  # env steps after each update
-    returns: np.ndarray  # mean return of the last 100 training episodes after each update
-    kl: np.ndarray  # mean KL(π_old ‖ π_new) of each update
-    backtracks: np.ndarray  # line-search backtracks of each update (TRPO; 0 for the others)
+    steps: np.ndarray
+    """env steps after each update"""
+    returns: np.ndarray
+    """mean return of the last 100 training episodes after each update"""
+    kl: np.ndarray
+    """mean KL(π_old ‖ π_new) of each update"""
+    backtracks: np.ndarray
+    """line-search backtracks of each update (TRPO; 0 for the others)"""
     seconds: float
 
 

@@ -16,11 +16,17 @@ KINDS = ("categorical", "gaussian")
 
 @dataclass(frozen=True)
 class FisherThreeWays:
+    """The Fisher matrix of one tiny policy, computed three ways."""
+
     kind: str
-    score: Tensor  # E_s E_{a~π}[∇logπ ∇logπᵀ], a sample mean
-    score_stderr: Tensor  # standard error of each entry of ``score``
-    hessian: Tensor  # ∇²_θ mean KL(π_θ₀ ‖ π_θ) at θ₀, by autograd
-    fvp: Tensor  # columns F e_i from natgrad.fisher.fisher_vector_product
+    score: Tensor
+    """E_s E_{a~π}[∇logπ ∇logπᵀ], a sample mean"""
+    score_stderr: Tensor
+    """standard error of each entry of ``score``"""
+    hessian: Tensor
+    """∇²_θ mean KL(π_θ₀ ‖ π_θ) at θ₀, by autograd"""
+    fvp: Tensor
+    """columns F e_i from natgrad.fisher.fisher_vector_product"""
 
     @property
     def eigenvalues(self) -> Tensor:

@@ -56,10 +56,15 @@ def trajectory(param: Parameterization, steps: int, natural: bool, lr: float, ma
 
 @dataclass(frozen=True)
 class Invariance:
-    names: list[str]  # the parameterizations
-    standard: list[np.ndarray]  # one trajectory of π per parameterization
+    """Policy trajectories of standard and natural steps under several parameterizations."""
+
+    names: list[str]
+    """the parameterizations"""
+    standard: list[np.ndarray]
+    """one trajectory of π per parameterization"""
     natural: list[np.ndarray]
-    natural_small: list[np.ndarray]  # natural steps of δ/100, 10× as many, every 10th policy
+    natural_small: list[np.ndarray]
+    """natural steps of δ/100, 10× as many, every 10th policy"""
 
     def gaps(self, method: str) -> list[float]:
         """max over steps and actions of |π_k − π'_k| between the first parameterization and each other one."""

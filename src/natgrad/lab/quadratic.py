@@ -22,10 +22,16 @@ DIRECTIONS = ("random", "natural")
 
 @dataclass(frozen=True)
 class Curve:
-    kind: str  # categorical | gaussian
-    direction: str  # random | natural
-    quadratic: np.ndarray  # ½ΔᵀFΔ of each step, largest first
-    kl: np.ndarray  # the true mean KL(π_θ₀ ‖ π_θ₀+Δ) of the same steps
+    """½ΔᵀFΔ against the true KL for steps of growing size along one direction."""
+
+    kind: str
+    """categorical | gaussian"""
+    direction: str
+    """random | natural"""
+    quadratic: np.ndarray
+    """½ΔᵀFΔ of each step, largest first"""
+    kl: np.ndarray
+    """the true mean KL(π_θ₀ ‖ π_θ₀+Δ) of the same steps"""
 
     @property
     def relative_error(self) -> np.ndarray:

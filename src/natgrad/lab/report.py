@@ -24,6 +24,7 @@ class Table:
     rows: Sequence[Sequence[str]]
 
     def markdown(self) -> str:
+        """The table in markdown."""
         lines = ["| " + " | ".join(self.columns) + " |", "|" + "---|" * len(self.columns)]
         lines += ["| " + " | ".join(row) + " |" for row in self.rows]
         return "\n".join(lines)
@@ -34,11 +35,14 @@ class Section:
     """One experiment's result: what it shows, its tables, and its figures by file name."""
 
     title: str
-    claim: str  # markdown: what to look at and why it holds
+    claim: str
+    """markdown: what to look at and why it holds"""
     tables: Sequence[Table]
-    figures: dict[str, Figure] = field(default_factory=dict)  # "softmax.png" → figure
+    figures: dict[str, Figure] = field(default_factory=dict)
+    """"softmax.png" → figure"""
 
     def markdown(self, seconds: float) -> str:
+        """The section in markdown: title, claim, tables, figures and the seconds it took."""
         parts = [f"## {self.title}", self.claim, *(t.markdown() for t in self.tables)]
         parts += [f"![{Path(name).stem}]({name})" for name in self.figures]
         parts.append(f"*{seconds:.1f} s*")

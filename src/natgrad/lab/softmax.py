@@ -18,13 +18,22 @@ from natgrad.lab.steps import natural_step_vector
 
 @dataclass(frozen=True)
 class Sensitivity:
-    gaps: np.ndarray  # logit gap θ₀ − θ_b of the preferred action 0 over each other action b
-    top_prob: np.ndarray  # π(a₀)
-    euclid_kl: np.ndarray  # KL(π_θ ‖ π_θ+Δ) of the unit-norm gradient step Δ = g/‖g‖
-    budgets: tuple[float, ...]  # δ of the natural steps
-    natural_kl: np.ndarray  # (budget, gap): KL of the natural step Δ = β F⁺g with ½ΔᵀFΔ = δ
-    natural_norm: np.ndarray  # (budget, gap): ‖Δ‖ of that step
-    reward_alignment: np.ndarray  # (gap,): cos ∠(natural step of the first δ, r), both centred
+    """How far the same step moves a softmax policy as its logits saturate."""
+
+    gaps: np.ndarray
+    """logit gap θ₀ − θ_b of the preferred action 0 over each other action b"""
+    top_prob: np.ndarray
+    """π(a₀)"""
+    euclid_kl: np.ndarray
+    """KL(π_θ ‖ π_θ+Δ) of the unit-norm gradient step Δ = g/‖g‖"""
+    budgets: tuple[float, ...]
+    """δ of the natural steps"""
+    natural_kl: np.ndarray
+    """(budget, gap): KL of the natural step Δ = β F⁺g with ½ΔᵀFΔ = δ"""
+    natural_norm: np.ndarray
+    """(budget, gap): ‖Δ‖ of that step"""
+    reward_alignment: np.ndarray
+    """(gap,): cos ∠(natural step of the first δ, r), both centred"""
 
 
 def kl_of_step(logits: Tensor, step: Tensor) -> float:

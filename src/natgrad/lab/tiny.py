@@ -24,9 +24,14 @@ ACTION_SPACES = {
 
 @dataclass(frozen=True)
 class TinyPolicy:
-    actor: Actor  # float64, its parameters at θ₀
-    obs: Tensor  # the states every KL and Fisher is averaged over
-    theta0: Tensor  # flat θ₀
+    """A small float64 actor and the states it is averaged over, for explicit matrices."""
+
+    actor: Actor
+    """float64, its parameters at θ₀"""
+    obs: Tensor
+    """the states every KL and Fisher is averaged over"""
+    theta0: Tensor
+    """flat θ₀"""
 
     def dist_at(self, theta: Tensor, obs: Tensor | None = None) -> Distribution:
         """π_θ(·|s) for the flat θ (differentiable in θ; the actor's own parameters stay θ₀)."""

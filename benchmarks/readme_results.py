@@ -1,0 +1,255 @@
+"""The results tables of README.md and docs/benchmarks.md, and the README's figure, from committed result files.
+
+Every number comes from files in the repository, never from a run directory:
+
+- natgrad's ten-seed runs of TRPO and PPO on the five goal envs (``HEADLINE``) and its five-seed runs of every
+  algorithm on nine envs (``docs/benchmarks/summary.json``), as ``natgrad report`` wrote them;
+- the published numbers of Tianshou and rl-baselines3-zoo (``compare_published.PUBLISHED``);
+- the zoo's own code (sb3-contrib's TRPO, SB3's PPO) re-trained here with its hyperparameters for the same 1M
+  steps (``ZOO``, written by ``benchmarks/zoo_rerun.py``);
+- the throughput measurement against sb3-contrib (``THROUGHPUT``, written by ``benchmarks/throughput.py``).
+
+Each table sits between ``<!-- results:NAME -->`` and ``<!-- /results:NAME -->`` in its page; this script
+rewrites what is between them and draws the figure:
+
+    python benchmarks/readme_results.py            # rewrite the tables and the figure
+    python benchmarks/readme_results.py --check    # exit 1 if a table differs from what the files give now
+
+``tests/test_readme_results.py`` runs the check, so the pages cannot drift from the files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+from compare_published import PUBLISHED, merge  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT / "docs" / "benchmarks"
+# later files' (env, algo) rows replace earlier ones': the ten-seed grid, then the two cells whose presets moved
+# after it (their ten evaluation seeds run again at the shipped preset)
+HEADLINE = [DATA / "goal-10seeds" / "summary.json", DATA / "walker-ppo-std1" / "summary-10seeds.json",
+            DATA / "swimmer-ppo-tkl" / "summary-10seeds.json"]
+ALL_ALGORITHMS = [DATA / "summary.json"]
+ZOO = [DATA / "zoo-rerun" / "summary.json", DATA / "zoo-rerun-ant" / "summary.json",
+       DATA / "zoo-rerun-hc" / "summary.json", DATA / "zoo-rerun-10" / "summary.json"]
+THROUGHPUT = ROOT / "docs" / "performance" / "throughput-trpo-2026-11-26.json"
+FIGURE = DATA / "results.png"
+GOAL_ENVS = ("Hopper", "HalfCheetah", "Walker2d", "Ant", "Swimmer")
+ALGO_NAMES = {"trpo": "TRPO", "npg": "NPG", "ppo": "PPO", "ppo-kl": "PPO-KL", "vpg": "VPG"}
+PEER = {"trpo": "sb3-contrib TRPO", "ppo": "SB3 PPO"}
+
+
+def rows(paths: list[Path]) -> dict[tuple[str, str], dict]:
+    """{(env family, algo): row} of the summaries, later files replacing earlier ones."""
+    return {(r["env"].split("-")[0], r["algo"]): r for r in merge([json.loads(p.read_text()) for p in paths])}
+
+
+def speedups() -> dict[tuple[str, str], dict[str, float]]:
+    """{(env family, algo): {layout: natgrad's steps per CPU second / sb3-contrib's}} from the throughput JSON."""
+    out: dict[tuple[str, str], dict[str, float]] = {}
+    for r in json.loads(THROUGHPUT.read_text())["throughput"]:
+        if "sb3-contrib" in r:
+            ratio = r["natgrad"]["steps_per_cpu_second"] / r["sb3-contrib"]["steps_per_cpu_second"]
+            out.setdefault((r["env"].split("-")[0], r["algo"]), {})[r["layout"]] = ratio
+    return out
+
+
+def ci(stat: dict) -> str:
+    return f"{stat['mean']:.0f} [{stat['ci_low']:.0f}, {stat['ci_high']:.0f}]"
+
+
+def best_published(env: str, algo: str) -> tuple[str, float] | None:
+    """The higher of the published numbers of the cell: (source, mean)."""
+    numbers = {source: mean for source, (mean, _) in PUBLISHED.get(env, {}).get(algo, {}).items()}
+    if not numbers:
+        return None
+    source = max(numbers, key=numbers.get)
+    return source, numbers[source]
+
+
+def like_for_like(row: dict, source: str) -> float:
+    """natgrad's number on the published source's own metric: the peak of the seed-mean evaluation curve for
+    Tianshou, the mean final evaluation for rl-zoo's agent."""
+    return row["peak_mean_eval"]["mean"] if source == "tianshou" else row["final_eval"]["mean"]
+
+
+def readme_table() -> str:
+    """One row per (env, algorithm) of the goal cells: natgrad, the best published number, the zoo's code here,
+    the speed ratio."""
+    ours, zoo, speed = rows(HEADLINE), rows(ZOO), speedups()
+    lines = ["| env | algorithm | natgrad: final eval [95% CI] | best published | natgrad ÷ best "
+             "| zoo's code here [95% CI] | steps/s vs sb3-contrib |",
+             "|---|---|---|---|---|---|---|"]
+    for algo in ("trpo", "ppo"):
+        for env in GOAL_ENVS:
+            row = ours[(env, algo)]
+            source, published = best_published(env, algo)
+            ratio = like_for_like(row, source) / published
+            label = "Tianshou" if source == "tianshou" else "rl-zoo"
+            peer = zoo.get((env, algo))
+            peer_cell = ci(peer["final_eval"]) if peer else "—"
+            layouts = speed.get((env, algo), {})
+            speed_cell = " / ".join(f"{layouts[k]:.1f}×" for k in ("1x2048", "16x128") if k in layouts) or "—"
+            mark = "**" if ratio >= 1 else ""
+            lines.append(f"| {env} | {ALGO_NAMES[algo]} | {ci(row['final_eval'])} | {published:.0f} ({label}) "
+                         f"| {mark}{ratio:.2f}×{mark} | {peer_cell} | {speed_cell} |")
+    return "\n".join(lines)
+
+
+def headline_table() -> str:
+    """docs/benchmarks.md: the goal cells on ten seeds, each metric beside the published number it compares with."""
+    ours = rows(HEADLINE)
+    lines = ["| env | algorithm | final eval [95% CI] | rl-zoo agent | ratio | peak of the mean eval ± std "
+             "| Tianshou | ratio |",
+             "|---|---|---|---|---|---|---|---|"]
+    for algo in ("trpo", "ppo"):
+        for env in GOAL_ENVS:
+            r = ours[(env, algo)]
+            pub = PUBLISHED[env][algo]
+            peak, final = r["peak_mean_eval"], r["final_eval"]["mean"]
+            lines.append(f"| {env}-v5 | {ALGO_NAMES[algo]} | {_ci1(r['final_eval'])} | {pub['zoo'][0]:.1f} "
+                         f"| {_ratio(final, pub['zoo'][0])} | {peak['mean']:.1f} ± {peak['std']:.1f} "
+                         f"| {pub['tianshou'][0]:.1f} | {_ratio(peak['mean'], pub['tianshou'][0])} |")
+    return "\n".join(lines)
+
+
+def algorithm_tables() -> str:
+    """docs/benchmarks.md: every algorithm on every env with a preset, seeds 0–4, beside Tianshou's number."""
+    ours = merge([json.loads(p.read_text()) for p in ALL_ALGORITHMS])
+    lines = ["| env | algorithm | final eval [95% CI] | peak of the mean eval ± std | Tianshou | ratio "
+             "| final train return [95% CI] | hours/run |",
+             "|---|---|---|---|---|---|---|---|"]
+    order = {a: i for i, a in enumerate(ALGO_NAMES)}
+    for r in sorted(ours, key=lambda r: (r["env"], order[r["algo"]])):
+        env = r["env"].split("-")[0]
+        tianshou = PUBLISHED.get(env, {}).get(r["algo"], {}).get("tianshou")
+        peak = r["peak_mean_eval"]
+        pub = f"{tianshou[0]:.1f}" if tianshou else "—"
+        ratio = _ratio(peak["mean"], tianshou[0]) if tianshou else "—"
+        lines.append(f"| {r['env']} | {ALGO_NAMES[r['algo']]} | {_ci1(r['final_eval'])} "
+                     f"| {peak['mean']:.1f} ± {peak['std']:.1f} | {pub} | {ratio} | {_ci1(r['final_train'])} "
+                     f"| {r['wall_hours']:.2f} |")
+    return "\n".join(lines)
+
+
+def zoo_table() -> str:
+    """docs/benchmarks.md: the zoo's code re-trained here beside natgrad's ten seeds of the same cells."""
+    ours, zoo = rows(HEADLINE), rows(ZOO)
+    lines = ["| env | the zoo's code | seeds | final eval [95% CI] | natgrad, 10 seeds | natgrad ÷ zoo's code "
+             "| zoo's published agent |",
+             "|---|---|---|---|---|---|---|"]
+    for algo in ("trpo", "ppo"):
+        for env in GOAL_ENVS:
+            peer = zoo.get((env, algo))
+            if peer is None:
+                continue
+            r = ours[(env, algo)]
+            lines.append(f"| {env}-v5 | {PEER[algo]} | {len(peer['seeds'])} | {_ci1(peer['final_eval'])} "
+                         f"| {_ci1(r['final_eval'])} | {r['final_eval']['mean'] / peer['final_eval']['mean']:.2f}× "
+                         f"| {PUBLISHED[env][algo]['zoo'][0]:.1f} |")
+    return "\n".join(lines)
+
+
+def _ci1(stat: dict) -> str:
+    return f"{stat['mean']:.1f} [{stat['ci_low']:.1f}, {stat['ci_high']:.1f}]"
+
+
+def _ratio(ours: float, published: float) -> str:
+    """ours / published where returns are positive (else the difference); bold where natgrad is at or above."""
+    text = f"{ours / published:.2f}×" if published > 0 else f"{ours - published:+.1f}"
+    return f"**{text}**" if ours >= published else text
+
+
+def figure(path: Path) -> Path:
+    """Per seed, natgrad's final evaluations and the zoo's code's, beside the published numbers: one panel per
+    (algorithm, env) of the goal cells."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ours, zoo = rows(HEADLINE), rows(ZOO)
+    fig, axes = plt.subplots(2, len(GOAL_ENVS), figsize=(13, 6.2), layout="constrained")
+    for i, algo in enumerate(("trpo", "ppo")):
+        for j, env in enumerate(GOAL_ENVS):
+            ax = axes[i, j]
+            groups = [("natgrad", ours[(env, algo)], "tab:blue")]
+            if (env, algo) in zoo:
+                groups.append(("zoo's code", zoo[(env, algo)], "tab:orange"))
+            for x, (_, row, color) in enumerate(groups):
+                evals = np.array([p["final_eval"] for p in row["per_seed"]])
+                jitter = np.linspace(-0.12, 0.12, len(evals))
+                ax.scatter(x + jitter, evals, s=16, color=color, alpha=0.75, linewidths=0)
+                stat = row["final_eval"]
+                interval = [[stat["mean"] - stat["ci_low"]], [stat["ci_high"] - stat["mean"]]]
+                ax.errorbar(x + 0.3, stat["mean"], yerr=interval, fmt="o", color="black", markersize=4, capsize=3,
+                            linewidth=1)
+            pub = PUBLISHED[env][algo]
+            ax.axhline(pub["zoo"][0], color="tab:red", linestyle="--", linewidth=1)
+            ax.axhline(pub["tianshou"][0], color="tab:gray", linestyle=":", linewidth=1.2)
+            ax.set_xticks(range(len(groups)), [g[0] for g in groups])
+            ax.set_xlim(-0.5, len(groups) - 0.3)
+            ax.set_title(f"{env} {ALGO_NAMES[algo]}", fontsize=11)
+            ax.grid(axis="y", alpha=0.3)
+            ax.tick_params(labelsize=9)
+        axes[i, 0].set_ylabel("final evaluation return", fontsize=10)
+    handles = [
+        plt.Line2D([], [], marker="o", linestyle="", color="tab:blue", label="natgrad, one dot per seed"),
+        plt.Line2D([], [], marker="o", linestyle="", color="tab:orange", label="the zoo's code re-run here"),
+        plt.Line2D([], [], marker="o", color="black", label="mean, 95% CI"),
+        plt.Line2D([], [], color="tab:red", linestyle="--", label="rl-zoo's published agent"),
+        plt.Line2D([], [], color="tab:gray", linestyle=":", label="Tianshou (peak of its 10-seed mean)"),
+    ]
+    fig.legend(handles=handles, loc="outside lower center", ncol=5, fontsize=9, frameon=False)
+    fig.suptitle("MuJoCo v5 at 1M steps: final deterministic evaluation per seed", fontsize=12)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def replace_between(text: str, name: str, body: str) -> str:
+    """``text`` with what stands between ``<!-- results:name -->`` and ``<!-- /results:name -->`` set to ``body``."""
+    pattern = re.compile(rf"(<!-- results:{name} -->\n)(.*?)(<!-- /results:{name} -->)", re.S)
+    if not pattern.search(text):
+        raise SystemExit(f"no <!-- results:{name} --> ... <!-- /results:{name} --> markers")
+    return pattern.sub(lambda m: m.group(1) + body + "\n" + m.group(3), text, count=1)
+
+
+def pages() -> dict[Path, str]:
+    """Every page this script owns tables in, as it should read now."""
+    readme = ROOT / "README.md"
+    results = ROOT / "docs" / "benchmarks.md"
+    out = {readme: replace_between(readme.read_text(), "readme", readme_table())}
+    text = results.read_text()
+    for name, body in (("headline", headline_table()), ("algorithms", algorithm_tables()), ("zoo", zoo_table())):
+        text = replace_between(text, name, body)
+    out[results] = text
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--check", action="store_true", help="only check that the tables are current")
+    args = parser.parse_args()
+    stale = [path for path, text in pages().items() if path.read_text() != text]
+    if args.check:
+        for path in stale:
+            print(f"{path.relative_to(ROOT)}: its results tables differ from the committed result files; "
+                  "run python benchmarks/readme_results.py", file=sys.stderr)
+        raise SystemExit(1 if stale else 0)
+    for path, text in pages().items():
+        path.write_text(text)
+        print(f"wrote {path.relative_to(ROOT)}")
+    print(f"wrote {figure(FIGURE).relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()
