@@ -57,6 +57,7 @@ class DeterministicPolicy(nn.Module):
             self.register_buffer("start", torch.as_tensor(np.asarray(space.start, np.int64).reshape(-1)))
 
     def forward(self, *inputs: Tensor) -> Tensor | tuple[Tensor, Tensor]:
+        """The env-ready action (and a recurrent actor's next state) for the raw inputs, in the graph's order."""
         if self.actor.recurrent:
             *inputs, state, start = inputs
         raw = dict(zip(self.names, inputs))

@@ -50,6 +50,7 @@ class Run:
 
     @property
     def name(self) -> str:
+        """The run's label in a legend: algorithm, env and seed."""
         return f"{self.config['algo']} {self.config['env_id']} s{self.config['seed']}"
 
 
@@ -72,6 +73,7 @@ def find_runs(paths: list[Path]) -> list[Path]:
 
 
 def read_run(run_dir: Path) -> Run:
+    """A run directory's config and rows (metrics, episodes, evaluations), joined with any run it resumed."""
     config = json.loads((run_dir / CONFIG).read_text())
     episodes = joined_rows(run_dir, "episodes.csv")
     metrics_rows = joined_rows(run_dir, "metrics.csv")

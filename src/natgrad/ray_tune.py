@@ -34,6 +34,7 @@ class Reports:
         self.study_id = self.storage.get_study_id_from_name(STUDY)
 
     def report(self, number: int, value: float, step: int) -> bool:
+        """Record trial ``number``'s evaluation at ``step`` in the study; True when the pruner stops the trial."""
         import optuna
 
         trial_id = self.storage.get_trial_id_from_study_id_trial_number(self.study_id, number)

@@ -164,6 +164,7 @@ def run_trial(settings: TuneSettings, params: dict[str, Any], run_dir: Path,
 
 
 def trial_dir(out: Path, number: int) -> Path:
+    """The run directory of trial ``number`` in the study directory ``out``."""
     return out / TRIALS / f"{number:04d}"
 
 
@@ -204,6 +205,7 @@ class Study:
             echo(f"trial {trial.number} was cut off (its process died): marked failed, its values queued again")
 
     def wants_more(self) -> bool:
+        """Whether the finished and running trials are still fewer than the study asks for."""
         finished, running = self.counts()
         return finished + running < self.settings.trials
 
@@ -228,6 +230,7 @@ class Study:
 
 
 def trial_last_step(study: Any, number: int) -> int:
+    """The env step of trial ``number``'s last reported evaluation (0 before any)."""
     steps = study.trials[number].intermediate_values
     return max(steps) if steps else 0
 

@@ -38,6 +38,7 @@ class FrameExactRecordVideo(RecordVideo):
     """Gymnasium's ``RecordVideo`` with each video written by imageio-ffmpeg, every frame it collected kept."""
 
     def stop_recording(self) -> None:
+        """Write the episode's frames with imageio-ffmpeg, every one of them."""
         if self.recorded_frames:
             import imageio_ffmpeg
 

@@ -45,6 +45,7 @@ class CallbackList:
         return all([c(model, metrics) is not False for c in self.callbacks])
 
     def close(self) -> None:
+        """Close every callback that can be closed."""
         for c in self.callbacks:
             if hasattr(c, "close"):
                 c.close()
