@@ -206,3 +206,22 @@ def test_observation_layouts():
     assert layout.rows_of(batch) == 2
     assert ObsLayout(spaces.Box(0, 255, (84, 84, 4), np.uint8), "first").leaves[0].shape == (84, 84, 4)
     assert space_from_data(space_to_data(space)) == space
+
+
+SMOKE = ["natgrad-test/MultiDiscrete-v0", "natgrad-test/MultiBinary-v0", "natgrad-test/Masked-v0",
+         "natgrad-test/MaskedDict-v0", "natgrad-test/Dict-v0", "natgrad-test/Image-v0"]
+
+
+@pytest.mark.parametrize("algo", sorted(natgrad.ALGORITHMS))
+@pytest.mark.parametrize("env_id, recurrent", [(e, "none") for e in SMOKE] +
+                         [("natgrad-test/MultiDiscrete-v0", "gru"), ("natgrad-test/MaskedDict-v0", "lstm")])
+def test_every_algorithm_runs_on_every_space(algo, env_id, recurrent):
+    """Two updates with finite metrics, for every algorithm on every kind of space (with a recurrent core on two)."""
+    kw = {"minibatches": 2} if algo.startswith("ppo") else {}
+    model = natgrad.ALGORITHMS[algo](env_id, seed=0, n_envs=2, n_steps=16, recurrent=recurrent, **kw)
+    rows = []
+    model.learn(64, callback=lambda m, metrics: rows.append(metrics))
+    assert len(rows) == 2
+    for key in ("policy/kl", "policy/entropy", "critic/loss"):
+        assert all(np.isfinite(r[key]) for r in rows), key
+    model.close()
