@@ -38,6 +38,20 @@ def assert_fvp_matches(fvp: Callable[[Tensor], Tensor], hessian: Tensor, damping
         assert err <= rtol, f"relative error {err:.3g} > {rtol}"
 
 
+def assert_both_fvp_routes_exact(actor: nn.Module, inputs: object, damping: float,
+                                 params: list[nn.Parameter] | None = None) -> None:
+    """The Gauss–Newton FVP (``LinearizedActor``) and double backprop's (``fisher_vector_product``) on ``inputs``,
+    with respect to ``params`` (default: every parameter of π), each equal to the explicit Hessian of the mean KL."""
+    from natgrad.fisher import fisher_vector_product
+    from natgrad.linearized import LinearizedActor
+
+    params = actor.policy_parameters() if params is None else params
+    old = actor(inputs).detach()
+    hessian = kl_hessian(actor, params, lambda forward: old.kl(forward(inputs)).mean())
+    assert_fvp_matches(LinearizedActor(actor, inputs, wrt=params).fisher_vector_product(damping), hessian, damping)
+    assert_fvp_matches(fisher_vector_product(old.kl(actor(inputs)).mean(), params, damping), hessian, damping)
+
+
 def random_trpo_step(actor: nn.Module, inputs: object, cfg: object, seed: int) -> tuple[object, float, float]:
     """One TRPO step on a random problem: actions sampled from π_old on ``inputs`` (leading shape (T, N) or (B,)),
     standard-normal advantages; returns the step and, measured apart from it, the mean KL(π_old ‖ π_new) and the
