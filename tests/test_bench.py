@@ -152,6 +152,18 @@ def test_bench_report_reads_the_env_options_from_each_run(tmp_path):
     assert "| Pendulum-v1 (g=9.81) | trpo | 1 |" in (out / "summary.md").read_text()
 
 
+def test_bench_takes_a_module_factory_as_natgrad_train_does(tmp_path):
+    out = tmp_path / "grid"
+    result = CliRunner().invoke(app, ["bench", "--algos", "ppo", "--envs", "natgrad.wrappers:no_velocity", "--seeds",
+                                      "0", "--steps", "128", "--out", str(out), "--eval-episodes", "1",
+                                      "--set", "n_steps=64", "--set", "minibatches=2",
+                                      "--set", 'env_kwargs={"env_id": "CartPole-v1"}'])
+    assert result.exit_code == 0, result.output
+    [run] = find_runs(out)
+    assert (run.env_id, run.env_kwargs, run.steps) == ("natgrad.wrappers:no_velocity", {"env_id": "CartPole-v1"}, 128)
+    assert (out / "natgrad.wrappers_no_velocity" / "ppo" / "s0" / "model.pt").exists()
+
+
 def test_a_killed_grid_run_resumes_from_its_newest_valid_checkpoint(tmp_path):
     """A grid run killed after its step-512 checkpoint (and with a truncated step-768 one) is moved aside,
     kept, and continued from step 512 to the grid's 1024; the report reads one curve without overlap."""

@@ -155,7 +155,7 @@ def presets_(
 @app.command()
 def bench(
     algos: Annotated[str, typer.Option(help="comma-separated algorithms")] = "trpo,ppo",
-    envs: Annotated[str, typer.Option(help="comma-separated env ids")] = "Hopper-v5",
+    envs: Annotated[str, typer.Option(help="comma-separated env ids or module:factory names")] = "Hopper-v5",
     seeds: Annotated[str, typer.Option(help="a range 0-4 or a list 0,3,7")] = "0-4",
     steps: Annotated[float, typer.Option(help="env steps per run")] = 1e6,
     jobs: Annotated[Optional[int], typer.Option(
@@ -170,12 +170,13 @@ def bench(
 ) -> None:
     """Run a grid of training runs as parallel processes or Ray tasks (resumable), then write its report."""
     from natgrad.bench import GridSettings, grid, parse_seeds, run_grid, run_local
-    from natgrad.envs import check_env_id
+    from natgrad.envs import check_env_id, env_source
     from natgrad.report import write_report
 
     env_list = _split(envs)
     for env_id in env_list:
-        check_env_id(env_id)
+        if env_source(env_id).id is not None:  # module:factory (as natgrad train takes it) needs no registered id
+            check_env_id(env_id)
     overrides = tuple(sorted(parse_overrides(set_).items()))
     settings = GridSettings(_count(steps, "--steps"), overrides, _count(eval_every, "--eval-every"), eval_episodes)
     specs = grid(_split(algos), env_list, parse_seeds(seeds))

@@ -28,11 +28,12 @@ POSITIONS: dict[str, tuple[int, ...]] = {
 }
 
 
-class MaskVelocity(gym.ObservationWrapper):
+class MaskVelocity(gym.ObservationWrapper, gym.utils.RecordConstructorArgs):
     """The env with only the observation entries ``keep`` (by default its positions, ``POSITIONS``)."""
 
     def __init__(self, env: gym.Env, keep: Sequence[int] | None = None) -> None:
-        super().__init__(env)
+        gym.utils.RecordConstructorArgs.__init__(self, keep=keep)
+        gym.ObservationWrapper.__init__(self, env)
         if keep is None:
             env_id = env.spec.id if env.spec is not None else None
             if env_id not in POSITIONS:

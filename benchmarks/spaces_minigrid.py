@@ -1,0 +1,116 @@
+"""MiniGrid (Dict observation: the 7×7 egocentric image and the direction) with natgrad's TRPO and PPO.
+
+Each env trains through the factory ``natgrad.wrappers:minigrid`` (the MiniGrid env without its text mission)
+with the hyperparameters and network of the MinAtar comparison (``spaces_peers.HYPER`` and ``NETWORK``), nothing
+tuned: one ``natgrad bench`` per (env, algorithm), since ``--set`` applies to every run of a grid.
+
+    python benchmarks/spaces_minigrid.py commands --out bench-out/minigrid    # the bench commands, one per line
+    python benchmarks/spaces_minigrid.py report --out bench-out/minigrid --docs docs/benchmarks/minigrid
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from spaces_peers import HYPER, natgrad_sets  # noqa: E402
+
+ENVS = {"MiniGrid-DoorKey-5x5-v0": "5e5", "MiniGrid-Empty-Random-6x6-v0": "3e5"}  # env id: env steps per run
+FACTORY = "natgrad.wrappers:minigrid"
+
+
+def bench_command(env_id: str, algo: str, out: Path, seeds: str = "0-2", jobs: int = 1) -> list[str]:
+    """``natgrad bench`` of one (env, algorithm) into OUT/<env>/natgrad-<algo>."""
+    cmd = ["natgrad", "bench", "--envs", FACTORY, "--algos", algo, "--seeds", seeds, "--steps", ENVS[env_id],
+           "--jobs", str(jobs), "--eval-every", "5e4", "--out", str(out / env_id / f"natgrad-{algo}"),
+           "--set", f"env_kwargs={json.dumps({'env_id': env_id})}"]
+    for kv in natgrad_sets(algo):
+        cmd += ["--set", kv]
+    return cmd
+
+
+def rows(out: Path) -> list[dict]:
+    from natgrad.report import aggregate, find_runs
+
+    found = []
+    for env_id in ENVS:
+        for algo in HYPER:
+            root = out / env_id / f"natgrad-{algo}"
+            if root.exists():
+                found += [dict(r, env=env_id) for r in aggregate(find_runs(root))]
+    return found
+
+
+def markdown(found: list[dict]) -> str:
+    from natgrad.report import ci
+
+    lines = ["| env | algo | seeds | steps | final train return [95% CI] | final eval [95% CI] | final eval per seed "
+             "| steps/s | hours/run |", "|---" * 9 + "|"]
+    for r in found:
+        each = ", ".join(f"{p['final_eval']:.2f}" for p in r["per_seed"])
+        lines.append(f"| {r['env']} | {r['algo']} | {len(r['seeds'])} | {r['steps']:,} | {ci(r['final_train'])} "
+                     f"| {ci(r['final_eval'])} | {each} | {r['steps_per_second']:.0f} | {r['wall_hours']:.2f} |")
+    return "\n".join(lines) + "\n"
+
+
+def plot(out: Path, path: Path) -> None:
+    """Training return of TRPO and PPO, one panel per env, mean ± std across seeds."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+    from matplotlib.ticker import EngFormatter
+
+    from natgrad.report import find_runs
+
+    fig, axes = plt.subplots(1, len(ENVS), figsize=(5 * len(ENVS), 3.6), squeeze=False)
+    for ax, env_id in zip(axes[0], ENVS):
+        for algo, color in zip(HYPER, ("C0", "C2")):
+            root = out / env_id / f"natgrad-{algo}"
+            runs = find_runs(root) if root.exists() else []
+            if not runs:
+                continue
+            grid = np.linspace(0, min(r.curve_steps[-1] for r in runs), 200)
+            ys = np.array([np.interp(grid, r.curve_steps, np.nan_to_num(r.curve_returns, nan=0.0)) for r in runs])
+            ax.plot(grid, ys.mean(0), color=color, lw=1.6, label=f"natgrad {algo.upper()} ({len(runs)} seeds)")
+            ax.fill_between(grid, ys.mean(0) - ys.std(0), ys.mean(0) + ys.std(0), color=color, alpha=0.2, lw=0)
+        ax.set_title(env_id, fontsize=10)
+        ax.xaxis.set_major_formatter(EngFormatter())
+        ax.set_xlabel("env steps")
+        ax.set_ylabel("return (last 100 episodes)")
+        ax.set_ylim(-0.02, 1.0)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, loc="lower right")
+    fig.suptitle("MiniGrid (image + direction), natgrad: mean ± std across seeds", fontsize=11)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("command", choices=["commands", "report"])
+    parser.add_argument("--out", type=Path, default=Path("bench-out/minigrid"))
+    parser.add_argument("--jobs", type=int, default=1)
+    parser.add_argument("--docs", type=Path, help="report: also write summary.json and curves.png here")
+    args = parser.parse_args()
+    if args.command == "commands":
+        for env_id in ENVS:
+            for algo in HYPER:
+                print(shlex.join(bench_command(env_id, algo, args.out, jobs=args.jobs)))
+        return
+    found = rows(args.out)
+    print(markdown(found))
+    for target in [args.out, args.docs] if args.docs else [args.out]:
+        target.mkdir(parents=True, exist_ok=True)
+        (target / "summary.json").write_text(json.dumps(found, indent=2) + "\n")
+        plot(args.out, target / "curves.png")
+
+
+if __name__ == "__main__":
+    main()

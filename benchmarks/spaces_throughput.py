@@ -1,0 +1,158 @@
+"""Steps/s on image observations: natgrad's TRPO and PPO beside sb3-contrib's TRPO and SB3's PPO, short runs.
+
+Same batch, hyperparameters and network on both sides (``spaces_peers.HYPER`` and ``NETWORK``): on MinAtar
+the small CNN, on Atari (``natgrad.wrappers:atari``: AtariPreprocessing, 84×84 grayscale, 4 frames stacked;
+the peers build the same wrappers) a Nature CNN per actor and critic, each followed by 64-64 tanh. Each
+measurement is its own child process (natgrad in this Python, the peers in ``--peer-python``) with one torch
+thread; the contenders of a row run one after the other and the repeats go round-robin, so a change in the
+machine's load hits all alike. Reported: the median over repeats of steps/s by wall clock and by the process's
+CPU time (steadier on a shared machine), of the time in ``learn`` only (model construction excluded), and
+the raw env loop (one env, random actions) for scale.
+
+    python benchmarks/spaces_throughput.py --peer-python PEERS/bin/python --envs ALE/Pong-v5 \\
+        --steps ppo=10240,trpo=6144 --repeats 3 --out bench-out/throughput-atari.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from spaces_peers import HYPER, NETWORK, PEERS, make_env_fn, peer_model  # noqa: E402
+
+
+def family(env_id: str) -> str:
+    return "minatar" if env_id.startswith("MinAtar/") else "atari"
+
+
+def clocked(learn) -> dict[str, float]:
+    wall, cpu = time.perf_counter(), time.process_time()
+    steps = learn()
+    return {"steps": steps, "wall": time.perf_counter() - wall, "cpu": time.process_time() - cpu}
+
+
+def worker_raw(env_id: str, steps: int) -> dict:
+    """One env stepped with random actions: the simulator's own rate through Gymnasium and the wrappers."""
+    env = make_env_fn(env_id)()
+    env.reset(seed=0)
+    actions = [env.action_space.sample() for _ in range(steps)]
+
+    def run() -> int:
+        for a in actions:
+            _, _, terminated, truncated, _ = env.step(a)
+            if terminated or truncated:
+                env.reset()
+        return steps
+
+    return clocked(run)
+
+
+def worker_natgrad(algo: str, env_id: str, steps: int) -> dict:
+    import torch
+
+    import natgrad
+
+    torch.set_num_threads(1)
+    settings = {**HYPER[algo], **NETWORK[family(env_id)]}
+    settings["hidden"] = tuple(int(h) for h in settings["hidden"].split(","))
+    if family(env_id) == "atari":
+        env, settings["env_kwargs"] = "natgrad.wrappers:atari", {"env_id": env_id}
+    else:
+        env = env_id
+    model = {"trpo": natgrad.TRPO, "ppo": natgrad.PPO}[algo](env, seed=0, **settings)
+    return clocked(lambda: model.learn(steps).num_timesteps)
+
+
+def worker_peer(algo: str, env_id: str, steps: int) -> dict:
+    model = peer_model(algo, env_id, 0, family(env_id))
+    return clocked(lambda: model.learn(steps).num_timesteps)
+
+
+WORKERS = {"raw": worker_raw, "natgrad": worker_natgrad, "peer": worker_peer}
+
+
+def run_child(python: str, kind: str, **kwargs) -> dict:
+    out = subprocess.run([python, __file__, "--child", kind, json.dumps(kwargs)], capture_output=True, text=True)
+    for line in out.stdout.splitlines():
+        if line.startswith("RESULT "):
+            return json.loads(line[7:])
+    raise RuntimeError(f"{kind} {kwargs} failed:\n{out.stderr[-3000:]}")
+
+
+def medians(runs: list[dict]) -> dict:
+    return {"steps": runs[0]["steps"], "repeats": len(runs),
+            "steps_per_second": statistics.median(r["steps"] / r["wall"] for r in runs),
+            "steps_per_cpu_second": statistics.median(r["steps"] / r["cpu"] for r in runs),
+            "each_steps_per_second": [r["steps"] / r["wall"] for r in runs],
+            "peak_rss_mb": max(r["peak_rss_mb"] for r in runs)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--peer-python", required=True)
+    parser.add_argument("--envs", default="ALE/Pong-v5")
+    parser.add_argument("--algos", default="ppo,trpo")
+    parser.add_argument("--steps", default="ppo=10240,trpo=6144", help="env steps per run, per algorithm")
+    parser.add_argument("--raw-steps", type=int, default=5000)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--render", action="store_true", help="only print the table of --out")
+    args = parser.parse_args()
+    if args.render:
+        print(markdown(json.loads(args.out.read_text())))
+        return
+    if args.out.exists():
+        sys.exit(f"error: {args.out} exists: choose a new --out")
+    import os
+
+    steps = {k: int(float(v)) for k, v in (kv.split("=") for kv in args.steps.split(","))}
+    results: dict = {"command": " ".join(sys.argv), "load_average_at_start": os.getloadavg(), "rows": []}
+    for env_id in args.envs.split(","):
+        raw = [run_child(sys.executable, "raw", env_id=env_id, steps=args.raw_steps) for _ in range(args.repeats)]
+        for algo in args.algos.split(","):
+            contenders = {"natgrad": (sys.executable, "natgrad"), PEERS[algo]: (args.peer_python, "peer")}
+            runs: dict[str, list[dict]] = {name: [] for name in contenders}
+            for _ in range(args.repeats):
+                for name, (python, kind) in contenders.items():
+                    runs[name].append(run_child(python, kind, algo=algo, env_id=env_id, steps=steps[algo]))
+                    print(f"{env_id} {algo} {name}: {runs[name][-1]['steps'] / runs[name][-1]['wall']:.0f} steps/s",
+                          flush=True)
+            row = {"env": env_id, "algo": algo, "batch": HYPER[algo]["n_envs"] * HYPER[algo]["n_steps"],
+                   "raw env": medians(raw), **{name: medians(r) for name, r in runs.items()}}
+            results["rows"].append(row)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2) + "\n")
+    print(markdown(results))
+
+
+def markdown(results: dict) -> str:
+    lines = ["| env | algo | batch | steps per run | contender | steps/s (wall) | steps per CPU s | peak MB "
+             "| natgrad / this (wall) | natgrad / this (CPU) |", "|---" * 10 + "|"]
+    for row in results["rows"]:
+        ours = row["natgrad"]
+        for name, r in row.items():
+            if not isinstance(r, dict):
+                continue
+            ratio = "" if name in ("natgrad", "raw env") else (
+                f"{ours['steps_per_second'] / r['steps_per_second']:.2f}x | "
+                f"{ours['steps_per_cpu_second'] / r['steps_per_cpu_second']:.2f}x")
+            lines.append(f"| {row['env']} | {row['algo']} | {row['batch']} | {r['steps']:,} | {name} "
+                         f"| {r['steps_per_second']:.0f} | {r['steps_per_cpu_second']:.0f} | {r['peak_rss_mb']:.0f} "
+                         f"| {ratio or ' |'} |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 4 and sys.argv[1] == "--child":
+        result = WORKERS[sys.argv[2]](**json.loads(sys.argv[3]))
+        result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print("RESULT " + json.dumps(result))
+    else:
+        main()
