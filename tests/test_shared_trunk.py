@@ -16,8 +16,9 @@ from natgrad.evaluation import evaluate
 from natgrad.policy import PolicyInputs
 from natgrad.rollout import Collector, update_batch
 
-TRUNKS = {  # env, network options: an MLP, a CNN, a recurrent core
+TRUNKS = {  # env, network options: an MLP (Categorical and Gaussian policies), a CNN, a recurrent core
     "mlp": ("CartPole-v1", {}),
+    "mlp-gaussian": ("Pendulum-v1", {}),
     "cnn": ("natgrad-test/Image-v0", {}),
     "lstm": ("natgrad/CartPoleNoVel-v1", {"recurrent": "lstm", "rnn_hidden": 8}),
 }

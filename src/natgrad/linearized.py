@@ -37,8 +37,10 @@ class LinearizedActor:
         inputs = as_inputs(inputs)
         self.actor, self.mask = actor, inputs.mask
         params = actor.policy_parameters() if wrt is None else wrt
-        head_ids = {id(p) for p in actor.head_parameters()}
-        self.heads = [p for p in params if id(p) in head_ids]
+        param_ids, heads = {id(p) for p in params}, list(actor.head_parameters())
+        self.all_heads, self.held_heads = heads, [id(h) not in param_ids for h in heads]  # held: e.g. log σ, for the trunk
+        head_ids = {id(p) for p in heads}
+        self.heads = [h for h, held in zip(heads, self.held_heads) if not held]  # in the distribution's order
         self.net_params = [p for p in params if id(p) not in head_ids]
         self.params = [*self.heads, *self.net_params]
         self.out = actor.body(inputs)
@@ -59,7 +61,10 @@ class LinearizedActor:
         def fvp(v: Tensor) -> Tensor:
             chunks = [c.view_as(p) for c, p in zip(v.split([p.numel() for p in self.params]), self.params)]
             jv = torch.autograd.grad(jt_u, u, chunks[k:], retain_graph=True)[0]
-            m_out, *m_heads = self.dist.fisher(jv, *chunks[:k])
+            given = iter(chunks[:k])  # a head held fixed moves by zero
+            d_heads = [torch.zeros_like(h) if held else next(given) for h, held in zip(self.all_heads, self.held_heads)]
+            m_out, *m_all = self.dist.fisher(jv, *d_heads)
+            m_heads = [m for m, held in zip(m_all, self.held_heads) if not held]
             jt_m = torch.autograd.grad(self.out, self.net_params, m_out / n, retain_graph=True)
             # a head is the same for every state, so its mean over states is itself
             return flatten([*m_heads, *jt_m]) + damping * v
