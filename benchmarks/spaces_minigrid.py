@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from spaces_peers import HYPER, natgrad_sets  # noqa: E402
+from spaces_peers import HYPER, natgrad_sets, save_figure  # noqa: E402
 
 ENVS = {"MiniGrid-DoorKey-5x5-v0": "5e5", "MiniGrid-Empty-Random-6x6-v0": "3e5"}  # env id: env steps per run
 FACTORY = "natgrad.wrappers:minigrid"
@@ -86,10 +86,7 @@ def plot(out: Path, path: Path) -> None:
         ax.set_ylim(-0.02, 1.0)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8, loc="lower right")
-    fig.suptitle("MiniGrid (image + direction), natgrad: mean ± std across seeds", fontsize=11)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, "MiniGrid (image + direction), natgrad: mean ± std across seeds", path)
 
 
 def main() -> None:

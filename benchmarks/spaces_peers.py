@@ -350,7 +350,14 @@ def plot(out: Path, path: Path) -> None:
                 ax.set_ylabel("return (last 100 episodes)")
             ax.grid(alpha=0.3)
             ax.legend(fontsize=8, loc="upper left")
-    fig.suptitle("MinAtar, natgrad beside sb3-contrib TRPO / SB3 PPO: mean ± std across seeds", fontsize=11)
+    save_figure(fig, "MinAtar, natgrad beside sb3-contrib TRPO / SB3 PPO: mean ± std across seeds", path)
+
+
+def save_figure(fig, title: str, path: Path) -> None:
+    """Title ``fig``, lay it out, write it to ``path`` and close it."""
+    import matplotlib.pyplot as plt
+
+    fig.suptitle(title, fontsize=11)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

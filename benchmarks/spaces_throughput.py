@@ -21,37 +21,20 @@ import resource
 import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 from spaces_peers import HYPER, NETWORK, PEERS, make_env_fn, peer_model  # noqa: E402
+from throughput import clocked, random_steps  # noqa: E402
 
 
 def family(env_id: str) -> str:
     return "minatar" if env_id.startswith("MinAtar/") else "atari"
 
 
-def clocked(learn) -> dict[str, float]:
-    wall, cpu = time.perf_counter(), time.process_time()
-    steps = learn()
-    return {"steps": steps, "wall": time.perf_counter() - wall, "cpu": time.process_time() - cpu}
-
-
 def worker_raw(env_id: str, steps: int) -> dict:
     """One env stepped with random actions: the simulator's own rate through Gymnasium and the wrappers."""
-    env = make_env_fn(env_id)()
-    env.reset(seed=0)
-    actions = [env.action_space.sample() for _ in range(steps)]
-
-    def run() -> int:
-        for a in actions:
-            _, _, terminated, truncated, _ = env.step(a)
-            if terminated or truncated:
-                env.reset()
-        return steps
-
-    return clocked(run)
+    return random_steps(make_env_fn(env_id)(), steps)
 
 
 def worker_natgrad(algo: str, env_id: str, steps: int) -> dict:

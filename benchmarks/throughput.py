@@ -61,11 +61,9 @@ def versions(*modules: str) -> dict[str, str]:
 
 
 # ---------------------------------------------------------------- workers
-def worker_raw(env_id: str, steps: int) -> dict:
-    """The simulator's limit through Gymnasium: one env, actions drawn in advance."""
-    import gymnasium as gym
-
-    env = gym.make(env_id)
+def random_steps(env, steps: int) -> dict[str, float]:
+    """``steps`` steps of one made env with random actions drawn in advance, clocked: the simulator's own rate
+    through Gymnasium and whatever wrappers ``env`` has."""
     env.reset(seed=0)
     actions = [env.action_space.sample() for _ in range(steps)]
 
@@ -76,7 +74,14 @@ def worker_raw(env_id: str, steps: int) -> dict:
                 env.reset()
         return steps
 
-    result = clocked(run)
+    return clocked(run)
+
+
+def worker_raw(env_id: str, steps: int) -> dict:
+    """The simulator's limit through Gymnasium: one env, actions drawn in advance."""
+    import gymnasium as gym
+
+    result = random_steps(gym.make(env_id), steps)
     return {**result, "env": result["wall"], "rollout": result["wall"], "update": 0.0,
             "rollout_cpu": result["cpu"], "update_cpu": 0.0}
 

@@ -38,7 +38,8 @@ class LinearizedActor:
         self.actor, self.mask = actor, inputs.mask
         params = actor.policy_parameters() if wrt is None else wrt
         param_ids, heads = {id(p) for p in params}, list(actor.head_parameters())
-        self.all_heads, self.held_heads = heads, [id(h) not in param_ids for h in heads]  # held: e.g. log σ, for the trunk
+        self.all_heads = heads
+        self.held_heads = [id(h) not in param_ids for h in heads]  # held fixed: e.g. log σ, for the trunk alone
         head_ids = {id(p) for p in heads}
         self.heads = [h for h, held in zip(heads, self.held_heads) if not held]  # in the distribution's order
         self.net_params = [p for p in params if id(p) not in head_ids]
