@@ -203,7 +203,9 @@ def test_ctrl_c_prints_one_line_with_the_checkpoint_and_the_command_that_resumes
     child = subprocess.Popen(
         [sys.executable, "-m", "natgrad", "train", "--steps", "1e6", "--set", "n_steps=64", "--out", str(out),
          "--checkpoint-every", "0", "--eval-every", "0", "--eval-episodes", "3", "--no-progress"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        # Ctrl-C as at a terminal, also when the suite itself runs in the background (where SIGINT is ignored)
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     assert child.stdout.readline() == f"run directory: {out}\n"  # named as training starts
     deadline = time.monotonic() + 60
     while len(_lines(out / "metrics.csv")) < 3 and time.monotonic() < deadline:
