@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from natgrad import NatgradError
 from natgrad.cli import app
-from natgrad.tune import DEFAULT_SPACES, TuneSettings, read_space, run_trial
+from natgrad.tune import DEFAULT_SPACES, Study, TuneSettings, read_space, run_trial
 
 optuna = pytest.importorskip("optuna")
 runner = CliRunner()
@@ -23,6 +23,7 @@ n_envs = 1
 max_kl = { low = 0.003, high = 0.05, log = true }
 n_steps = { choices = [64, 128] }
 """
+SPACE_PARAMS = {"max_kl", "n_steps"}  # the values SPACE searches
 
 
 def states(study_dir):
@@ -51,8 +52,8 @@ def test_a_killed_study_resumes_to_its_trials_and_its_preset_trains(tmp_path):
     assert result.exit_code == 0, result.output
     study, after = states(out)
     assert after.count("COMPLETE") + after.count("PRUNED") == 4
-    for trial in study.trials:  # a trial cut off by the kill is failed, and its values were tried again
-        if trial.state.name == "FAIL":
+    for trial in study.trials:  # a trial cut off by the kill is failed, and its values (if all drawn) tried again
+        if trial.state.name == "FAIL" and trial.params.keys() == SPACE_PARAMS:
             assert any(t.user_attrs.get("retry_of") == trial.number and t.params == trial.params
                        for t in study.trials)
     assert (out / "importance.png").read_bytes()[:4] == b"\x89PNG"
@@ -68,6 +69,22 @@ def test_a_killed_study_resumes_to_its_trials_and_its_preset_trains(tmp_path):
     config = json.loads((run / "config.json").read_text())["config"]
     assert config["max_kl"] == best.params["max_kl"] and config["n_steps"] == best.params["n_steps"]
     assert config["n_envs"] == 1 and config["gae_lambda"] == 0.98  # fixed in the space; CartPole's preset
+
+
+def test_a_trial_cut_off_while_its_values_were_drawn_is_failed_not_retried(tmp_path):
+    space = {"max_kl": {"low": 0.003, "high": 0.05, "log": True}, "n_steps": {"choices": [64, 128]}}
+    settings = TuneSettings("trpo", "CartPole-v1", 1024, 2, 256, 2, 0, {"n_envs": 1}, space)
+    first = Study(tmp_path, settings)
+    started = first.study.ask(first.distributions)  # died training: all its values drawn
+    drawing = first.study.ask()  # died between the trial's creation and its values
+    drawing.suggest_float("max_kl", 0.003, 0.05, log=True)
+    said = []
+    Study(tmp_path, settings).retry_orphans(said.append)
+    study = optuna.load_study(study_name="natgrad", storage=first.url)
+    assert [t.state.name for t in study.trials] == ["FAIL", "FAIL", "WAITING"]
+    assert study.trials[2].params == {} and study.trials[2].user_attrs == {"retry_of": started.number}
+    assert study.trials[2].system_attrs["fixed_params"] == started.params
+    assert said[1] == f"trial {drawing.number} was cut off before it started (its process died): marked failed"
 
 
 def test_a_trial_below_the_median_is_pruned_at_its_first_evaluation(tmp_path):

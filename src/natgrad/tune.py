@@ -194,13 +194,16 @@ class Study:
 
     def retry_orphans(self, echo: Callable[[str], Any]) -> None:
         """Mark failed the trials left running by a process that died (call only while holding ``OUT``'s lock), and
-        queue their values to be tried again."""
+        queue their values to be tried again; a trial cut off while its values were being drawn had not started."""
         from optuna.trial import TrialState
 
         study_id = self.storage.get_study_id_from_name(STUDY)
         for trial in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
             self.storage.set_trial_state_values(
                 self.storage.get_trial_id_from_study_id_trial_number(study_id, trial.number), TrialState.FAIL)
+            if trial.params.keys() != self.distributions.keys():
+                echo(f"trial {trial.number} was cut off before it started (its process died): marked failed")
+                continue
             self.study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number})
             echo(f"trial {trial.number} was cut off (its process died): marked failed, its values queued again")
 
