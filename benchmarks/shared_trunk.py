@@ -31,17 +31,20 @@ from pathlib import Path
 from typing import Any
 
 
-def kl_of_updates(run_dir: Path) -> tuple[list[float], list[float]]:
-    """Each update's whole-update KL (``policy/kl_update``, else the policy step's ``policy/kl``) and its δ."""
+def kl_of_updates(run_dir: Path) -> tuple[list[float], list[float], list[bool]]:
+    """Each update's whole-update KL (``policy/kl_update``, else the policy step's ``policy/kl``) and its δ, and
+    whether the critic's natural trunk step was accepted (for the updates that log it)."""
     from natgrad.runs import joined_rows
 
-    kls, deltas = [], []
+    kls, deltas, accepted = [], [], []
     for row in joined_rows(run_dir, "metrics.csv"):
         kl = row.get("policy/kl_update") or row.get("policy/kl")
         if kl not in (None, ""):
             kls.append(float(kl))
             deltas.append(float(row.get("policy/max_kl") or "nan"))
-    return kls, deltas
+        if row.get("critic/trunk_step_accepted") not in (None, ""):
+            accepted.append(float(row["critic/trunk_step_accepted"]) > 0)
+    return kls, deltas, accepted
 
 
 def grid_rows(label: str, root: Path) -> list[dict[str, Any]]:
@@ -52,10 +55,11 @@ def grid_rows(label: str, root: Path) -> list[dict[str, Any]]:
     rows = []
     for env_id, algo in sorted({(r.env_id, r.algo) for r in runs}):
         group = [r for r in runs if (r.env_id, r.algo) == (env_id, algo)]
-        kls, above = [], []
+        kls, above, accepted = [], [], []
         for r in group:
-            run_kls, deltas = kl_of_updates(RunSpec(r.algo, r.env_id, r.seed).path(root))
+            run_kls, deltas, run_accepted = kl_of_updates(RunSpec(r.algo, r.env_id, r.seed).path(root))
             kls += run_kls
+            accepted += run_accepted
             above += [k > d * (1 + 1e-6) for k, d in zip(run_kls, deltas) if d == d]
         evals = [r.final_eval for r in group]
         rows.append({
@@ -67,6 +71,7 @@ def grid_rows(label: str, root: Path) -> list[dict[str, Any]]:
             "kl_update_median": statistics.median(kls) if kls else float("nan"),
             "kl_update_max": max(kls) if kls else float("nan"),
             "share_above_delta": sum(above) / len(above) if above else float("nan"),
+            "share_trunk_steps_accepted": sum(accepted) / len(accepted) if accepted else float("nan"),
         })
     return rows
 
@@ -99,15 +104,22 @@ def update_cost(env_id: str, overrides: dict[str, Any], repeats: int = 5) -> lis
     return [{"env": env_id, "design": name, "update_seconds": statistics.median(s)} for name, s in seconds.items()]
 
 
+def percent(x: float) -> str:
+    """``x`` per cent, or a dash where there is nothing to count."""
+    return "—" if x != x else f"{x:.0f}%"
+
+
 def markdown(rows: list[dict[str, Any]], costs: list[dict[str, Any]]) -> str:
     lines = ["| env | algo | design | seeds | final eval, mean ± std | per seed | steps/s | update, s | "
-             "whole-update KL: median | max | updates above δ |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "whole-update KL: median | max | updates above δ | natural trunk steps accepted |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         each = ", ".join(f"{x:.1f}" for x in r["final_eval_per_seed"])
-        above = 100 * r["share_above_delta"]
+        above, taken = 100 * r["share_above_delta"], 100 * r.get("share_trunk_steps_accepted", float("nan"))
         lines.append(f"| {r['env']} | {r['algo']} | {r['design']} | {len(r['seeds'])} | {r['final_eval_mean']:.1f} ± "
                      f"{r['final_eval_std']:.1f} | {each} | {r['steps_per_second']:.0f} | {r['update_seconds']:.2f} "
-                     f"| {r['kl_update_median']:.4f} | {r['kl_update_max']:.4f} | {above:.0f}% |")
+                     f"| {r['kl_update_median']:.4f} | {r['kl_update_max']:.4f} | {percent(above)} "
+                     f"| {percent(taken)} |")
     if costs:
         lines += ["", "| env | design | one TRPO update, s (same batch, median) |", "|---|---|---|"]
         lines += [f"| {c['env']} | {c['design']} | {c['update_seconds']:.3f} |" for c in costs]
