@@ -6,8 +6,8 @@ one, 1e5 steps) and seeds:
 
 - natgrad's recurrent TRPO, NPG and PPO (their presets for these envs), and the same algorithms with an MLP
   (``--set recurrent=none``), each a ``natgrad bench`` grid whose summary.json this script reads;
-- sb3-contrib's RecurrentPPO with rl-baselines3-zoo's hyperparameters (hyperparams/ppo_lstm.yml, copied into
-  ZOO below) on the same masked envs, trained here in the peers' venv (``--peer-python``) and scored the way
+- sb3-contrib's RecurrentPPO with the hyperparameters of rl-baselines3-zoo's published agents (copied into ZOO
+  below) on the same masked envs, trained here in the peers' venv (``--peer-python``) and scored the way
   ``natgrad bench`` scores natgrad: the final deterministic policy over 10 episodes on the evaluation seeds
   10000, 10001, …, and the mean return of the last 10% of training episodes; steps/s is env steps over the
   seconds of ``learn``.
@@ -37,14 +37,19 @@ from typing import Any
 
 EVAL_SEED = 10_000  # natgrad.evaluation.EVAL_SEED
 ENVS = {"natgrad/CartPoleNoVel-v1": ("CartPole-v1", (0, 2)), "natgrad/PendulumNoVel-v1": ("Pendulum-v1", (0, 1))}
-# rl-baselines3-zoo hyperparams/ppo_lstm.yml (CartPoleNoVel-v1, PendulumNoVel-v1); "lin_x": x·(1 − progress)
+# rl-baselines3-zoo's published RecurrentPPO agents for these envs (their model cards; benchmark.md: CartPoleNoVel
+# 500.0 ± 0.0, PendulumNoVel -217.9 ± 140.1, at 1e5 steps): hyperparams/ppo_lstm.yml's entries plus the observation
+# normalization and network those agents were trained with, which today's ppo_lstm.yml no longer lists
+# (without them, here: CartPoleNoVel 316.5, 235.8, 146.6; PendulumNoVel -1244.7, -1242.6). "lin_x": x·(1 − progress).
+AGENT_NETWORK = dict(ortho_init=False, activation_fn="relu", lstm_hidden_size=64, enable_critic_lstm=True,
+                     net_arch=dict(pi=[64], vf=[64]))
 ZOO: dict[str, dict[str, Any]] = {
     "natgrad/CartPoleNoVel-v1": dict(n_envs=8, n_timesteps=1e5, n_steps=32, batch_size=256, gae_lambda=0.8,
                                      gamma=0.98, n_epochs=20, ent_coef=0.0, learning_rate="lin_0.001",
-                                     clip_range="lin_0.2"),
+                                     clip_range="lin_0.2", normalize_obs=True, policy_kwargs=AGENT_NETWORK),
     "natgrad/PendulumNoVel-v1": dict(n_envs=4, n_timesteps=1e5, n_steps=1024, gae_lambda=0.95, gamma=0.9,
                                      n_epochs=10, ent_coef=0.0, learning_rate=1e-3, clip_range=0.2, use_sde=True,
-                                     sde_sample_freq=4),
+                                     sde_sample_freq=4, normalize_obs=True, policy_kwargs=AGENT_NETWORK),
 }
 
 
@@ -75,20 +80,23 @@ def worker(env_id: str, seed: int, steps: int, eval_episodes: int, out: Path) ->
     from sb3_contrib import RecurrentPPO
     from stable_baselines3.common.env_util import make_vec_env, unwrap_wrapper
     from stable_baselines3.common.monitor import Monitor
+    from stable_baselines3.common.vec_env import VecNormalize
 
     torch.set_num_threads(1)
     kwargs = dict(ZOO[env_id])
-    n_envs, budget = kwargs.pop("n_envs"), kwargs.pop("n_timesteps")
+    n_envs, budget, normalize_obs = kwargs.pop("n_envs"), kwargs.pop("n_timesteps"), kwargs.pop("normalize_obs")
+    kwargs["policy_kwargs"] = {**kwargs["policy_kwargs"], "activation_fn": torch.nn.ReLU}
     for key in ("learning_rate", "clip_range"):
         if isinstance(kwargs.get(key), str):
             start = float(kwargs[key].split("_")[1])
             kwargs[key] = lambda progress, start=start: progress * start
-    env = make_vec_env(lambda: masked_env(env_id), n_envs=n_envs, seed=seed)
+    vec = make_vec_env(lambda: masked_env(env_id), n_envs=n_envs, seed=seed)
+    env = VecNormalize(vec, norm_obs=True, norm_reward=False) if normalize_obs else vec
     model = RecurrentPPO("MlpLstmPolicy", env, seed=seed, device="cpu", **kwargs)
     start = time.perf_counter()
     model.learn(int(steps or budget))
     seconds = time.perf_counter() - start
-    monitors = [unwrap_wrapper(e, Monitor) for e in env.envs]
+    monitors = [unwrap_wrapper(e, Monitor) for e in vec.envs]
     ended = sorted((t, r) for m in monitors for t, r in zip(m.get_episode_times(), m.get_episode_rewards()))
     rewards = [r for _, r in ended]
     tail = rewards[-max(1, len(rewards) // 10):]
@@ -98,7 +106,8 @@ def worker(env_id: str, seed: int, steps: int, eval_episodes: int, out: Path) ->
         obs, _ = eval_env.reset(seed=EVAL_SEED + i)
         state, start_flag, total, done = None, np.ones(1, bool), 0.0, False
         while not done:
-            action, state = model.predict(obs[None], state=state, episode_start=start_flag, deterministic=True)
+            seen = env.normalize_obs(obs[None]) if normalize_obs else obs[None]  # the training statistics
+            action, state = model.predict(seen, state=state, episode_start=start_flag, deterministic=True)
             obs, reward, terminated, truncated, _ = eval_env.step(action[0])
             total, done, start_flag = total + float(reward), terminated or truncated, np.zeros(1, bool)
         returns.append(total)
