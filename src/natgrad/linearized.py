@@ -37,11 +37,9 @@ class LinearizedActor:
         inputs = as_inputs(inputs)
         self.actor, self.mask = actor, inputs.mask
         params = actor.policy_parameters() if wrt is None else wrt
-        param_ids, heads = {id(p) for p in params}, list(actor.head_parameters())
-        self.all_heads = heads
-        self.held_heads = [id(h) not in param_ids for h in heads]  # held fixed: e.g. log σ, for the trunk alone
-        head_ids = {id(p) for p in heads}
-        self.heads = [h for h, held in zip(heads, self.held_heads) if not held]  # in the distribution's order
+        wanted, self.all_heads = {id(p) for p in params}, list(actor.head_parameters())
+        self.heads = [h for h in self.all_heads if id(h) in wanted]  # the others (log σ, for the trunk) held fixed
+        head_ids = {id(h) for h in self.all_heads}
         self.net_params = [p for p in params if id(p) not in head_ids]
         self.params = [*self.heads, *self.net_params]
         self.out = actor.body(inputs)
@@ -62,10 +60,9 @@ class LinearizedActor:
         def fvp(v: Tensor) -> Tensor:
             chunks = [c.view_as(p) for c, p in zip(v.split([p.numel() for p in self.params]), self.params)]
             jv = torch.autograd.grad(jt_u, u, chunks[k:], retain_graph=True)[0]
-            given = iter(chunks[:k])  # a head held fixed moves by zero
-            d_heads = [torch.zeros_like(h) if held else next(given) for h, held in zip(self.all_heads, self.held_heads)]
-            m_out, *m_all = self.dist.fisher(jv, *d_heads)
-            m_heads = [m for m, held in zip(m_all, self.held_heads) if not held]
+            given = {id(h): c for h, c in zip(self.heads, chunks[:k])}  # a head held fixed moves by zero
+            m_out, *m_all = self.dist.fisher(jv, *(given.get(id(h), torch.zeros_like(h)) for h in self.all_heads))
+            m_heads = [m for h, m in zip(self.all_heads, m_all) if id(h) in given]
             jt_m = torch.autograd.grad(self.out, self.net_params, m_out / n, retain_graph=True)
             # a head is the same for every state, so its mean over states is itself
             return flatten([*m_heads, *jt_m]) + damping * v
