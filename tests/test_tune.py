@@ -128,3 +128,17 @@ def test_preset_file_refusals(tmp_path):
     result = runner.invoke(app, ["train", "--preset-file", str(tmp_path / "p.toml"), "--no-preset"])
     assert isinstance(result.exception, NatgradError) and "leave out --resume and --no-preset" in str(result.exception)
     assert not (tmp_path / "r").exists()
+
+
+def test_tune_takes_a_module_factory_as_natgrad_train_does(tmp_path):
+    (tmp_path / "space.toml").write_text(SPACE)
+    out = tmp_path / "study"
+    result = runner.invoke(app, ["tune", "--algo", "trpo", "--env", "natgrad.wrappers:no_velocity", "--set",
+                                 'env_kwargs={"env_id": "CartPole-v1"}', "--trials", "1", "--steps", "128",
+                                 "--eval-every", "128", "--eval-episodes", "1", "--space", str(tmp_path / "space.toml"),
+                                 "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert states(out)[1] == ["COMPLETE"]
+    result = runner.invoke(app, ["tune", "--algo", "trpo", "--env", "NoSuchEnv-v0", "--out", str(tmp_path / "no")])
+    assert isinstance(result.exception, NatgradError) and "NoSuchEnv-v0" in str(result.exception)
+    assert not (tmp_path / "no").exists()

@@ -170,13 +170,12 @@ def bench(
 ) -> None:
     """Run a grid of training runs as parallel processes or Ray tasks (resumable), then write its report."""
     from natgrad.bench import GridSettings, grid, parse_seeds, run_grid, run_local
-    from natgrad.envs import check_env_id, env_source
+    from natgrad.envs import check_env_name
     from natgrad.report import write_report
 
     env_list = _split(envs)
     for env_id in env_list:
-        if env_source(env_id).id is not None:  # module:factory (as natgrad train takes it) needs no registered id
-            check_env_id(env_id)
+        check_env_name(env_id)
     overrides = tuple(sorted(parse_overrides(set_).items()))
     settings = GridSettings(_count(steps, "--steps"), overrides, _count(eval_every, "--eval-every"), eval_episodes)
     specs = grid(_split(algos), env_list, parse_seeds(seeds))
@@ -221,7 +220,7 @@ def tune(
     """Search hyperparameters with Optuna (TPE, median pruning, resumable); write the best as a preset file."""
     import torch
 
-    from natgrad.envs import check_env_id
+    from natgrad.envs import check_env_name
     from natgrad.runs import safe_name
     from natgrad.tune import TuneSettings, local, read_space
     from natgrad.tune import tune as run_study
@@ -231,7 +230,7 @@ def tune(
     except ImportError:
         raise NatgradError("natgrad tune needs Optuna: pip install 'natgrad[tune]'") from None
     torch.set_num_threads(1)
-    check_env_id(env)
+    check_env_name(env)
     check_seed(seed)
     total = _count(steps, "--steps")
     settings = TuneSettings(algo, env, total, trials, _count(eval_every or max(1, total // 10), "--eval-every"),

@@ -89,6 +89,13 @@ def env_source(env: EnvLike | EnvSource) -> EnvSource:
                        "returning one, or a gymnasium.vector.VectorEnv")
 
 
+def check_env_name(text: str) -> None:
+    """Refuse early, in one line, a name that is neither a registered id (``module:EnvId`` imports ``module``) nor a
+    ``module:factory``: what the command line takes as ``--env``."""
+    if env_source(text).id is not None:
+        check_env_id(text)
+
+
 def make_vec_env(env: EnvLike | EnvSource, n_envs: int = 1, vectorization: str = "sync",
                  env_kwargs: dict[str, Any] | None = None) -> VectorEnv:
     """``n_envs`` envs from ``env`` (made with ``env_kwargs``) that reset themselves in the step where an
