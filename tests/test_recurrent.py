@@ -13,6 +13,7 @@ import natgrad
 from natgrad.config import NaturalConfig
 from natgrad.evaluation import evaluate
 from natgrad.policy import Actor, Critic, PolicyInputs
+from natgrad.recurrent import RecurrentCore
 from natgrad.rollout import Collector, critic_values
 
 OBS = gym.spaces.Box(-1.0, 1.0, (3,), np.float32)
@@ -53,7 +54,7 @@ def test_a_reset_cuts_the_sequence_exactly(core):
         out = actor.body(PolicyInputs(inputs.obs, None, first, inputs.state))
         fresh = actor.body(PolicyInputs(inputs.obs[3:, :1], None, None, None))
         other = actor.body(PolicyInputs(inputs.obs, None, first, inputs.state + 1.0))
-    assert torch.equal(out[3:, 0], fresh[:, 0])
+    torch.testing.assert_close(out[3:, 0], fresh[:, 0], rtol=0, atol=1e-12)  # other batch shapes: rounding only
     assert torch.equal(out[3:, 0], other[3:, 0]) and not torch.equal(out[:3, 0], other[:3, 0])
     assert not torch.equal(out[3:, 1], other[3:, 1])  # env 1 never resets: its stored state matters throughout
 
@@ -208,3 +209,27 @@ def test_recurrent_settings_are_checked():
         natgrad.PPO("CartPole-v1", n_envs=2, n_steps=16, seq_len=8, minibatches=8, recurrent="lstm")
     critic = Critic(OBS, recurrent="lstm", rnn_hidden=5, rnn_layers=2)
     assert critic.state_size == 2 * 2 * 5
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru"])
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_the_fused_pieces_equal_the_step_by_step_core_to_second_derivatives(kind, dtype):
+    """``RecurrentCore.outputs`` (torch's fused op over episode pieces) against ``forward`` (cell by cell, reset
+    by masking): outputs, gradients and Hessian-vector products in weights and inputs, with resets at t = 0,
+    inside, on consecutive steps, and none."""
+    torch.manual_seed(0)
+    tol = 1e-12 if dtype == torch.float64 else 1e-5
+    for layers, (steps, envs, p) in [(1, (7, 3, 0.3)), (2, (9, 4, 0.5)), (1, (1, 4, 0.5)), (2, (12, 5, 0.0))]:
+        core = RecurrentCore(kind, 6, 5, layers).to(dtype)
+        x = torch.randn(steps, envs, 6, dtype=dtype, requires_grad=True)
+        first = torch.rand(steps, envs) < p
+        state = torch.randn(envs, core.state_size, dtype=dtype)
+        params = [*core.parameters(), x]
+        v = [torch.randn_like(w) for w in params]
+        results = []
+        for y in (core(x, first, state)[0], core.outputs(x, first, state)):
+            g = torch.autograd.grad((y ** 3).sum(), params, create_graph=True)
+            hv = torch.autograd.grad(sum((a * b).sum() for a, b in zip(g, v)), params)
+            results.append([y, *g, *hv])
+        for a, b in zip(*results):
+            torch.testing.assert_close(b, a, rtol=tol, atol=tol * a.abs().max().item())

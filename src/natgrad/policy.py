@@ -96,7 +96,10 @@ class Network(nn.Module):
 
     def body(self, inputs: PolicyInputs) -> Tensor:
         """The network's outputs for every state of ``inputs``."""
-        return self.body_and_states(inputs)[0]
+        x = self.encoder(inputs.obs, self.net[-1].weight.dtype)
+        if self.core is not None:
+            x = self.core.outputs(x, inputs.first, inputs.state)
+        return self.net(x)
 
     def body_and_states(self, inputs: PolicyInputs) -> tuple[Tensor, Tensor | None]:
         """The outputs, and the recurrent state after every step (T, N, S) (None without a core)."""

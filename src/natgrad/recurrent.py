@@ -8,6 +8,13 @@ indexes it like any other per-env tensor. Over a sequence x of (T, N, F) with ``
 so an episode that starts inside the sequence never sees the state of the one before it. The cells are
 torch's LSTMCell/GRUCell: plain differentiable operations, so both Fisher-vector products (Gauss–Newton,
 which differentiates twice through the unrolled graph, and double backprop) go through them.
+
+``outputs`` computes the same y without the per-step states, by torch's fused multi-step LSTM/GRU (the op
+behind nn.LSTM, on the cells' own weights): it cuts every env's sequence into its episode pieces, runs them
+side by side as one padded batch, each from its own start state (the stored one, or zeros after a reset), and
+gathers y back into (T, N). Padding only trails a piece, so it never reaches a real step's output. Every
+gradient pass (critic fit, policy gradient, Fisher-vector products, PPO) goes this way; rollouts and the
+critic's per-step states go step by step.
 """
 
 from __future__ import annotations
@@ -53,6 +60,40 @@ class RecurrentCore(nn.Module):
             outputs.append(y)
             states.append(h)
         return torch.stack(outputs), torch.stack(states)
+
+    def outputs(self, x: Tensor, first: Tensor | None = None, state: Tensor | None = None) -> Tensor:
+        """The outputs (T, N, hidden) that ``forward`` gives, by the fused op over episode pieces."""
+        steps, n = x.shape[:2]
+        h = x.new_zeros(n, self.state_size) if state is None else state
+        if first is not None:
+            h = h * (~first[0]).to(h.dtype).unsqueeze(-1)
+        if first is None or not bool(first[1:].any()):
+            return self._fused(x, h)
+        cut = first.T.clone()  # (N, T): a piece starts at t = 0 and at every episode start
+        cut[:, 0] = True
+        count = cut.sum(1)
+        piece = (count.cumsum(0) - count).unsqueeze(1) + cut.long().cumsum(1) - 1  # (N, T): piece of (t, n)
+        env_t = cut.nonzero()  # (M, 2): (env, start step) of every piece, numbered as ``piece`` numbers them
+        time = torch.arange(steps, device=x.device)
+        offset = time - env_t[piece, 1]  # (N, T): step within its piece
+        pieces, length = len(env_t), int(offset.max()) + 1
+        slot = offset * pieces + piece  # (N, T): the padded (step, piece) position of (t, n), flattened
+        source = torch.zeros(length * pieces, dtype=torch.long, device=x.device)
+        source[slot.reshape(-1)] = (time * n + torch.arange(n, device=x.device).unsqueeze(1)).reshape(-1)
+        padded = x.reshape(steps * n, -1)[source].view(length, pieces, -1)
+        start = h.new_zeros(pieces, self.state_size).index_copy(0, piece[:, 0], h)
+        y = self._fused(padded, start)
+        return y.reshape(length * pieces, -1)[slot.T.reshape(-1)].view(steps, n, -1)
+
+    def _fused(self, x: Tensor, state: Tensor) -> Tensor:
+        """Outputs over (T, M, F) from ``state`` (M, S) with no reset inside: torch's multi-step op."""
+        weights = [w for c in self.cells for w in (c.weight_ih, c.weight_hh, c.bias_ih, c.bias_hh)]
+        layers = torch.stack(state.split(self.per_layer, -1))  # (layers, M, per_layer)
+        if self.kind == "lstm":
+            hx = tuple(layers.split(self.hidden, -1))
+            return torch.lstm(x, (hx[0].contiguous(), hx[1].contiguous()), weights, True, len(self.cells), 0.0,
+                              self.training, False, False)[0]
+        return torch.gru(x, layers.contiguous(), weights, True, len(self.cells), 0.0, self.training, False, False)[0]
 
     def step(self, x: Tensor, state: Tensor) -> tuple[Tensor, Tensor]:
         """One step of every layer: (output (N, hidden), new state (N, S))."""
