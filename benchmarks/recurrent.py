@@ -73,18 +73,17 @@ def masked_env(env_id: str):
     return Positions(gym.make(base))
 
 
-def worker(env_id: str, seed: int, steps: int, eval_episodes: int, out: Path) -> None:
-    """Train one RecurrentPPO agent with the zoo's settings and write its scores to ``out``."""
-    import numpy as np
+def peer_model(env_id: str, seed: int):
+    """RecurrentPPO with the zoo's settings for ``env_id`` (one torch thread), its env and the envs inside it."""
     import torch
     from sb3_contrib import RecurrentPPO
-    from stable_baselines3.common.env_util import make_vec_env, unwrap_wrapper
-    from stable_baselines3.common.monitor import Monitor
+    from stable_baselines3.common.env_util import make_vec_env
     from stable_baselines3.common.vec_env import VecNormalize
 
     torch.set_num_threads(1)
     kwargs = dict(ZOO[env_id])
-    n_envs, budget, normalize_obs = kwargs.pop("n_envs"), kwargs.pop("n_timesteps"), kwargs.pop("normalize_obs")
+    n_envs, normalize_obs = kwargs.pop("n_envs"), kwargs.pop("normalize_obs")
+    kwargs.pop("n_timesteps")
     kwargs["policy_kwargs"] = {**kwargs["policy_kwargs"], "activation_fn": torch.nn.ReLU}
     for key in ("learning_rate", "clip_range"):
         if isinstance(kwargs.get(key), str):
@@ -92,9 +91,19 @@ def worker(env_id: str, seed: int, steps: int, eval_episodes: int, out: Path) ->
             kwargs[key] = lambda progress, start=start: progress * start
     vec = make_vec_env(lambda: masked_env(env_id), n_envs=n_envs, seed=seed)
     env = VecNormalize(vec, norm_obs=True, norm_reward=False) if normalize_obs else vec
-    model = RecurrentPPO("MlpLstmPolicy", env, seed=seed, device="cpu", **kwargs)
+    return RecurrentPPO("MlpLstmPolicy", env, seed=seed, device="cpu", **kwargs), env, vec
+
+
+def worker(env_id: str, seed: int, steps: int, eval_episodes: int, out: Path) -> None:
+    """Train one RecurrentPPO agent with the zoo's settings and write its scores to ``out``."""
+    import numpy as np
+    from stable_baselines3.common.env_util import unwrap_wrapper
+    from stable_baselines3.common.monitor import Monitor
+
+    model, env, vec = peer_model(env_id, seed)
+    normalize_obs = ZOO[env_id]["normalize_obs"]
     start = time.perf_counter()
-    model.learn(int(steps or budget))
+    model.learn(int(steps or ZOO[env_id]["n_timesteps"]))
     seconds = time.perf_counter() - start
     monitors = [unwrap_wrapper(e, Monitor) for e in vec.envs]
     ended = sorted((t, r) for m in monitors for t, r in zip(m.get_episode_times(), m.get_episode_rewards()))
@@ -140,6 +149,50 @@ def run_peers(peer_python: str, seeds: list[int], steps: int, eval_episodes: int
 
     with ThreadPoolExecutor(jobs) as pool:
         list(pool.map(one, todo))
+
+
+# ---------------------------------------------------------------- speed side by side
+SPEED_CONTENDERS = ("natgrad TRPO", "natgrad NPG", "natgrad PPO", "RecurrentPPO")
+
+
+def speed_child(contender: str, env_id: str, steps: int) -> dict[str, float]:
+    """``steps`` env steps of one contender (natgrad: its preset for ``env_id``), clocked in ``learn`` only."""
+    from throughput import clocked
+
+    if contender == "RecurrentPPO":
+        model = peer_model(env_id, 0)[0]
+        return clocked(lambda: model.learn(steps).num_timesteps)
+    import torch
+
+    import natgrad
+
+    torch.set_num_threads(1)
+    model = natgrad.ALGORITHMS[contender.split()[1].lower()](env_id, seed=0)
+    return clocked(lambda: model.learn(steps).num_timesteps)
+
+
+def speed(peer_python: str, steps: int, repeats: int) -> list[dict[str, Any]]:
+    """Steps/s of every contender on both envs: one child process per measurement, the contenders taking turns
+    within each repeat (so a change in the machine's load hits all alike); medians over ``repeats``."""
+    rows = []
+    for env_id in ZOO:
+        each: dict[str, list[float]] = {c: [] for c in SPEED_CONTENDERS}
+        for _ in range(repeats):
+            for contender in SPEED_CONTENDERS:
+                python = peer_python if contender == "RecurrentPPO" else sys.executable
+                out = subprocess.run([python, __file__, "--speed-child", json.dumps([contender, env_id, steps])],
+                                     capture_output=True, text=True)
+                result = next((json.loads(line[7:]) for line in out.stdout.splitlines() if line.startswith("RESULT ")),
+                              None)
+                if result is None:
+                    raise RuntimeError(f"{contender} on {env_id} failed:\n{out.stderr[-3000:]}")
+                each[contender].append(result["steps"] / result["wall"])
+                print(f"{env_id} {contender}: {each[contender][-1]:.0f} steps/s", flush=True)
+        peer = statistics.median(each["RecurrentPPO"])
+        rows += [{"env": env_id, "contender": c, "steps": steps, "each_steps_per_second": v,
+                  "steps_per_second": statistics.median(v), "ratio": statistics.median(v) / peer}
+                 for c, v in each.items()]
+    return rows
 
 
 # ---------------------------------------------------------------- the update's cost (natgrad's venv)
@@ -216,16 +269,18 @@ def _row(env_id: str, contender: str, seeds: list[int], evals: list[float], trai
             "steps_per_second": statistics.median(sps)}
 
 
-def markdown(rows: list[dict[str, Any]], costs: list[dict[str, Any]]) -> str:
-    peer = {r["env"]: r for r in rows if r["contender"].startswith("sb3")}
+def markdown(rows: list[dict[str, Any]], costs: list[dict[str, Any]], speeds: list[dict[str, Any]]) -> str:
     lines = ["| env | contender | seeds | final eval, mean ± std over seeds | per seed | final train return "
-             "| steps/s | steps/s ÷ RecurrentPPO |", "|---|---|---|---|---|---|---|---|"]
+             "| steps/s (whole runs) |", "|---|---|---|---|---|---|---|"]
     for r in rows:
-        ratio = r["steps_per_second"] / peer[r["env"]]["steps_per_second"] if r["env"] in peer else float("nan")
         each = ", ".join(f"{x:.1f}" for x in r["final_eval_per_seed"])
         lines.append(f"| {r['env']} | {r['contender']} | {len(r['seeds'])} | {r['final_eval_mean']:.1f} ± "
-                     f"{r['final_eval_std']:.1f} | {each} | {r['final_train_mean']:.1f} | {r['steps_per_second']:.0f} "
-                     f"| {ratio:.2f}× |")
+                     f"{r['final_eval_std']:.1f} | {each} | {r['final_train_mean']:.1f} "
+                     f"| {r['steps_per_second']:.0f} |")
+    if speeds:
+        lines += ["", "| env | contender | steps/s, median | each repeat | ÷ RecurrentPPO |", "|---|---|---|---|---|"]
+        lines += [f"| {r['env']} | {r['contender']} | {r['steps_per_second']:.0f} | "
+                  f"{', '.join(f'{x:.0f}' for x in r['each_steps_per_second'])} | {r['ratio']:.2f}× |" for r in speeds]
     if costs:
         lines += ["", "| env | network | batch (T × N) | one FVP, ms | natural-gradient step, ms | CG iterations |",
                   "|---|---|---|---|---|---|"]
@@ -245,6 +300,9 @@ def main() -> None:
     parser.add_argument("--natgrad", type=Path, help="the natgrad bench grid of the recurrent presets")
     parser.add_argument("--mlp", type=Path, help="the natgrad bench grid with --set recurrent=none")
     parser.add_argument("--cost-repeats", type=int, default=5, help="repeats of the update-cost measurement (0: skip)")
+    parser.add_argument("--speed-steps", type=int, default=0,
+                        help="also measure steps/s side by side: this many env steps per measurement (0: skip)")
+    parser.add_argument("--speed-repeats", type=int, default=3, help="repeats of the side-by-side speed measurement")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--env", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -257,11 +315,16 @@ def main() -> None:
         run_peers(args.peer_python, parse_seeds(args.seeds), int(args.steps), args.eval_episodes, args.jobs, args.out)
     rows = table(args.natgrad, args.mlp, args.out)
     costs = [c for env_id in ZOO for c in update_cost(env_id, args.cost_repeats)] if args.cost_repeats else []
+    speeds = speed(args.peer_python, args.speed_steps, args.speed_repeats) if args.speed_steps else []
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "summary.json").write_text(json.dumps({"rows": rows, "update_cost": costs}, indent=2) + "\n")
-    print(markdown(rows, costs))
+    (args.out / "summary.json").write_text(json.dumps({"rows": rows, "update_cost": costs, "speed": speeds},
+                                                      indent=2) + "\n")
+    print(markdown(rows, costs, speeds))
 
 
 if __name__ == "__main__":
     sys.path.insert(0, str(Path(__file__).parent))
-    main()
+    if len(sys.argv) == 3 and sys.argv[1] == "--speed-child":
+        print("RESULT " + json.dumps(speed_child(*json.loads(sys.argv[2]))))
+    else:
+        main()
