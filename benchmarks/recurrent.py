@@ -20,7 +20,8 @@ Fisher-vector product and of the whole natural-gradient step, and the CG iterati
     natgrad bench --algos trpo,npg,ppo --envs natgrad/CartPoleNoVel-v1,natgrad/PendulumNoVel-v1 --seeds 0-2 \\
         --steps 1e5 --eval-every 10000 --jobs 2 --set recurrent=none --out bench-out/recurrent-mlp
     python benchmarks/recurrent.py --peer-python PEERS/bin/python --seeds 0-2 --jobs 2 \\
-        --natgrad bench-out/recurrent --mlp bench-out/recurrent-mlp --out bench-out/recurrent-peer
+        --natgrad bench-out/recurrent --mlp bench-out/recurrent-mlp --out bench-out/recurrent-peer \\
+        --speed-steps 16384 --speed-repeats 3
 """
 
 from __future__ import annotations
@@ -319,7 +320,9 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "summary.json").write_text(json.dumps({"rows": rows, "update_cost": costs, "speed": speeds},
                                                       indent=2) + "\n")
-    print(markdown(rows, costs, speeds))
+    text = markdown(rows, costs, speeds)
+    (args.out / "summary.md").write_text(text)
+    print(text)
 
 
 if __name__ == "__main__":
