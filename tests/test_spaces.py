@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 import natgrad
 from natgrad import NatgradError
 from natgrad.cli import app
+from natgrad.encoders import Encoder, _name
 from natgrad.evaluation import evaluate
 from natgrad.spaces import ObsLayout, space_from_data, space_to_data
 
@@ -206,6 +207,22 @@ def test_observation_layouts():
     assert layout.rows_of(batch) == 2
     assert ObsLayout(spaces.Box(0, 255, (84, 84, 4), np.uint8), "first").leaves[0].shape == (84, 84, 4)
     assert space_from_data(space_to_data(space)) == space
+
+
+@pytest.mark.parametrize("shape, dtype, cnn", [((84, 84, 4), np.uint8, "nature"), ((10, 10, 6), bool, "small")])
+def test_an_image_encoder_sees_the_image_scaled_to_0_1(shape, dtype, cnn):
+    """The features equal the same layers applied, one by one, to the image divided by its space's high."""
+    space = spaces.Box(0, 255 if dtype == np.uint8 else 1, shape, dtype)
+    layout = ObsLayout(space)
+    encoder = Encoder(layout, cnn).double()
+    obs = np.stack([space.sample() for _ in range(3)])
+    image = layout.pack(layout.encode(obs, 3))
+    x = image.double() / (255.0 if dtype == np.uint8 else 1.0)
+    assert 0 <= float(x.min()) and float(x.max()) <= 1
+    for layer in encoder.images[_name(layout.leaves[0])]:
+        x = (torch.nn.functional.conv2d(x, layer.weight, layer.bias, layer.stride)
+             if isinstance(layer, torch.nn.Conv2d) else layer(x))
+    torch.testing.assert_close(encoder(image, torch.float64), x, rtol=1e-12, atol=1e-12)
 
 
 SMOKE = ["natgrad-test/MultiDiscrete-v0", "natgrad-test/MultiBinary-v0", "natgrad-test/Masked-v0",

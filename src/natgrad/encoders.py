@@ -48,7 +48,7 @@ class Encoder(nn.Module):
         for leaf in self.leaves:
             x = parts[leaf.key]
             if leaf.kind == "image":
-                flat = x.reshape(-1, *leaf.shape).to(dtype) * leaf.scale
+                flat = x.reshape(-1, *leaf.shape).to(dtype)  # scaled by the first convolution
                 out.append(self.images[_name(leaf)](flat).reshape(*lead, -1))
             elif leaf.kind == "discrete":
                 out.append(F.one_hot(x, leaf.nvec[0]).to(dtype))
@@ -59,9 +59,22 @@ class Encoder(nn.Module):
         return out[0] if len(out) == 1 else torch.cat(out, -1)
 
 
+class ScaledConv2d(nn.Conv2d):
+    """A convolution of its input times ``scale``: conv_W(s·x) = conv_{s·W}(x), which scales the weights (a few
+    thousand numbers) instead of every pixel of the batch."""
+
+    def __init__(self, *args, scale: float = 1.0, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.scale = scale
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self._conv_forward(x, self.weight * self.scale if self.scale != 1.0 else self.weight, self.bias)
+
+
 def image_encoder(leaf: Leaf, cnn: str = "auto", features: int = 0) -> nn.Sequential:
-    """The CNN for one image leaf of (C, H, W): conv layers, flatten, a linear layer of ``features`` units
-    (0: 512 for the Nature layout, 128 for the small one), ReLU after each."""
+    """The CNN for one image leaf of (C, H, W), on the image times ``leaf.scale`` (to [0, 1]): conv layers,
+    flatten, a linear layer of ``features`` units (0: 512 for the Nature layout, 128 for the small one), ReLU
+    after each."""
     channels, height, width = leaf.shape
     if cnn == "auto":
         cnn = "nature" if min(height, width) >= 36 else "small"
@@ -79,7 +92,9 @@ def image_encoder(leaf: Leaf, cnn: str = "auto", features: int = 0) -> nn.Sequen
     layers: list[nn.Module] = []
     c, h, w = channels, height, width
     for out_channels, kernel, stride in convs:
-        layers += [orthogonal(nn.Conv2d(c, out_channels, kernel, stride)), nn.ReLU()]
+        conv = ScaledConv2d(c, out_channels, kernel, stride, scale=leaf.scale) if not layers else \
+            nn.Conv2d(c, out_channels, kernel, stride)
+        layers += [orthogonal(conv), nn.ReLU()]
         c, h, w = out_channels, (h - kernel) // stride + 1, (w - kernel) // stride + 1
     layers += [nn.Flatten(), orthogonal(nn.Linear(c * h * w, features)), nn.ReLU()]
     return nn.Sequential(*layers)
