@@ -33,7 +33,9 @@ def bench_command(env_id: str, algo: str, out: Path, seeds: str = "0-2", jobs: i
     return cmd
 
 
-def rows(out: Path) -> list[dict]:
+def rows(out: Path, episodes: int = 20) -> list[dict]:
+    """``natgrad bench``'s aggregate per (env, algorithm), each seed also with its final model's mean return when
+    it samples its actions (``stochastic_eval``): MiniGrid's argmax policies can loop where sampling ones do not."""
     from natgrad.report import aggregate, find_runs
 
     found = []
@@ -41,19 +43,37 @@ def rows(out: Path) -> list[dict]:
         for algo in HYPER:
             root = out / env_id / f"natgrad-{algo}"
             if root.exists():
-                found += [dict(r, env=env_id) for r in aggregate(find_runs(root))]
+                for row in aggregate(find_runs(root)):
+                    for seed in row["per_seed"]:
+                        seed["stochastic_eval"] = stochastic_eval(root, algo, seed["seed"], episodes)
+                    found.append(dict(row, env=env_id))
     return found
 
 
+def stochastic_eval(root: Path, algo: str, seed: int, episodes: int) -> float:
+    """Mean return of the final model of one run over ``episodes`` episodes, actions sampled (the evaluation
+    seeds, as ``natgrad eval --stochastic``)."""
+    import statistics
+
+    import natgrad
+    from natgrad.evaluation import evaluate
+
+    model = natgrad.load(next(root.glob(f"*/{algo}/s{seed}/model.pt")))
+    return statistics.mean(evaluate(model, episodes, deterministic=False))
+
+
 def markdown(found: list[dict]) -> str:
-    from natgrad.report import ci
+    def ci(s: dict) -> str:  # returns lie in [0, 1]: two decimals
+        return f"{s['mean']:.2f} [{s['ci_low']:.2f}, {s['ci_high']:.2f}]"
 
     lines = ["| env | algo | seeds | steps | final train return [95% CI] | final eval [95% CI] | final eval per seed "
-             "| steps/s | hours/run |", "|---" * 9 + "|"]
+             "| final eval sampling, per seed | steps/s | hours/run |", "|---" * 10 + "|"]
     for r in found:
         each = ", ".join(f"{p['final_eval']:.2f}" for p in r["per_seed"])
+        sampled = ", ".join(f"{p['stochastic_eval']:.2f}" for p in r["per_seed"])
         lines.append(f"| {r['env']} | {r['algo']} | {len(r['seeds'])} | {r['steps']:,} | {ci(r['final_train'])} "
-                     f"| {ci(r['final_eval'])} | {each} | {r['steps_per_second']:.0f} | {r['wall_hours']:.2f} |")
+                     f"| {ci(r['final_eval'])} | {each} | {sampled} | {r['steps_per_second']:.0f} "
+                     f"| {r['wall_hours']:.2f} |")
     return "\n".join(lines) + "\n"
 
 
