@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 import natgrad
 from natgrad import NatgradError
 from natgrad.cli import app
-from natgrad.encoders import Encoder, _name
+from natgrad.encoders import CNN_CHUNK, Encoder, _name
 from natgrad.evaluation import evaluate
 from natgrad.spaces import ObsLayout, space_from_data, space_to_data
 
@@ -223,6 +223,18 @@ def test_an_image_encoder_sees_the_image_scaled_to_0_1(shape, dtype, cnn):
         x = (torch.nn.functional.conv2d(x, layer.weight, layer.bias, layer.stride)
              if isinstance(layer, torch.nn.Conv2d) else layer(x))
     torch.testing.assert_close(encoder(image, torch.float64), x, rtol=1e-12, atol=1e-12)
+
+
+def test_an_image_batch_evaluated_without_autograd_in_pieces_equals_the_batch_at_once():
+    """Without autograd the CNN runs in pieces of CNN_CHUNK images: the features are the whole batch's, in order."""
+    space = spaces.Box(0, 255, (3, 12, 12), np.uint8)
+    layout = ObsLayout(space)
+    encoder = Encoder(layout).double()
+    images = torch.from_numpy(np.stack([space.sample() for _ in range(2 * CNN_CHUNK + 7)]))
+    with torch.no_grad():
+        pieces = encoder(images.reshape(3, -1, 3, 12, 12), torch.float64)  # leading (3, 173)
+    whole = encoder(images, torch.float64).detach()  # autograd on: one call
+    torch.testing.assert_close(pieces.reshape(len(images), -1), whole, rtol=1e-12, atol=1e-12)
 
 
 SMOKE = ["natgrad-test/MultiDiscrete-v0", "natgrad-test/MultiBinary-v0", "natgrad-test/Masked-v0",

@@ -213,8 +213,9 @@ class Algorithm:
         data = gae()
         metrics = self._update(data, progress, gae)
         self._critic_state = data.critic_end
-        with torch.no_grad():
-            metrics["policy/entropy"] = float(self.actor(data.actor_inputs).entropy().mean())
+        if "policy/entropy" not in metrics:  # the update did not evaluate π_new on the whole batch itself
+            with torch.no_grad():
+                metrics["policy/entropy"] = float(self.actor(data.actor_inputs).entropy().mean())
         metrics["critic/explained_variance"] = _explained_variance(data.values, data.returns)
         return metrics
 

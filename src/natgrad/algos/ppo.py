@@ -95,7 +95,8 @@ class Proximal(Algorithm):
             improvement = float(surrogate(new.log_prob(pieces.actions), pieces.log_probs, adv_all) - adv_all.mean())
         metrics = {k: sum(d[k] for d in diagnostics) / len(diagnostics) for k in diagnostics[0]}
         metrics.update({"policy/kl": kl, "policy/surrogate_improvement": improvement,
-                        "policy/epochs": float(epochs_run), "policy/lr": lr})
+                        "policy/entropy": float(new.entropy().mean()), "policy/epochs": float(epochs_run),
+                        "policy/lr": lr})
         if limit:
             metrics["policy/kl_stopped"] = float(limited)
         metrics.update(self._after_update(kl))

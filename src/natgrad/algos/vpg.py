@@ -48,5 +48,6 @@ class VPG(Algorithm):
             "policy/kl": float(kl),
             "policy/surrogate_improvement": float(improvement),
             "policy/grad_norm": float(grad_norm),
+            "policy/entropy": float(dist.entropy().mean()),
             "critic/loss": critic_loss,
         }
