@@ -68,6 +68,7 @@ class ScaledConv2d(nn.Conv2d):
         self.scale = scale
 
     def forward(self, x: Tensor) -> Tensor:
+        """conv_{s·W}(x) + b."""
         return self._conv_forward(x, self.weight * self.scale if self.scale != 1.0 else self.weight, self.bias)
 
 
