@@ -78,8 +78,9 @@ run ~1.8× slower per frame than in pieces of 256, whose buffers the allocator r
 
 
 def _cnn_features(cnn: nn.Module, images: Tensor, dtype: torch.dtype) -> Tensor:
-    """``cnn`` on a batch of images in ``dtype``; without autograd, in pieces of at most ``CNN_CHUNK``."""
-    if torch.is_grad_enabled() or len(images) <= CNN_CHUNK:
+    """``cnn`` on a batch of images in ``dtype``; without autograd, in pieces of at most ``CNN_CHUNK`` (not while
+    torch.export traces it: the batch size stays symbolic there)."""
+    if torch.is_grad_enabled() or torch.compiler.is_compiling() or len(images) <= CNN_CHUNK:
         return cnn(images.to(dtype))
     return torch.cat([cnn(piece.to(dtype)) for piece in images.split(CNN_CHUNK)])
 
