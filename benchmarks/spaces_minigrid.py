@@ -63,16 +63,16 @@ def stochastic_eval(root: Path, algo: str, seed: int, episodes: int) -> float:
 
 
 def markdown(found: list[dict]) -> str:
-    def ci(s: dict) -> str:  # returns lie in [0, 1]: two decimals
-        return f"{s['mean']:.2f} [{s['ci_low']:.2f}, {s['ci_high']:.2f}]"
+    """The table, two decimals (returns lie in [0, 1])."""
+    from natgrad.report import ci
 
     lines = ["| env | algo | seeds | steps | final train return [95% CI] | final eval [95% CI] | final eval per seed "
              "| final eval sampling, per seed | steps/s | hours/run |", "|---" * 10 + "|"]
     for r in found:
         each = ", ".join(f"{p['final_eval']:.2f}" for p in r["per_seed"])
         sampled = ", ".join(f"{p['stochastic_eval']:.2f}" for p in r["per_seed"])
-        lines.append(f"| {r['env']} | {r['algo']} | {len(r['seeds'])} | {r['steps']:,} | {ci(r['final_train'])} "
-                     f"| {ci(r['final_eval'])} | {each} | {sampled} | {r['steps_per_second']:.0f} "
+        lines.append(f"| {r['env']} | {r['algo']} | {len(r['seeds'])} | {r['steps']:,} | {ci(r['final_train'], 2)} "
+                     f"| {ci(r['final_eval'], 2)} | {each} | {sampled} | {r['steps_per_second']:.0f} "
                      f"| {r['wall_hours']:.2f} |")
     return "\n".join(lines) + "\n"
 

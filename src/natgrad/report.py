@@ -153,9 +153,9 @@ def aggregate(runs: list[RunResult]) -> list[dict]:
     return rows
 
 
-def ci(s: dict) -> str:
-    """A ``stats`` dict as text: mean [95% CI]."""
-    return f"{s['mean']:.1f} [{s['ci_low']:.1f}, {s['ci_high']:.1f}]"
+def ci(s: dict, digits: int = 1) -> str:
+    """A ``stats`` dict as text: mean [95% CI], ``digits`` decimals."""
+    return f"{s['mean']:.{digits}f} [{s['ci_low']:.{digits}f}, {s['ci_high']:.{digits}f}]"
 
 
 def markdown(rows: list[dict]) -> str:
