@@ -295,8 +295,8 @@ def markdown(rows: list[dict]) -> str:
     from natgrad.report import ci
 
     lines = ["| game | algo | seeds | natgrad final train [95% CI] | peer final train [95% CI] | ratio "
-             "| natgrad final eval [95% CI] | peer final eval [95% CI] | ratio | natgrad steps/s | peer steps/s "
-             "| ratio |", "|---" * 12 + "|"]
+             "| natgrad final eval [95% CI] | peer final eval [95% CI] | ratio | natgrad steps/s (grid) "
+             "| peer steps/s (grid) | ratio |", "|---" * 12 + "|"]
     for r in rows:
         ours, peer = r["natgrad"], r["peer"]
         lines.append(f"| {r['env'].split('/')[1]} | {r['algo']} vs {r['peer_name']} | {len(ours['seeds'])} / "
@@ -304,7 +304,9 @@ def markdown(rows: list[dict]) -> str:
                      f"| {r['train_ratio']:.2f} | {ci(ours['final_eval'])} | {ci(peer['final_eval'])} "
                      f"| {r['eval_ratio']:.2f} | {ours['steps_per_second']:.0f} | {peer['steps_per_second']:.0f} "
                      f"| {r['speed_ratio']:.2f}x |")
-    lines += ["", "| game | algo | seed | natgrad final train | final eval | peer final train | final eval |",
+    lines += ["", "steps/s (grid): medians over each grid's runs, which ran at different times beside different "
+              "work; the side-by-side speed is `benchmarks/spaces_throughput.py`'s.",
+              "", "| game | algo | seed | natgrad final train | final eval | peer final train | final eval |",
               "|---|---|---|---|---|---|---|"]
     for r in rows:
         theirs = {p["seed"]: p for p in r["peer"]["per_seed"]}
@@ -388,7 +390,7 @@ def main() -> None:
     worker.add_argument("--eval-episodes", type=int, default=10)
     report = sub.add_parser("report", help="compare natgrad's grids with the peers' runs")
     report.add_argument("--out", type=Path, default=Path("bench-out/minatar"))
-    report.add_argument("--docs", type=Path, help="also copy summary.json and curves.png here")
+    report.add_argument("--docs", type=Path, help="also write summary.json, comparison.md and curves.png here")
     args = parser.parse_args()
     if args.command == "natgrad-commands":
         for algo in HYPER:
@@ -402,13 +404,13 @@ def main() -> None:
                   int(args.steps), args.eval_episodes, args.jobs, args.out)
     else:
         rows = compare(args.out)
-        (args.out / "summary.json").write_text(json.dumps(rows, indent=2) + "\n")
-        plot(args.out, args.out / "curves.png")
-        print(markdown(rows))
-        if args.docs:
-            args.docs.mkdir(parents=True, exist_ok=True)
-            (args.docs / "summary.json").write_text(json.dumps(rows, indent=2) + "\n")
-            plot(args.out, args.docs / "curves.png")
+        table = markdown(rows)
+        print(table)
+        for where in [args.out, *([args.docs] if args.docs else [])]:
+            where.mkdir(parents=True, exist_ok=True)
+            (where / "summary.json").write_text(json.dumps(rows, indent=2) + "\n")
+            (where / "comparison.md").write_text(table)
+            plot(args.out, where / "curves.png")
 
 
 if __name__ == "__main__":
