@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from spaces_peers import HYPER, natgrad_sets, save_figure  # noqa: E402
+from spaces_peers import HYPER, natgrad_sets, save_figure, write_report  # noqa: E402
 
 ENVS = {"MiniGrid-DoorKey-5x5-v0": "5e5", "MiniGrid-Empty-Random-6x6-v0": "3e5"}  # env id: env steps per run
 FACTORY = "natgrad.wrappers:minigrid"
@@ -123,10 +123,8 @@ def main() -> None:
         return
     found = rows(args.out)
     print(markdown(found))
-    for target in [args.out, args.docs] if args.docs else [args.out]:
-        target.mkdir(parents=True, exist_ok=True)
-        (target / "summary.json").write_text(json.dumps(found, indent=2) + "\n")
-        plot(args.out, target / "curves.png")
+    write_report(args.out, args.docs, {"summary.json": json.dumps(found, indent=2) + "\n"},
+                 lambda path: plot(args.out, path))
 
 
 if __name__ == "__main__":

@@ -26,8 +26,10 @@ import argparse
 import json
 import math
 import shlex
+import shutil
 import subprocess
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -355,6 +357,19 @@ def plot(out: Path, path: Path) -> None:
     save_figure(fig, "MinAtar, natgrad beside sb3-contrib TRPO / SB3 PPO: mean ± std across seeds", path)
 
 
+def write_report(out: Path, docs: Path | None, texts: dict[str, str], draw: Callable[[Path], None]) -> None:
+    """``texts`` (file name → content) and the figure ``draw`` saves as curves.png, into ``out`` and copied to
+    ``docs`` if given."""
+    out.mkdir(parents=True, exist_ok=True)
+    for name, text in texts.items():
+        (out / name).write_text(text)
+    draw(out / "curves.png")
+    if docs:
+        docs.mkdir(parents=True, exist_ok=True)
+        for name in [*texts, "curves.png"]:
+            shutil.copyfile(out / name, docs / name)
+
+
 def save_figure(fig, title: str, path: Path) -> None:
     """Title ``fig``, lay it out, write it to ``path`` and close it."""
     import matplotlib.pyplot as plt
@@ -406,11 +421,8 @@ def main() -> None:
         rows = compare(args.out)
         table = markdown(rows)
         print(table)
-        for where in [args.out, *([args.docs] if args.docs else [])]:
-            where.mkdir(parents=True, exist_ok=True)
-            (where / "summary.json").write_text(json.dumps(rows, indent=2) + "\n")
-            (where / "comparison.md").write_text(table)
-            plot(args.out, where / "curves.png")
+        write_report(args.out, args.docs, {"summary.json": json.dumps(rows, indent=2) + "\n", "comparison.md": table},
+                     lambda path: plot(args.out, path))
 
 
 if __name__ == "__main__":
