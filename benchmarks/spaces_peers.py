@@ -388,6 +388,8 @@ def main() -> None:
     cmd.add_argument("--jobs", type=int, default=1)
     cmd.add_argument("--steps", default="1e6")
     cmd.add_argument("--seeds", default="0-2")
+    cmd.add_argument("--algos", default=",".join(HYPER))
+    cmd.add_argument("--games", default=",".join(GAMES))
     peers = sub.add_parser("peers", help="train the peers' grid (resumable)")
     peers.add_argument("--peer-python", required=True)
     peers.add_argument("--algos", default="ppo,trpo")
@@ -408,8 +410,9 @@ def main() -> None:
     report.add_argument("--docs", type=Path, help="also write summary.json, comparison.md and curves.png here")
     args = parser.parse_args()
     if args.command == "natgrad-commands":
-        for algo in HYPER:
-            print(shlex.join(natgrad_command(algo, args.out, seeds=args.seeds, steps=args.steps, jobs=args.jobs)))
+        for algo in args.algos.split(","):
+            print(shlex.join(natgrad_command(algo, args.out, tuple(args.games.split(",")), args.seeds, args.steps,
+                                             args.jobs)))
     elif args.command == "worker":
         peer_worker(args.algo, args.env, args.seed, args.steps, args.eval_episodes, Path(args.out))
     elif args.command == "peers":
