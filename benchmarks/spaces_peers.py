@@ -392,7 +392,7 @@ def main() -> None:
     cmd.add_argument("--games", default=",".join(GAMES))
     peers = sub.add_parser("peers", help="train the peers' grid (resumable)")
     peers.add_argument("--peer-python", required=True)
-    peers.add_argument("--algos", default="ppo,trpo")
+    peers.add_argument("--algos", default=",".join(HYPER))
     peers.add_argument("--games", default=",".join(GAMES))
     peers.add_argument("--seeds", default="0-2")
     peers.add_argument("--steps", type=float, default=1e6)
