@@ -52,6 +52,15 @@ NETWORK: dict[str, dict[str, Any]] = {
 }
 
 
+def algo_names(text: str) -> list[str]:
+    """``--algos``: comma-separated keys of ``HYPER`` (an argparse type: a clear error for any other name)."""
+    names = text.split(",")
+    unknown = [a for a in names if a not in HYPER]
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown algorithm {', '.join(unknown)}: choose from {', '.join(HYPER)}")
+    return names
+
+
 def natgrad_sets(algo: str, family: str = "minatar") -> list[str]:
     """``KEY=VALUE`` for every hyperparameter and network setting, as ``natgrad --set`` takes them."""
     return [f"{k}={v}" for k, v in {**HYPER[algo], **NETWORK[family]}.items()]
@@ -388,11 +397,11 @@ def main() -> None:
     cmd.add_argument("--jobs", type=int, default=1)
     cmd.add_argument("--steps", default="1e6")
     cmd.add_argument("--seeds", default="0-2")
-    cmd.add_argument("--algos", default=",".join(HYPER))
+    cmd.add_argument("--algos", type=algo_names, default=list(HYPER))
     cmd.add_argument("--games", default=",".join(GAMES))
     peers = sub.add_parser("peers", help="train the peers' grid (resumable)")
     peers.add_argument("--peer-python", required=True)
-    peers.add_argument("--algos", default=",".join(HYPER))
+    peers.add_argument("--algos", type=algo_names, default=list(HYPER))
     peers.add_argument("--games", default=",".join(GAMES))
     peers.add_argument("--seeds", default="0-2")
     peers.add_argument("--steps", type=float, default=1e6)
@@ -410,7 +419,7 @@ def main() -> None:
     report.add_argument("--docs", type=Path, help="also write summary.json, comparison.md and curves.png here")
     args = parser.parse_args()
     if args.command == "natgrad-commands":
-        for algo in args.algos.split(","):
+        for algo in args.algos:
             print(shlex.join(natgrad_command(algo, args.out, tuple(args.games.split(",")), args.seeds, args.steps,
                                              args.jobs)))
     elif args.command == "worker":
@@ -418,7 +427,7 @@ def main() -> None:
     elif args.command == "peers":
         from natgrad.bench import parse_seeds
 
-        run_peers(args.peer_python, args.algos.split(","), args.games.split(","), parse_seeds(args.seeds),
+        run_peers(args.peer_python, args.algos, args.games.split(","), parse_seeds(args.seeds),
                   int(args.steps), args.eval_episodes, args.jobs, args.out)
     else:
         rows = compare(args.out)

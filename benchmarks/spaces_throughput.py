@@ -7,7 +7,8 @@ measurement is its own child process (natgrad in this Python, the peers in ``--p
 thread; the contenders of a row run one after the other and the repeats go round-robin, so a change in the
 machine's load hits all alike. Reported: the median over repeats of steps/s by wall clock and by the process's
 CPU time (steadier on a shared machine), of the time in ``learn`` only (model construction excluded), and
-the raw env loop (one env, random actions) for scale.
+the raw env loop (one env, random actions) for scale, and the *floor*: the tensor work of an update alone
+(``worker_floor``), a bound on the steps/s of any implementation of these settings on this machine.
 
     python benchmarks/spaces_throughput.py --peer-python PEERS/bin/python --envs ALE/Pong-v5 \\
         --steps ppo=10240,trpo=6144 --repeats 3 --out bench-out/throughput-atari.json
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import resource
 import statistics
 import subprocess
@@ -24,12 +26,19 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from spaces_peers import HYPER, NETWORK, PEERS, make_env_fn, peer_model  # noqa: E402
+from spaces_peers import HYPER, NETWORK, PEERS, algo_names, make_env_fn, peer_model  # noqa: E402
 from throughput import clocked, random_steps  # noqa: E402
 
 
 def family(env_id: str) -> str:
     return "minatar" if env_id.startswith("MinAtar/") else "atari"
+
+
+def network(env_id: str) -> dict:
+    """``NETWORK`` for the env's family as keyword arguments of natgrad's constructors (hidden as a tuple)."""
+    net = dict(NETWORK[family(env_id)])
+    net["hidden"] = tuple(int(h) for h in net["hidden"].split(","))
+    return net
 
 
 def worker_raw(env_id: str, steps: int) -> dict:
@@ -43,8 +52,7 @@ def worker_natgrad(algo: str, env_id: str, steps: int) -> dict:
     import natgrad
 
     torch.set_num_threads(1)
-    settings = {**HYPER[algo], **NETWORK[family(env_id)]}
-    settings["hidden"] = tuple(int(h) for h in settings["hidden"].split(","))
+    settings = {**HYPER[algo], **network(env_id)}
     if family(env_id) == "atari":
         env, settings["env_kwargs"] = "natgrad.wrappers:atari", {"env_id": env_id}
     else:
@@ -58,7 +66,75 @@ def worker_peer(algo: str, env_id: str, steps: int) -> dict:
     return clocked(lambda: model.learn(steps).num_timesteps)
 
 
-WORKERS = {"raw": worker_raw, "natgrad": worker_natgrad, "peer": worker_peer}
+def worker_floor(algo: str, env_id: str, steps: int) -> dict:
+    """The tensor work of ``steps // batch`` updates and nothing else: natgrad's actor and critic modules (the
+    network both sides build) on random observations of the env's space, in the batch shapes of ``HYPER``.
+    Per update, both: ``n_steps`` no-grad passes of actor and critic over ``n_envs`` states (acting). PPO:
+    epochs × minibatches steps of forward, backward and Adam for the actor and for the critic. TRPO: one
+    forward of the actor over the batch and a backward through it (the gradient); per CG iteration a no-grad
+    pass and a backward (a Fisher-vector product Jᵀ M J v needs J v, whose linear maps are those of a forward
+    pass, and Jᵀw, a backward); one no-grad pass (one line-search trial); ``vf_epochs`` epochs of critic
+    minibatch steps. No env, no GAE, no losses, no logging: an implementation of these settings does at least
+    this much."""
+    import numpy as np
+    import torch
+
+    from natgrad.policy import Actor, Critic, as_inputs
+    from natgrad.spaces import ObsLayout
+
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    h, net = HYPER[algo], network(env_id)
+    env = make_env_fn(env_id)()
+    env.observation_space.seed(0)
+    layout = ObsLayout(env.observation_space)
+    actor, critic = Actor(layout, env.action_space, **net), Critic(layout, **net)
+    batch = h["n_envs"] * h["n_steps"]
+
+    def states(n: int):
+        raw = np.stack([env.observation_space.sample() for _ in range(n)])
+        return as_inputs(torch.as_tensor(layout.encode(raw, n)[layout.leaves[0].key]))
+
+    def fit(model: torch.nn.Module, opt: torch.optim.Optimizer, inputs, count: int) -> None:
+        for _ in range(count):
+            opt.zero_grad()
+            model.body(inputs).square().mean().backward()
+            opt.step()
+
+    actor_opt = torch.optim.Adam(actor.parameters(), h.get("lr", 0.0))  # PPO's; TRPO steps the actor by CG
+    critic_opt = torch.optim.Adam(critic.parameters(), h["lr"] if algo == "ppo" else h["vf_lr"])
+    minibatch = batch // h["minibatches"] if algo == "ppo" else h["vf_minibatch_size"]
+    acting, full, part = states(h["n_envs"]), states(batch), states(minibatch)
+
+    def update() -> None:
+        with torch.no_grad():
+            for _ in range(h["n_steps"]):
+                actor.body(acting), critic.body(acting)
+        if algo == "ppo":
+            count = h["epochs"] * h["minibatches"]
+            fit(actor, actor_opt, part, count)
+            fit(critic, critic_opt, part, count)
+            return
+        out, params = actor.body(full), list(actor.parameters())
+        for i in range(1 + h["cg_iters"]):
+            if i:
+                with torch.no_grad():
+                    actor.body(full)
+            torch.autograd.grad(out.square().mean(), params, retain_graph=True)
+        with torch.no_grad():
+            actor.body(full)
+        fit(critic, critic_opt, part, h["vf_epochs"] * math.ceil(batch / minibatch))
+
+    def run() -> int:
+        updates = max(1, steps // batch)
+        for _ in range(updates):
+            update()
+        return updates * batch
+
+    return clocked(run)
+
+
+WORKERS = {"raw": worker_raw, "natgrad": worker_natgrad, "peer": worker_peer, "floor": worker_floor}
 
 
 def run_child(python: str, kind: str, **kwargs) -> dict:
@@ -81,7 +157,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--peer-python", required=True)
     parser.add_argument("--envs", default="ALE/Pong-v5")
-    parser.add_argument("--algos", default="ppo,trpo")
+    parser.add_argument("--algos", type=algo_names, default=list(HYPER))
     parser.add_argument("--steps", default="ppo=10240,trpo=6144", help="env steps per run, per algorithm")
     parser.add_argument("--raw-steps", type=int, default=5000)
     parser.add_argument("--repeats", type=int, default=3)
@@ -99,8 +175,9 @@ def main() -> None:
     results: dict = {"command": " ".join(sys.argv), "load_average_at_start": os.getloadavg(), "rows": []}
     for env_id in args.envs.split(","):
         raw = [run_child(sys.executable, "raw", env_id=env_id, steps=args.raw_steps) for _ in range(args.repeats)]
-        for algo in args.algos.split(","):
-            contenders = {"natgrad": (sys.executable, "natgrad"), PEERS[algo]: (args.peer_python, "peer")}
+        for algo in args.algos:
+            contenders = {"natgrad": (sys.executable, "natgrad"), PEERS[algo]: (args.peer_python, "peer"),
+                          "floor": (sys.executable, "floor")}
             runs: dict[str, list[dict]] = {name: [] for name in contenders}
             for _ in range(args.repeats):
                 for name, (python, kind) in contenders.items():
@@ -129,7 +206,11 @@ def markdown(results: dict) -> str:
             lines.append(f"| {row['env']} | {row['algo']} | {row['batch']} | {r['steps']:,} | {name} "
                          f"| {r['steps_per_second']:.0f} | {r['steps_per_cpu_second']:.0f} | {r['peak_rss_mb']:.0f} "
                          f"| {ratio or ' |'} |")
-    return "\n".join(lines) + "\n"
+    bounds = [f"- {row['env']} {row['algo']}: the floor runs {floor / r['steps_per_second']:.2f}x {name}'s "
+              "steps/s (wall), the most any implementation of these settings could reach here"
+              for row in results["rows"] if "floor" in row for floor in [row["floor"]["steps_per_second"]]
+              for name, r in row.items() if isinstance(r, dict) and name in PEERS.values()]
+    return "\n".join(lines + ([""] + bounds if bounds else [])) + "\n"
 
 
 if __name__ == "__main__":
