@@ -8,7 +8,7 @@ thread; the contenders of a row run one after the other and the repeats go round
 machine's load hits all alike. Reported: the median over repeats of steps/s by wall clock and by the process's
 CPU time (steadier on a shared machine), of the time in ``learn`` only (model construction excluded), and
 the raw env loop (one env, random actions) for scale, and the *floor*: the tensor work of an update alone
-(``worker_floor``), a bound on the steps/s of any implementation of these settings on this machine.
+(``worker_floor``), a bound on the steps/s of an eager-PyTorch implementation of these settings on this machine.
 
     python benchmarks/spaces_throughput.py --peer-python PEERS/bin/python --envs ALE/Pong-v5 \\
         --steps ppo=10240,trpo=6144 --repeats 3 --out bench-out/throughput-atari.json
@@ -101,16 +101,17 @@ def worker_floor(algo: str, env_id: str, steps: int) -> dict:
             model.body(inputs).square().mean().backward()
             opt.step()
 
-    actor_opt = torch.optim.Adam(actor.parameters(), h.get("lr", 0.0))  # PPO's; TRPO steps the actor by CG
-    critic_opt = torch.optim.Adam(critic.parameters(), h["lr"] if algo == "ppo" else h["vf_lr"])
-    minibatch = batch // h["minibatches"] if algo == "ppo" else h["vf_minibatch_size"]
+    ppo = algo == "ppo"
+    actor_opt = torch.optim.Adam(actor.parameters(), h["lr"]) if ppo else None  # TRPO steps the actor by CG
+    critic_opt = torch.optim.Adam(critic.parameters(), h["lr"] if ppo else h["vf_lr"])
+    minibatch = batch // h["minibatches"] if ppo else h["vf_minibatch_size"]
     acting, full, part = states(h["n_envs"]), states(batch), states(minibatch)
 
     def update() -> None:
         with torch.no_grad():
             for _ in range(h["n_steps"]):
                 actor.body(acting), critic.body(acting)
-        if algo == "ppo":
+        if ppo:
             count = h["epochs"] * h["minibatches"]
             fit(actor, actor_opt, part, count)
             fit(critic, critic_opt, part, count)
@@ -207,7 +208,7 @@ def markdown(results: dict) -> str:
                          f"| {r['steps_per_second']:.0f} | {r['steps_per_cpu_second']:.0f} | {r['peak_rss_mb']:.0f} "
                          f"| {ratio or ' |'} |")
     bounds = [f"- {row['env']} {row['algo']}: the floor runs {floor / r['steps_per_second']:.2f}x {name}'s "
-              "steps/s (wall), the most any implementation of these settings could reach here"
+              "steps/s (wall), the most an eager-PyTorch implementation of these settings could reach here"
               for row in results["rows"] if "floor" in row for floor in [row["floor"]["steps_per_second"]]
               for name, r in row.items() if isinstance(r, dict) and name in PEERS.values()]
     return "\n".join(lines + ([""] + bounds if bounds else [])) + "\n"
