@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 import natgrad
 from natgrad import NatgradError
 from natgrad.cli import app
-from natgrad.encoders import CNN_CHUNK, Encoder, _name
+from natgrad.encoders import CNN_CHUNK, Encoder, ScaledConv2d, _name
 from natgrad.evaluation import evaluate
 from natgrad.spaces import ObsLayout, space_from_data, space_to_data
 
@@ -223,6 +223,30 @@ def test_an_image_encoder_sees_the_image_scaled_to_0_1(shape, dtype, cnn):
         x = (torch.nn.functional.conv2d(x, layer.weight, layer.bias, layer.stride)
              if isinstance(layer, torch.nn.Conv2d) else layer(x))
     torch.testing.assert_close(encoder(image, torch.float64), x, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("stride, padding", [(1, 0), (4, 0), (2, 1)])
+def test_the_first_convolution_has_exact_first_and_second_derivatives(stride, padding):
+    """An image encoder's first layer has its own backward (so that J v skips the image's gradient): its
+    gradients and their derivatives pass finite-difference checks in float64, and J v by the double-vjp trick
+    equals the one through PyTorch's conv2d."""
+    conv = ScaledConv2d(2, 4, 3, stride, padding=padding, scale=0.5).double()
+    x = torch.rand(3, 2, 11, 11, dtype=torch.float64)
+
+    def layer(weight, bias):
+        return torch.func.functional_call(conv, {"weight": weight, "bias": bias}, (x,))
+
+    w, b = (p.detach().clone().requires_grad_() for p in (conv.weight, conv.bias))
+    assert torch.autograd.gradcheck(layer, (w, b)) and torch.autograd.gradgradcheck(layer, (w, b))
+
+    def jv(y):  # J v = ∂(Jᵀu · v)/∂u
+        u = torch.zeros_like(y, requires_grad=True)
+        jt_u = torch.autograd.grad(y, (w, b), u, create_graph=True)
+        return torch.autograd.grad(jt_u, u, (torch.ones_like(w), torch.arange(4.0, dtype=torch.float64)))[0]
+
+    reference = torch.nn.functional.conv2d(x, 0.5 * w, b, stride, padding)
+    torch.testing.assert_close(layer(w, b), reference, rtol=0, atol=0)
+    torch.testing.assert_close(jv(layer(w, b)), jv(reference), rtol=1e-12, atol=1e-12)
 
 
 def test_an_image_batch_evaluated_without_autograd_in_pieces_equals_the_batch_at_once():
