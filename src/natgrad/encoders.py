@@ -67,11 +67,14 @@ class ScaledConv2d(nn.Conv2d):
     def __init__(self, *args, scale: float = 1.0, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.scale = scale
+        self.own_backward = (self.dilation == (1, 1) and self.groups == 1 and self.padding_mode == "zeros"
+                             and isinstance(self.padding, tuple))  # the convolutions _ImageConv computes
 
     def forward(self, x: Tensor) -> Tensor:
         """conv_{s·W}(x) + b."""
         weight = self.weight * self.scale if self.scale != 1.0 else self.weight
-        if x.requires_grad or not torch.is_grad_enabled() or torch.compiler.is_compiling():
+        if (not self.own_backward or x.requires_grad or not torch.is_grad_enabled()
+                or torch.compiler.is_compiling()):
             return self._conv_forward(x, weight, self.bias)
         return _ImageConv.apply(x, weight, self.bias, self.stride, self.padding)
 
