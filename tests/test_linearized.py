@@ -69,6 +69,27 @@ def test_fvp_of_a_time_by_env_batch_equals_the_explicit_hessian_of_the_mean_kl(k
     torch.testing.assert_close(LinearizedActor(actor, obs).fisher_vector_product(damping)(v), flat(v))
 
 
+@pytest.mark.parametrize("space", [gym.spaces.Box(0, 1, (6, 6, 2), bool), gym.spaces.Box(0, 255, (2, 7, 7), np.uint8)])
+def test_fvp_through_an_image_encoder_equals_the_explicit_hessian_of_the_mean_kl(space):
+    """Through the CNN and the first convolution's own backward, by both routes, on its weights and the output
+    layer's (the explicit Hessian of every weight is large)."""
+    from fisher_reference import assert_both_fvp_routes_exact
+
+    from natgrad.encoders import ScaledConv2d
+    from natgrad.spaces import ObsLayout
+
+    torch.manual_seed(1)
+    layout = ObsLayout(space)
+    actor = Actor(layout, gym.spaces.Discrete(3), hidden=(4,), cnn="small", cnn_features=8).double()
+    for p in actor.parameters():
+        p.data.add_(0.3 * torch.randn_like(p))
+    space.seed(0)
+    obs = torch.as_tensor(layout.encode(np.stack([space.sample() for _ in range(5)]), 5)[layout.leaves[0].key])
+    first = next(m for m in actor.modules() if isinstance(m, ScaledConv2d))
+    assert first.own_backward
+    assert_both_fvp_routes_exact(actor, PolicyInputs(obs), 0.1, [*first.parameters(), *actor.net[-1].parameters()])
+
+
 def test_fvp_subsample_draws_states_from_every_time_step_and_env():
     obs = torch.arange(5 * 4 * 2, dtype=torch.float64).reshape(5, 4, 2)  # (T, N, D), each row distinct
     rows = subsample(PolicyInputs(obs), 2, 0.5, torch.Generator().manual_seed(0), sequences=False).obs

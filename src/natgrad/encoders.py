@@ -84,7 +84,7 @@ class _ImageConv(torch.autograd.Function):
     linear in g; its derivative in g along (Ẇ, ḃ) is one forward convolution, conv2d(x, Ẇ) + ḃ
     (``_ImageConvGrad``). The double-vjp trick's J v (``natgrad.linearized``) takes exactly that derivative;
     PyTorch's own double backward of a convolution also computes the gradient with respect to x, a transposed
-    convolution to the image's size that J v does not use (about half of J v's time on the Nature CNN)."""
+    convolution to the image's size that J v does not use (a third to a half of J v's time)."""
 
     @staticmethod
     def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor | None, stride: tuple[int, ...],
