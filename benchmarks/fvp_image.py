@@ -41,7 +41,7 @@ def measure(space: spaces.Box, cnn: str, features: int, states: int, repeats: in
     layout = ObsLayout(space)
     actor = Actor(layout, spaces.Discrete(6), hidden=(64, 64), cnn=cnn, cnn_features=features)
     raw = np.stack([space.sample() for _ in range(states)])
-    obs = torch.as_tensor(layout.encode(raw, states)[layout.leaves[0].key])
+    obs = layout.pack(layout.encode(raw, states))
     first = next(m for m in actor.modules() if isinstance(m, ScaledConv2d))
     v = torch.randn(sum(p.numel() for p in actor.policy_parameters()))
     runs = {}

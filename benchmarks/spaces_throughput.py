@@ -93,7 +93,7 @@ def worker_floor(algo: str, env_id: str, steps: int) -> dict:
 
     def states(n: int):
         raw = np.stack([env.observation_space.sample() for _ in range(n)])
-        return as_inputs(torch.as_tensor(layout.encode(raw, n)[layout.leaves[0].key]))
+        return as_inputs(layout.pack(layout.encode(raw, n)))
 
     def fit(model: torch.nn.Module, opt: torch.optim.Optimizer, inputs, count: int) -> None:
         for _ in range(count):

@@ -84,7 +84,7 @@ def test_fvp_through_an_image_encoder_equals_the_explicit_hessian_of_the_mean_kl
     for p in actor.parameters():
         p.data.add_(0.3 * torch.randn_like(p))
     space.seed(0)
-    obs = torch.as_tensor(layout.encode(np.stack([space.sample() for _ in range(5)]), 5)[layout.leaves[0].key])
+    obs = layout.pack(layout.encode(np.stack([space.sample() for _ in range(5)]), 5))
     first = next(m for m in actor.modules() if isinstance(m, ScaledConv2d))
     assert first.own_backward
     assert_both_fvp_routes_exact(actor, PolicyInputs(obs), 0.1, [*first.parameters(), *actor.net[-1].parameters()])
