@@ -73,6 +73,13 @@ def test_default_run_directories_are_new_each_time(tmp_path):
     assert len(list(tmp_path.iterdir())) == 2
 
 
+def natgrad_cli(*argv: str) -> str:
+    """``natgrad ARGV``, which must succeed; its output."""
+    result = runner.invoke(app, list(argv))
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
 def one_line_error(monkeypatch, capsys, argv: list[str]) -> str:
     """Run ``natgrad ARGV`` as the console script does; it must exit with status 2 and one line on stderr."""
     monkeypatch.setattr("sys.argv", ["natgrad", *argv])

@@ -205,8 +205,10 @@ def test_recurrent_settings_are_checked():
         natgrad.TRPO("CartPole-v1", recurrent="rnn")
     with pytest.raises(natgrad.NatgradError, match="invalid seq_len=5.*divisor of n_steps=16"):
         natgrad.PPO("CartPole-v1", n_steps=16, seq_len=5, recurrent="lstm")
-    with pytest.raises(natgrad.NatgradError, match="between 1 and the number of sequence pieces"):
-        natgrad.PPO("CartPole-v1", n_envs=2, n_steps=16, seq_len=8, minibatches=8, recurrent="lstm")
+    with pytest.warns(UserWarning, match=r"minibatches=8 is more than the 4 sequence pieces .* set minibatches <= 4"):
+        model = natgrad.PPO("CartPole-v1", n_envs=2, n_steps=16, seq_len=8, minibatches=8, recurrent="lstm")
+    assert model.config.minibatch_count == 4
+    model.close()
     critic = Critic(OBS, recurrent="lstm", rnn_hidden=5, rnn_layers=2)
     assert critic.state_size == 2 * 2 * 5
 

@@ -94,9 +94,9 @@ def test_an_env_object_trains_saves_and_predicts_without_the_env(tmp_path):
     assert loaded.env is None and loaded.observation_space == env.observation_space
     obs = env.reset(seed=0)[0]
     assert loaded.predict(obs, deterministic=True) == model.predict(obs, deterministic=True)
-    with pytest.raises(NatgradError, match=r"no env to train on.*natgrad\.load\(path, env=\.\.\.\)"):
+    with pytest.raises(NatgradError, match=r"m\.pt was trained on an env object, .*: pass env=\.\.\. \(--env\)"):
         loaded.learn(64)
-    with pytest.raises(NatgradError, match=r"cannot make another.*pass env="):
+    with pytest.raises(NatgradError, match=r"m\.pt was trained on an env object, .*: pass env=\.\.\. \(--env\)"):
         evaluate(loaded, 1)
     assert len(evaluate(loaded, 2, env=space_envs.ImageTask())) == 2
     again = natgrad.load(tmp_path / "m.pt", env=space_envs.make_image_task)
@@ -112,7 +112,8 @@ def test_a_factory_and_a_vector_env_train(tmp_path):
     assert model.env_id == "space_envs:make_image_task" and model.env.num_envs == 3
     model.learn(96)
     model.save(tmp_path / "m.pt")
-    assert natgrad.load(tmp_path / "m.pt").env.num_envs == 3  # made again from module:factory
+    assert natgrad.load(tmp_path / "m.pt").env is None  # natgrad imports no module a file names unasked
+    assert natgrad.load(tmp_path / "m.pt", trust_env=True).env.num_envs == 3  # made again from module:factory
     model.close()
     vec = gym.make_vec("CartPole-v1", 4, "sync", vector_kwargs={"autoreset_mode": gym.vector.AutoresetMode.SAME_STEP})
     model = natgrad.TRPO(vec, n_steps=16)
@@ -149,12 +150,15 @@ def test_cli_trains_on_module_factory_and_eval_says_how_to_pass_an_env(tmp_path,
                                  "--out", str(out), "--eval-episodes", "2", "--no-progress"])
     assert result.exit_code == 0, result.output
     assert "final evaluation" in result.output
-    result = runner.invoke(app, ["eval", str(out), "--episodes", "2"])
+    result = runner.invoke(app, ["eval", str(out), "--episodes", "2"])  # natgrad imports no module a file names
+    assert result.exit_code != 0 and "(--env) or, if you trust the file," in str(result.exception)
+    result = runner.invoke(app, ["eval", str(out), "--episodes", "2", "--trust-env"])
     assert result.exit_code == 0 and "over 2 episodes" in result.output
     model = natgrad.PPO(space_envs.ImageTask(), n_steps=64, minibatches=2)  # an env object: not made again
     model.save(tmp_path / "object.pt")
     result = runner.invoke(app, ["eval", str(tmp_path / "object.pt")])
-    assert result.exit_code != 0 and "pass --env with its registered id or module:factory" in str(result.exception)
+    assert result.exit_code != 0 and "was trained on an env object, which natgrad cannot make again: pass env=... " \
+        "(--env)" in str(result.exception)
     result = runner.invoke(app, ["eval", str(tmp_path / "object.pt"), "--env", "space_envs:make_image_task",
                                  "--episodes", "3"])
     assert result.exit_code == 0 and "over 3 episodes" in result.output

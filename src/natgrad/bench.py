@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from natgrad.errors import NatgradError
-from natgrad.runs import latest_checkpoint, resume_args, safe_name
+from natgrad.runs import check_writable, latest_checkpoint, resume_args, safe_name
 
 GRID_FILE = "grid.json"
 
@@ -122,13 +122,14 @@ def check_configs(specs: Iterable[RunSpec], settings: GridSettings) -> None:
 
 def train_command(spec: RunSpec, run_dir: Path, settings: GridSettings, resume: Path | None = None) -> list[str]:
     """The ``natgrad train`` command line of one run (the same Python as this process); with ``resume``, the
-    one that continues from that checkpoint up to the grid's steps (the checkpoint holds the run's config)."""
-    cmd = [sys.executable, "-m", "natgrad", "train", "--out", str(run_dir), "--no-progress", "--threads", "1"]
+    one that continues from that checkpoint up to the grid's steps (the checkpoint holds the run's config) on the
+    grid's own env, never one the checkpoint names (a checkpoint of another algorithm or seed is refused)."""
+    cmd = [sys.executable, "-m", "natgrad", "train", "--out", str(run_dir), "--no-progress", "--threads", "1",
+           "--algo", spec.algo, "--env", spec.env_id, "--seed", str(spec.seed)]
     if resume is not None:
         return cmd + resume_args(resume, settings.checkpoint_every, settings.eval_every, settings.eval_episodes)
-    cmd += ["--algo", spec.algo, "--env", spec.env_id, "--seed", str(spec.seed), "--steps", str(settings.steps),
-            "--eval-every", str(settings.eval_every), "--eval-episodes", str(settings.eval_episodes),
-            "--checkpoint-every", str(settings.checkpoint_every)]
+    cmd += ["--steps", str(settings.steps), "--eval-every", str(settings.eval_every), "--eval-episodes",
+            str(settings.eval_episodes), "--checkpoint-every", str(settings.checkpoint_every)]
     for key, value in settings.overrides:
         cmd += ["--set", f"{key}={value}"]
     return cmd
@@ -181,6 +182,7 @@ def run_grid(
     if jobs < 1:
         raise NatgradError(f"--jobs must be >= 1, got {jobs}")
     check_configs(specs, settings)
+    check_writable(root, "choose another --out")
     check_settings(root, settings)
     todo = [s for s in specs if not is_finished(s.path(root))]
     echo(f"{len(specs) - len(todo)} of {len(specs)} runs already finished in {root}; {len(todo)} to run")

@@ -1,8 +1,9 @@
 """The checkpoint file: a dict written atomically, never over an existing file unless asked, and read back with
-``torch.load(weights_only=True)``, so a checkpoint cannot run code.
+``torch.load(weights_only=True)``, so reading a checkpoint runs no code.
 
 What goes in it is the model's (``Algorithm.state``: algorithm, env, spaces, config, networks, optimizers,
-normalizers, counters); rebuilding a model from it is ``natgrad.loading.load``.
+normalizers, counters); rebuilding a model from it is ``natgrad.loading.load``, which runs no code the file names
+either: an env named by ``module:...`` is imported only if the user trusts the file (``trust_env=True``).
 """
 
 from __future__ import annotations

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 import shlex
 import sys
 from collections.abc import Callable
@@ -12,7 +11,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from natgrad.config import MAX_SEED, check_seed
+from natgrad.config import MAX_SEED, check_seed, check_steps
 from natgrad.errors import NatgradError
 from natgrad.lab import EXPERIMENTS, run_lab
 from natgrad.presets import preset_file as preset_file_of
@@ -35,12 +34,19 @@ def parse_overrides(pairs: list[str]) -> dict[str, str]:
 
 @app.command()
 def train(
-    algo: Annotated[str, typer.Option(help="trpo | npg | vpg | ppo | ppo-kl")] = "trpo",
-    env: Annotated[str, typer.Option(help="Gymnasium env id, e.g. CartPole-v1 or Hopper-v5")] = "CartPole-v1",
+    algo: Annotated[Optional[str], typer.Option(
+        help="trpo | npg | vpg | ppo | ppo-kl; with --resume, the checkpoint's (another is refused)",
+        show_default="trpo")] = None,
+    env: Annotated[Optional[str], typer.Option(
+        help="Gymnasium env id or module:factory, e.g. CartPole-v1 or Hopper-v5; with --resume, the env to go on "
+             "training on instead of the one the checkpoint names (it must have the model's spaces)",
+        show_default="CartPole-v1")] = None,
     steps: Annotated[Optional[float], typer.Option(
         help="env steps to train for, e.g. 1e6 (default 1e5); with --resume, that many MORE steps "
              "(default: up to the resumed run's own total)")] = None,
-    seed: Annotated[int, typer.Option(help=f"an integer from 0 to {MAX_SEED}")] = 0,
+    seed: Annotated[Optional[int], typer.Option(
+        help=f"an integer from 0 to {MAX_SEED}; with --resume, the checkpoint's (another is refused)",
+        show_default="0")] = None,
     out: Annotated[Optional[Path], typer.Option(
         help="run directory (new or empty); default runs/<env>-<algo>-s<seed>-<time>")] = None,
     runs_root: Annotated[Path, typer.Option(help="where default run directories go")] = Path("runs"),
@@ -48,6 +54,9 @@ def train(
     resume: Annotated[Optional[Path], typer.Option(
         help="continue from a run directory (its newest valid checkpoint) or a checkpoint file, into a new run "
              "directory: without --steps up to that run's own total, with --steps N for N more")] = None,
+    trust_env: Annotated[bool, typer.Option(
+        "--trust-env", help="with --resume: make the env the checkpoint names even where natgrad must import a "
+                            "module it names (module:factory): only for files you trust")] = False,
     checkpoint_every: Annotated[float, typer.Option(help="env steps between checkpoints (0: final only)")] = 1e5,
     eval_episodes: Annotated[int, typer.Option(help="episodes of each deterministic evaluation")] = 10,
     eval_every: Annotated[float, typer.Option(
@@ -57,7 +66,8 @@ def train(
     preset_file: Annotated[Optional[Path], typer.Option(
         help="start from the preset for --env in this TOML file instead (one table per env id, as natgrad tune's "
              "best.toml); --set goes on top")] = None,
-    progress: Annotated[bool, typer.Option(help="live progress bar")] = True,
+    progress: Annotated[Optional[bool], typer.Option(
+        help="live progress bar on stderr (default: where stderr is a terminal)")] = None,
     threads: Annotated[int, typer.Option(help="torch intra-op threads; 1 is fastest for small networks")] = 1,
     workers: Annotated[int, typer.Option(
         help="Ray rollout workers sharing the n_envs envs (1: sample in this process; needs natgrad[ray])")] = 1,
@@ -68,9 +78,9 @@ def train(
     """Train a policy and write a new run directory: config, metrics.csv, TensorBoard, checkpoints, eval."""
     from natgrad.sampling import Sampling
     from natgrad.threads import check_threads
-    from natgrad.training import train_run
+    from natgrad.training import DEFAULT_ENV, train_run
 
-    check_threads(threads)
+    check_threads(threads, "--threads")
     sampling = Sampling(workers, ray_address, worker_cpus)
     if sampling.uses_ray:  # refuse a missing Ray or an unreachable cluster before making a run directory
         from natgrad.ray_cluster import connect
@@ -80,18 +90,18 @@ def train(
 
     if preset_file is not None and (resume is not None or not preset):
         raise NatgradError("--preset-file starts a new run from that preset: leave out --resume and --no-preset")
-    chosen = preset if preset_file is None else preset_file_of(preset_file, env)
+    chosen = preset if preset_file is None else preset_file_of(preset_file, env or DEFAULT_ENV)
     try:
         _, result = train_run(
             algo=algo, env_id=env, steps=None if steps is None else _count(steps, "--steps"), seed=seed, out=out,
-            runs_root=runs_root, overrides=parse_overrides(set_), resume=resume,
+            runs_root=runs_root, overrides=parse_overrides(set_), resume=resume, trust_env=trust_env,
             checkpoint_every=_count(checkpoint_every, "--checkpoint-every"), eval_episodes=eval_episodes,
             eval_every=_count(eval_every, "--eval-every"), preset=chosen, progress=progress, argv=sys.argv,
             sampling=sampling, threads=threads, echo=typer.echo, warn=_warn,
         )
     except Interrupted as e:
         typer.echo(str(e), err=True)
-        raise typer.Exit(130) from None
+        raise typer.Exit(e.status) from None
     if result is not None:
         typer.echo(f"final evaluation: {result['mean']:.2f} ± {result['std']:.2f} over {result['episodes']} episodes")
 
@@ -105,6 +115,9 @@ def eval_(
     stochastic: Annotated[bool, typer.Option(help="sample actions instead of the mode")] = False,
     env: Annotated[Optional[str], typer.Option(
         help="the env to evaluate on, an id or module:factory (default: the one the model was trained on)")] = None,
+    trust_env: Annotated[bool, typer.Option(
+        "--trust-env", help="make the env the model file names even where natgrad must import a module it names "
+                            "(module:factory): only for files you trust")] = False,
     video: Annotated[Optional[Path], typer.Option(
         help="record every episode as an MP4 file in this directory (needs natgrad[video])")] = None,
 ) -> None:
@@ -118,10 +131,9 @@ def eval_(
         raise NatgradError(f"--episodes must be >= 1, got {episodes}: evaluate at least one episode")
     check_seed(seed)
     path = latest_model(run, _warn)
-    model = load(path, env=env)
+    model = load(path, env=env, trust_env=trust_env)
     if model.env is None:
-        raise NatgradError(f"{path} was trained on an env object natgrad cannot make again: pass --env with its "
-                           "registered id or module:factory (a function returning the env)")
+        raise NatgradError(model.no_env_reason)
     if video is None:
         returns = evaluate(model, episodes, seed, deterministic=not stochastic)
     else:
@@ -145,7 +157,12 @@ def presets_(
 
     if algo is not None and algo not in ALGORITHMS:
         raise NatgradError(f"unknown algorithm {algo!r}: use one of {', '.join(sorted(ALGORITHMS))}")
-    for name in [algo] if algo else ALGORITHMS:
+    names = [algo] if algo else list(ALGORITHMS)
+    known = sorted({env_id for name in names for env_id in presets(name)})
+    if env is not None and env not in known:
+        raise NatgradError(f"no {algo + ' ' if algo else ''}preset for {env}: the envs with one are "
+                           f"{', '.join(known)}; any other env trains from the defaults")
+    for name in names:
         for env_id, values in presets(name).items():
             if env is None or env == env_id:
                 settings = " ".join(f"{k}={json.dumps(v) if isinstance(v, dict) else v}" for k, v in values.items())
@@ -188,7 +205,7 @@ def bench(
 
         runner, default_jobs = ray_runner(run_cpus), max(1, len(specs))  # Ray queues what does not fit yet
     failed = run_grid(out, specs, settings, default_jobs if jobs is None else jobs, runner, echo=typer.echo)
-    for path in write_report(out):
+    for path in write_report(out, _warn):
         typer.echo(f"wrote {path}")
     if failed:
         raise NatgradError(f"{len(failed)} run(s) failed (their logs say why); run the same command again to retry")
@@ -222,6 +239,7 @@ def tune(
 
     from natgrad.envs import check_env_name
     from natgrad.runs import safe_name
+    from natgrad.training import Interrupted
     from natgrad.tune import TuneSettings, local, read_space
     from natgrad.tune import tune as run_study
 
@@ -244,7 +262,12 @@ def tune(
         from natgrad.ray_tune import ray_runner
 
         runner = ray_runner(ray_address, jobs, run_cpus)
-    run_study(settings, out or Path("tune-out") / safe_name(f"{env}-{algo}"), runner, echo=typer.echo)
+    try:
+        run_study(settings, out or Path("tune-out") / safe_name(f"{env}-{algo}"), runner, echo=typer.echo)
+    except Interrupted as e:
+        typer.echo("natgrad tune was stopped: run the same command again to resume the study (the trial that was "
+                   "cut off is run again)", err=True)
+        raise typer.Exit(e.status) from None
 
 
 @app.command()
@@ -253,11 +276,13 @@ def report(root: Annotated[Path, typer.Argument(
              "nothing written)")]) -> None:
     """Aggregate the finished runs of a grid: summary.md/.json and learning-curve plots."""
     from natgrad.report import aggregate, is_grid, markdown, read_run, write_report
-    from natgrad.runs import CONFIG
+    from natgrad.runs import CONFIG, failure
 
     if not root.is_dir():
         raise NatgradError(f"no grid directory at {root}: pass the --out of a natgrad bench run")
     if (root / CONFIG).is_file():  # one run, not a grid: show its row and write nothing into it
+        if note := failure(root):
+            raise NatgradError(f"{note}; a failed run has no result to report")
         if not (root / "eval.json").is_file():
             raise NatgradError(f"{root} is one run, not a grid, and has no final evaluation: "
                                f"evaluate it with `natgrad eval {root}`")
@@ -267,7 +292,7 @@ def report(root: Annotated[Path, typer.Argument(
     if not is_grid(root):
         raise NatgradError(f"{root} holds no grid (no grid.json, no finished run): "
                            "pass the --out of a natgrad bench run")
-    written = write_report(root)
+    written = write_report(root, _warn)
     typer.echo(markdown(json.loads(written[0].read_text())), nl=False)
     for path in written:
         typer.echo(f"wrote {path}")
@@ -286,7 +311,7 @@ def export(
     from natgrad.loading import load
     from natgrad.runs import latest_model
 
-    model = load(latest_model(run, _warn))
+    model = load(latest_model(run, _warn), predict_only=True)  # the policy only: no env is made
     path = export_onnx(model, onnx, mask)
     model.close()
     typer.echo(f"wrote {path}: {signature(path)}")
@@ -306,14 +331,15 @@ def plot(
     """Plot the return against env steps (training and evaluations) and the trust-region diagnostics of runs."""
     from natgrad.plot import plot_runs
 
-    typer.echo(f"wrote {plot_runs(runs, out, group, smooth)}")
+    typer.echo(f"wrote {plot_runs(runs, out, group, smooth, _warn)}")
 
 
 def _count(value: float, option: str) -> int:
-    """A number of env steps given as a float (``1e6``); NaN and infinity are refused."""
-    if not math.isfinite(value):
-        raise NatgradError(f"{option} must be a finite number of env steps, e.g. 1e6; got {value}")
-    return int(value)
+    """A number of env steps given as a float (``1e6``); NaN and infinity are refused, more than 1e12 warned of."""
+    count = check_steps(value, option)
+    if count > 1e12:
+        _warn(f"warning: {option} {value:g} is over 1e12 env steps, far more than a run takes: check the value")
+    return count
 
 
 def _warn(message: str) -> None:
@@ -339,7 +365,9 @@ def _lab_command(name: str, experiments: list[str]) -> Callable[..., None]:
     ) -> None:
         import torch
 
-        torch.set_num_threads(max(1, threads))
+        from natgrad.threads import check_threads
+
+        torch.set_num_threads(check_threads(threads, "--threads"))
         argv = ["natgrad", "lab", name, *(["--out", str(out)] if out else []),
                 *(["--threads", str(threads)] if threads != 1 else [])]
         run_lab(experiments, out, command=shlex.join(argv), echo=typer.echo)

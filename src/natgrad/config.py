@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import numbers
 import operator
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
@@ -43,7 +44,7 @@ class Config:
     activation: str = "tanh"
     """Hidden-layer activation: ``tanh``, ``relu`` or ``elu``."""
     log_std_init: float = 0.0
-    """Initial log σ of the Gaussian policy (Box actions; state-independent, learned)."""
+    """Initial log σ of the Gaussian policy (Box actions; state-independent, learned), in [-20, 20]."""
     normalize_obs: bool = True
     """Running mean/std normalization of the observations' vector part (the Box entries that are not images)."""
     normalize_reward: bool = False
@@ -70,10 +71,14 @@ class Config:
     share_trunk: bool = False
     """Actor and critic share encoder, recurrent core and hidden layers (each keeps its own output layer);
     TRPO/NPG then move the shared part only within the trust region (see ``NaturalConfig.critic_step``)."""
-    retired: ClassVar[frozenset[str]] = frozenset()
+    _retired: ClassVar[frozenset[str]] = frozenset()
     """Names ``from_dict`` drops (written by older natgrad)."""
 
     def __post_init__(self) -> None:
+        for f in fields(self):  # every float option of every config class; the checks below add each one's range
+            if f.type in ("float", float):
+                value = getattr(self, f.name)
+                _check(isinstance(value, numbers.Real) and math.isfinite(value), f.name, value, "a finite number")
         _check(isinstance(self.env_kwargs, dict) and all(isinstance(k, str) for k in self.env_kwargs),
                "env_kwargs", self.env_kwargs, 'a mapping of keyword to value, e.g. {"g": 9.81}')
         _check(self.n_envs >= 1, "n_envs", self.n_envs, "an integer >= 1")
@@ -81,6 +86,7 @@ class Config:
         _check(self.vectorization in ("sync", "async"), "vectorization", self.vectorization, "'sync' or 'async'")
         _check(0 < self.gamma <= 1, "gamma", self.gamma, "in (0, 1]")
         _check(0 <= self.gae_lambda <= 1, "gae_lambda", self.gae_lambda, "in [0, 1]")
+        _check(abs(self.log_std_init) <= 20, "log_std_init", self.log_std_init, "in [-20, 20] (σ from 2e-9 to 5e8)")
         _check(len(self.hidden) >= 1 and all(h >= 1 for h in self.hidden), "hidden", self.hidden,
                "one or more positive layer sizes, e.g. 64,64")
         _check(self.image_channels in ("auto", "first", "last"), "image_channels", self.image_channels,
@@ -127,9 +133,9 @@ class Config:
     def from_dict(cls, values: dict[str, Any]) -> Config:
         """The config that ``to_dict`` wrote (a checkpoint's), checked as on construction.
 
-        Names in ``retired`` are dropped: older natgrad wrote them for this algorithm without using them.
+        Options that older natgrad wrote for this algorithm without using them are dropped.
         """
-        return cls().replace(**{k: v for k, v in values.items() if k not in cls.retired})
+        return cls().replace(**{k: v for k, v in values.items() if k not in cls._retired})
 
 
 @dataclass(frozen=True)
@@ -181,7 +187,7 @@ class NaturalConfig(CriticFitConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        _check(self.max_kl > 0 and math.isfinite(self.max_kl), "max_kl", self.max_kl, "a finite δ > 0, e.g. 0.01")
+        _check(self.max_kl > 0, "max_kl", self.max_kl, "a finite δ > 0, e.g. 0.01")
         _check(self.cg_iters >= 1, "cg_iters", self.cg_iters, ">= 1")
         _check(self.cg_tol >= 0, "cg_tol", self.cg_tol, ">= 0")
         _check(self.damping >= 0, "damping", self.damping, ">= 0")
@@ -190,7 +196,7 @@ class NaturalConfig(CriticFitConfig):
         _check(0 < self.fvp_fraction <= 1, "fvp_fraction", self.fvp_fraction, "in (0, 1]")
         _check(self.critic_step in ("natural", "head", "adam"), "critic_step", self.critic_step,
                "'natural', 'head' or 'adam'")
-        _check(self.critic_kl > 0 and math.isfinite(self.critic_kl), "critic_kl", self.critic_kl, "a finite ε_v > 0")
+        _check(self.critic_kl > 0, "critic_kl", self.critic_kl, "a finite ε_v > 0")
 
 
 @dataclass(frozen=True)
@@ -213,7 +219,7 @@ class ProximalConfig(Config):
     trains inside the same loss (``lr``, ``epochs``, ``vf_coef``), so there is no separate critic fit.
     """
 
-    retired: ClassVar[frozenset[str]] = frozenset({"vf_lr", "vf_epochs", "vf_minibatch_size"})
+    _retired: ClassVar[frozenset[str]] = frozenset({"vf_lr", "vf_epochs", "vf_minibatch_size"})
     """The critic-fit options that checkpoints before 2026-11-27 recorded (PPO never used them)."""
 
     gae_lambda: float = 0.95
@@ -223,7 +229,8 @@ class ProximalConfig(Config):
     epochs: int = 10
     """Passes over the batch per update."""
     minibatches: int = 32
-    """Minibatches per pass (2048 steps → 64 per minibatch); with a recurrent core, of whole sequence pieces."""
+    """Minibatches per pass (2048 steps → 64 per minibatch); with a recurrent core, of whole sequence pieces. More
+    than the batch has states (pieces) are capped at that number, with a warning."""
     ent_coef: float = 0.0
     """Entropy bonus coefficient."""
     vf_coef: float = 0.5
@@ -243,12 +250,15 @@ class ProximalConfig(Config):
         super().__post_init__()
         _check(self.lr > 0, "lr", self.lr, "> 0")
         _check(self.epochs >= 1, "epochs", self.epochs, ">= 1")
-        _check(1 <= self.minibatches <= self.pieces, "minibatches", self.minibatches,
-               f"between 1 and the batch size n_envs*n_steps = {self.batch_size}" if self.recurrent == "none" else
-               f"between 1 and the number of sequence pieces n_envs*n_steps/seq_len = {self.pieces}")
+        _check(self.minibatches >= 1, "minibatches", self.minibatches, ">= 1")
         for name in ("ent_coef", "vf_coef", "max_grad_norm", "clip_vf", "target_kl"):
             value = getattr(self, name)
-            _check(value >= 0 and math.isfinite(value), name, value, "a finite number >= 0")
+            _check(value >= 0, name, value, "a finite number >= 0")
+
+    @property
+    def minibatch_count(self) -> int:
+        """Minibatches per pass: ``minibatches``, at most one per piece of the batch (``pieces``)."""
+        return min(self.minibatches, self.pieces)
 
 
 @dataclass(frozen=True)
@@ -282,22 +292,29 @@ class PPOKLConfig(ProximalConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        _check(self.kl_target > 0 and math.isfinite(self.kl_target), "kl_target", self.kl_target, "a finite d_targ > 0")
-        _check(self.kl_stop == 0 or 1 <= self.kl_stop < math.inf, "kl_stop", self.kl_stop,
+        _check(self.kl_target > 0, "kl_target", self.kl_target, "a finite d_targ > 0")
+        _check(self.kl_stop == 0 or self.kl_stop >= 1, "kl_stop", self.kl_stop,
                "0 (off) or a finite multiple of kl_target >= 1")
-        _check(0 < self.beta_min <= self.beta_init <= self.beta_max < math.inf, "beta_init", self.beta_init,
+        _check(0 < self.beta_min <= self.beta_init <= self.beta_max, "beta_init", self.beta_init,
                "finite, > 0 and within [beta_min, beta_max]")
 
 
 def check_seed(seed: Any) -> int:
     """``seed`` as an int, or a one-line NatgradError unless it is an integer in [0, MAX_SEED]."""
     try:
-        value = operator.index(seed)
+        value = -1 if isinstance(seed, bool) else operator.index(seed)
     except TypeError:
         value = -1
     if not 0 <= value <= MAX_SEED:
         raise NatgradError(f"invalid seed {seed!r}: use an integer from 0 to {MAX_SEED}")
     return value
+
+
+def check_steps(steps: Any, name: str) -> int:
+    """A number of env steps (``1e6`` too) as an int, or a one-line NatgradError unless it is a finite number."""
+    if isinstance(steps, bool) or not isinstance(steps, numbers.Real) or not math.isfinite(steps):
+        raise NatgradError(f"{name} must be a finite number of env steps, e.g. 1e6; got {steps!r}")
+    return int(steps)
 
 
 def _check(ok: bool, name: str, value: Any, want: str) -> None:
@@ -327,7 +344,7 @@ def _coerce(cfg: Config, name: str, value: Any) -> Any:
         if isinstance(current, tuple):
             items = value.split(",") if isinstance(value, str) else value
             return tuple(int(x) for x in items)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: int(inf)
         raise NatgradError(
             f"invalid {name}={value!r}: expected a value like {current!r}"
         ) from None

@@ -186,16 +186,21 @@ def make_env(env: EnvLike | EnvSource, env_kwargs: dict[str, Any] | None = None)
     return env_source(env).make(env_kwargs)
 
 
-def check_env_id(env_id: str) -> gym.envs.registration.EnvSpec:
+def check_env_id(env_id: str, imports: bool = True) -> gym.envs.registration.EnvSpec:
     """The registered spec of ``env_id``; an unknown id is refused with how to list the known ones.
 
     ``"module:EnvId"`` imports ``module`` first (which registers ``EnvId``), in every process that
-    makes the env: the way to bring a custom env to Ray workers.
+    makes the env: the way to bring a custom env to Ray workers. With ``imports=False`` (natgrad's own env
+    factories, whose ``env_id`` may come from a file) such an id is refused instead: nothing is imported.
     """
     module, _, name = env_id.rpartition(":")
+    if module and not imports:
+        raise NatgradError(f"{env_id!r} names a module to import; natgrad's env factories make registered ids only "
+                           "(they run no code an argument names): pass a registered id, or your own module:factory "
+                           "as the env")
     if module:
         _import(module, env_id)
-    namespace = name.partition("/")[0] if "/" in name else None
+    namespace = _namespace(name)
     if namespace in ENV_PACKAGES and name not in gym.registry:
         _register_package(namespace, name)
     try:
@@ -212,8 +217,32 @@ def check_env_id(env_id: str) -> gym.envs.registration.EnvSpec:
 ENV_PACKAGES: dict[str, tuple[str, Callable[[Any], None], str]] = {
     "ALE": ("ale_py", lambda module: gym.register_envs(module), "atari"),
     "MinAtar": ("minatar.gym", lambda module: module.register_envs(), "minatar"),
-    "natgrad": ("natgrad.wrappers", lambda module: module.register(), ""),
 }
+
+
+# natgrad's own env factories: they make registered ids only (``check_env_id(..., imports=False)``), so natgrad may
+# call them with whatever env_kwargs a file gives
+NATGRAD_FACTORIES = frozenset({"natgrad.wrappers:atari", "natgrad.wrappers:minigrid", "natgrad.wrappers:no_velocity"})
+
+
+def untrusted_env(name: str) -> str | None:
+    """Why natgrad makes the env ``name`` that a file names (a checkpoint's) only if the user trusts the file, or
+    None when it may make it unasked: a plain id already registered with Gymnasium, an id of a family natgrad
+    registers itself (``ENV_PACKAGES``: natgrad's list, not the file's) or one of natgrad's own factories
+    (``NATGRAD_FACTORIES``). Anything else would import a module the file names (``module:...``), or is not
+    registered here."""
+    if name in NATGRAD_FACTORIES:
+        return None
+    if ":" in name:
+        return "which natgrad would import to make"
+    if name in gym.registry or _namespace(name) in ENV_PACKAGES:
+        return None
+    return "which is not a registered Gymnasium id here"
+
+
+def _namespace(env_id: str) -> str | None:
+    """The namespace of a Gymnasium id (``ALE`` of ``ALE/Pong-v5``), None without one."""
+    return env_id.partition("/")[0] if "/" in env_id else None
 
 
 def _register_package(namespace: str, env_id: str) -> None:
@@ -241,13 +270,18 @@ def offers_action_masks(env: VectorEnv) -> bool:
 
 
 def _check(env: gym.Env) -> None:
-    """Gymnasium's env checker on an env natgrad did not make from the registry, as natgrad will step it (with its
-    wrappers); its warnings are shown, but for its advice to check the unwrapped env instead."""
+    """Whether natgrad supports the spaces of an env it did not make from the registry, then Gymnasium's env checker
+    on it as natgrad will step it (with its wrappers); the checker's warnings are shown, but for its advice to check
+    the unwrapped env instead.
+
+    The checker's steps that make a new env from ``env.spec`` are skipped (rendering, closing): they refuse any
+    wrapper not built on ``gymnasium.utils.RecordConstructorArgs``, and natgrad never re-makes an env that way."""
+    check_spaces(env.observation_space, env.action_space)
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*is different from the unwrapped version")
-            check_env(env.env if isinstance(env, EmptyInfo) else env, skip_render_check=True)
-    except AssertionError as e:
+            check_env(env.env if isinstance(env, EmptyInfo) else env, skip_render_check=True, skip_close_check=True)
+    except (AssertionError, gym.error.Error) as e:
         raise NatgradError(f"the env fails Gymnasium's env checker: {one_line(e)}") from None
 
 

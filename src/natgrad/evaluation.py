@@ -31,7 +31,9 @@ def evaluate(model: Algorithm, episodes: int = 10, seed: int = EVAL_SEED, determ
     by evaluation itself (no autoreset), so a wrapper that records episodes (``natgrad.video``) sees each once.
     """
     if env is None:
-        if model.env_source is None or not model.env_source.repeatable:
+        if model.env_source is None:
+            raise NatgradError(model.no_env_reason)
+        if not model.env_source.repeatable:
             raise NatgradError("natgrad cannot make another env like the one this model trained on: pass env=... "
                                "(an env or a zero-argument factory) to evaluate on")
         env = model.env_source.make(model.config.env_kwargs)

@@ -16,7 +16,10 @@ Built as a torch module around the actor and written by ``torch.onnx.export`` (`
 
 from __future__ import annotations
 
+import logging
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,15 +27,19 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from natgrad.envs import offers_action_masks
 from natgrad.errors import NatgradError, one_line
 from natgrad.policy import PolicyInputs
+from natgrad.runs import check_writable
 from natgrad.spaces import MASK_KEY, VECTOR, ObsLayout, entry, tree_map
 
 if TYPE_CHECKING:
     from natgrad.algos.base import Algorithm
 
 OPSET = 18
+EXPORTER_NOISE = [  # what torch.onnx's exporter warns on every export, none of it about the policy
+    (FutureWarning, r"`isinstance\(treespec, LeafSpec\)` is deprecated"),
+    (UserWarning, r"# The axis name: \w+ will not be used, since it shares the same shape constraints"),
+]
 
 
 class DeterministicPolicy(nn.Module):
@@ -129,8 +136,7 @@ def example_inputs(model: Algorithm, mask: bool, rows: int = 2) -> tuple[list[st
 
 def has_masks(model: Algorithm) -> bool:
     """Whether the model acts on legal-action masks: from its observation, or its env's ``action_masks()``."""
-    return model.layout.has_mask or (model.actor.action.mask_size > 0 and model.env is not None
-                                     and offers_action_masks(model.env))
+    return model.layout.has_mask or model.env_masks
 
 
 def export_onnx(model: Algorithm, path: str | Path, action_mask: bool | None = None) -> Path:
@@ -142,6 +148,7 @@ def export_onnx(model: Algorithm, path: str | Path, action_mask: bool | None = N
     path = Path(path)
     if path.exists():
         raise NatgradError(f"{path} already exists: choose a new file (natgrad never overwrites a file)")
+    check_writable(path, "choose another file")
     try:
         import onnx
         import onnxscript  # noqa: F401  (torch.onnx's exporter writes the graph with it)
@@ -154,8 +161,7 @@ def export_onnx(model: Algorithm, path: str | Path, action_mask: bool | None = N
     names, inputs = example_inputs(model, mask)
     batch = torch.export.Dim("batch")
     path.parent.mkdir(parents=True, exist_ok=True)
-    with warnings.catch_warnings(), torch.no_grad():
-        warnings.simplefilter("ignore")
+    with quiet_exporter(), torch.no_grad():
         try:
             outputs = ["action", "next_state"] if model.actor.recurrent else ["action"]
             program = torch.onnx.export(module, inputs, output_names=outputs, opset_version=OPSET,
@@ -167,6 +173,25 @@ def export_onnx(model: Algorithm, path: str | Path, action_mask: bool | None = N
     program.save(str(path))
     onnx.checker.check_model(str(path))
     return path
+
+
+@contextmanager
+def quiet_exporter() -> Iterator[None]:
+    """Leave out torch.onnx's noise while the block runs: the ``EXPORTER_NOISE`` warnings and its operator
+    registry's "torchvision is not installed" log lines. Every other warning and log line goes through."""
+
+    def not_torchvision(record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("torchvision is not installed")
+
+    registry = logging.getLogger("torch.onnx._internal.exporter._registration")
+    registry.addFilter(not_torchvision)
+    try:
+        with warnings.catch_warnings():
+            for category, message in EXPORTER_NOISE:
+                warnings.filterwarnings("ignore", message, category)
+            yield
+    finally:
+        registry.removeFilter(not_torchvision)
 
 
 def _mask_dtype(model: Algorithm) -> torch.dtype:

@@ -17,14 +17,17 @@ if TYPE_CHECKING:
 class RunLogger:
     """A ``learn`` callback: one CSV row and one TensorBoard point per metric per update."""
 
-    def __init__(self, run_dir: Path, total_steps: int, progress: bool = True) -> None:
+    def __init__(self, run_dir: Path, total_steps: int, progress: bool | None = None, batch_size: int = 1) -> None:
+        """``total_steps``: what ``learn`` is given; ``learn`` trains whole updates of ``batch_size`` env steps, so the
+        bar's total is that rounded up to a multiple of it. ``progress`` None: a bar only where stderr is a terminal."""
         self.csv_file = open(run_dir / "metrics.csv", "x", newline="")
         self.csv: csv.DictWriter | None = None
         self.episodes_file = open(run_dir / "episodes.csv", "x", newline="")
         self.episodes = csv.writer(self.episodes_file)
         self.episodes.writerow(["step", "return", "length"])  # raw returns of every training episode
         self.tb = SummaryWriter(str(run_dir / "tb"))
-        self.bar = tqdm(total=total_steps, unit="step", disable=not progress, dynamic_ncols=True, leave=False)
+        self.bar = tqdm(total=-(-total_steps // batch_size) * batch_size, unit="step",
+                        disable=None if progress is None else not progress, dynamic_ncols=True, leave=False)
         self.start_steps: int | None = None
 
     def __call__(self, model: Algorithm, metrics: dict[str, float]) -> None:

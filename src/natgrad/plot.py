@@ -1,13 +1,15 @@
 """``natgrad plot``: the return against env steps and the trust-region diagnostics of runs, overlaid or grouped.
 
-The top panel holds the training return (each episode's raw return from ``episodes.csv``, as a moving average
-over the last ``smooth`` episodes) and the periodic evaluations of ``evals.csv`` with their spread (± the std over
-an evaluation's episodes for one run; ± the std across runs for a group). Below, one panel per diagnostic of
-``metrics.csv`` that some run logged: the KL each update reached (and δ, ``policy/max_kl``, dashed), line-search
-backtracks, the CG residual, the policy's entropy, the critic's explained variance, and PPO's clip fraction or
-PPO-KL's β. Runs are overlaid one colour each, or grouped (by algorithm, env, seed or a config option) into a
+The top panel holds the training return (each episode's raw return from ``episodes.csv``, as a moving
+average over the last ``smooth`` episodes) and the evaluations (the periodic ones of ``evals.csv``, the
+final one of ``eval.json``) with their spread (± the std over an evaluation's episodes for one run; ±
+the std across runs for a group). Below, one panel per diagnostic of ``metrics.csv`` that some run
+logged: the KL each update reached (and δ, ``policy/max_kl``, dashed), line-search backtracks, the CG
+residual, the policy's entropy, the critic's explained variance, and PPO's clip fraction or PPO-KL's β.
+Runs are overlaid one colour each, or grouped (by algorithm, env, seed or a config option) into a
 mean with a band of ± one std across the group's runs. A resumed run is drawn joined with the runs it continues
-(``natgrad.runs.joined_rows``).
+(``natgrad.runs.joined_rows``); a failed run (its training raised: it has a ``failed.json``) is left out, with a
+line saying so.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import numpy as np
 from natgrad.errors import NatgradError
 from natgrad.report import across_runs
 from natgrad.report import column as read_column
-from natgrad.runs import CONFIG, EVALS, joined_rows
+from natgrad.runs import CONFIG, EVALS, Warn, check_writable, failure, joined_rows, to_stderr
 
 # diagnostics of metrics.csv: column, panel title, y label, log scale
 PANELS = [
@@ -54,9 +56,10 @@ class Run:
         return f"{self.config['algo']} {self.config['env_id']} s{self.config['seed']}"
 
 
-def find_runs(paths: list[Path]) -> list[Path]:
+def find_runs(paths: list[Path], warn: Warn = to_stderr) -> list[Path]:
     """The run directories given, or found below a directory that is not one (a bench grid, a tune study);
-    directories whose names start with ``.`` (a grid's ``.incomplete``) are left out."""
+    directories whose names start with ``.`` (a grid's ``.incomplete``) are left out, and so are failed runs
+    (those with a failed.json), each named by ``warn`` in one line."""
     runs: list[Path] = []
     for path in paths:
         if (path / CONFIG).is_file():
@@ -69,7 +72,13 @@ def find_runs(paths: list[Path]) -> list[Path]:
         if not found:
             raise NatgradError(f"{path} holds no run (no {CONFIG} below it): pass directories written by natgrad train")
         runs += found
-    return runs
+    failed = {run: note for run in runs if (note := failure(run))}
+    if runs and len(failed) == len(runs):
+        others = f" (as did the {len(runs) - 1} other runs given)" if len(runs) > 1 else ""
+        raise NatgradError(f"nothing to plot: {failed[runs[0]]}{others}")
+    for note in failed.values():
+        warn(f"skipped {note}")
+    return [run for run in runs if run not in failed]
 
 
 def read_run(run_dir: Path) -> Run:
@@ -80,10 +89,21 @@ def read_run(run_dir: Path) -> Run:
     metrics = {}
     for key in metrics_rows[0] if metrics_rows else []:
         metrics[key] = np.array([float(r[key]) if r.get(key) not in (None, "") else np.nan for r in metrics_rows])
-    evals = joined_rows(run_dir, EVALS)
-    return Run(run_dir, config,
-               (read_column(episodes, "step"), read_column(episodes, "return")),
-               {k: read_column(evals, k) for k in ("step", "mean", "std")}, metrics)
+    return Run(run_dir, config, (read_column(episodes, "step"), read_column(episodes, "return")),
+               evaluations(run_dir), metrics)
+
+
+def evaluations(run_dir: Path) -> dict[str, np.ndarray]:
+    """Step, mean and std of the run's periodic evaluations (``evals.csv``, joined with any run it resumed), and
+    its final one (``eval.json``) where no periodic one was made at that step (as with ``--eval-every 0``)."""
+    rows = joined_rows(run_dir, EVALS)
+    evals = {k: read_column(rows, k) for k in ("step", "mean", "std")}
+    if (run_dir / "eval.json").is_file():
+        final = json.loads((run_dir / "eval.json").read_text())
+        if final["num_timesteps"] not in evals["step"]:
+            evals = {k: np.append(evals[k], final[key]) for k, key in
+                     (("step", "num_timesteps"), ("mean", "mean"), ("std", "std"))}
+    return evals
 
 
 def group_of(run: Run, key: str) -> str:
@@ -112,8 +132,9 @@ def smoothed(steps: np.ndarray, returns: np.ndarray, window: int) -> tuple[np.nd
     return steps[last], means[last]
 
 
-def figure(run_dirs: list[Path], group: str | None = None, smooth: int = 20) -> Any:
-    """The matplotlib figure of ``natgrad plot`` for these run directories (see the module docstring)."""
+def figure(run_dirs: list[Path], group: str | None = None, smooth: int = 20, warn: Warn = to_stderr) -> Any:
+    """The matplotlib figure of ``natgrad plot`` for these run directories (see the module docstring); ``warn``
+    names each failed run, left out."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -122,7 +143,7 @@ def figure(run_dirs: list[Path], group: str | None = None, smooth: int = 20) -> 
 
     if smooth < 1:
         raise NatgradError(f"--smooth must be >= 1 episodes, got {smooth}")
-    runs = [read_run(p) for p in find_runs(run_dirs)]
+    runs = [read_run(p) for p in find_runs(run_dirs, warn)]
     groups: dict[str, list[Run]] = {}
     for run in runs:
         groups.setdefault(group_of(run, group) if group else _label(run, runs), []).append(run)
@@ -159,14 +180,16 @@ def figure(run_dirs: list[Path], group: str | None = None, smooth: int = 20) -> 
     return fig
 
 
-def plot_runs(run_dirs: list[Path], out: Path, group: str | None = None, smooth: int = 20) -> Path:
-    """Write ``figure(run_dirs, group, smooth)`` to ``out`` (a new PNG file); return its path."""
+def plot_runs(run_dirs: list[Path], out: Path, group: str | None = None, smooth: int = 20,
+              warn: Warn = to_stderr) -> Path:
+    """Write ``figure(run_dirs, group, smooth, warn)`` to ``out`` (a new PNG file); return its path."""
     import matplotlib.pyplot as plt
 
     out = Path(out)
     if out.exists():
         raise NatgradError(f"{out} already exists: choose a new --out (natgrad never overwrites a file)")
-    fig = figure(run_dirs, group, smooth)
+    check_writable(out, "choose another --out")
+    fig = figure(run_dirs, group, smooth, warn)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=110)
     plt.close(fig)

@@ -18,9 +18,10 @@ from typing import Any
 import numpy as np
 
 from natgrad.bench import GRID_FILE
-from natgrad.runs import joined_rows
+from natgrad.runs import FAILED, Warn, check_writable, failure, joined_rows, to_stderr
 
 FINISHED_RUNS = "*/*/s*/eval.json"  # the finished runs of a grid, ROOT/<env>/<algo>/s<seed>/
+FAILED_RUNS = f"*/*/s*/{FAILED}"  # its failed ones
 FAMILIES = {"natural gradient": ("trpo", "npg", "vpg"), "proximal": ("ppo", "ppo-kl")}
 
 
@@ -83,6 +84,13 @@ def read_run(run_dir: Path) -> RunResult:
 def find_runs(root: Path) -> list[RunResult]:
     """Every finished run under ``root`` (``ROOT/<env>/<algo>/s<seed>/eval.json``)."""
     return [read_run(p.parent) for p in sorted(root.glob(FINISHED_RUNS))]
+
+
+def failed_runs(root: Path) -> list[str]:
+    """One line per failed run of the grid at ``root`` (its failed.json; runs set aside in ``.incomplete`` are
+    left out): the run, the step and the error."""
+    paths = [p for p in sorted(root.glob(FAILED_RUNS)) if not any(x.startswith(".") for x in p.relative_to(root).parts)]
+    return [note for p in paths if (note := failure(p.parent))]
 
 
 def is_grid(root: Path) -> bool:
@@ -229,8 +237,12 @@ def plot_curves(runs: list[RunResult], algos: tuple[str, ...], title: str, path:
     return True
 
 
-def write_report(root: Path) -> list[Path]:
-    """summary.json, summary.md and one curves PNG per algorithm family in ``root``; returns the files."""
+def write_report(root: Path, warn: Warn = to_stderr) -> list[Path]:
+    """summary.json, summary.md and one curves PNG per algorithm family in ``root``; returns the files. The
+    finished runs are aggregated; ``warn`` names each failed one in a line."""
+    check_writable(root, "copy the grid to a place you can write and report on the copy")
+    for note in failed_runs(root):
+        warn(f"skipped {note}")
     runs = find_runs(root)
     rows = aggregate(runs)
     written = [root / "summary.json", root / "summary.md"]

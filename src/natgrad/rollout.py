@@ -171,6 +171,12 @@ def update_batch(batch: RolloutBatch, critic: Critic, gamma: float, lam: float,
                        batch.masks, batch.actor_states, entering, end)
 
 
+def uses_env_masks(env: VectorEnv, actor: Actor) -> bool:
+    """Whether ``actor`` acting on ``env`` takes legal-action masks from the envs' ``action_masks()``: its actions
+    are (Multi)Discrete, its observations carry no mask of their own, and the envs offer one."""
+    return actor.action.mask_size > 0 and not actor.layout.has_mask and offers_action_masks(env)
+
+
 class Observer:
     """Raw observations of a vector env's N envs → leaf arrays (the vector normalized) and legal-action masks.
 
@@ -181,7 +187,7 @@ class Observer:
     def __init__(self, env: VectorEnv, actor: Actor, obs_normalizer: ObsNormalizer, update: bool = True) -> None:
         self.env, self.action, self.layout = env, actor.action, actor.layout
         self.obs_normalizer, self.update = obs_normalizer, update
-        self.env_masks = self.action.mask_size > 0 and not self.layout.has_mask and offers_action_masks(env)
+        self.env_masks = uses_env_masks(env, actor)
 
     @property
     def masked(self) -> bool:

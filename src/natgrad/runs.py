@@ -5,10 +5,12 @@ from __future__ import annotations
 import csv
 import json
 import math
+import operator
 import os
 import platform
 import re
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from importlib import metadata
@@ -16,12 +18,13 @@ from pathlib import Path
 from typing import Any
 
 from natgrad.checkpoint import read
-from natgrad.errors import NatgradError
+from natgrad.errors import NatgradError, one_line
 
 FINAL_MODEL = "model.pt"
 CHECKPOINTS = "checkpoints"
 CONFIG = "config.json"
 EVALS = "evals.csv"
+FAILED = "failed.json"  # left by a run whose training raised: the error and the step
 STEP_COLUMNS = {"metrics.csv": "time/steps", "episodes.csv": "step", EVALS: "step"}  # per-step files of a run
 
 Warn = Callable[[str], object]
@@ -46,8 +49,10 @@ def new_run_dir(root: str | Path, name: str, out: str | Path | None = None) -> P
             raise NatgradError(
                 f"{path} already exists and is not empty: choose a new --out (natgrad never overwrites a run)"
             )
+        check_writable(path, "choose another --out")
         path.mkdir(parents=True, exist_ok=True)
         return path
+    check_writable(root, "choose another --runs-root")
     base = Path(root) / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
     for k in range(1000):
         path = base if k == 0 else base.with_name(f"{base.name}-{k}")
@@ -57,6 +62,34 @@ def new_run_dir(root: str | Path, name: str, out: str | Path | None = None) -> P
         except FileExistsError:
             continue
     raise NatgradError(f"could not create a new run directory under {root}: too many runs named {base.name}")
+
+
+def check_writable(path: str | Path, fix: str) -> None:
+    """Refuse in one line, before any work, a destination that cannot be written: a file or directory to make, or
+    a directory to write into. The nearest of ``path`` and its parents that exists must be a directory in which a
+    file can be made (one is made and removed, so read-only file systems and places even root cannot write count).
+    ``fix`` ends the message: what to do instead, e.g. "choose another --out"."""
+    path = Path(path)
+    existing = next((p for p in (path, *path.parents) if os.path.exists(p)), Path("."))
+    if not existing.is_dir():
+        raise NatgradError(f"cannot write {path}: {existing} is a file, not a directory; {fix}")
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as e:
+        raise NatgradError(f"cannot write {path}: {existing} is not writable ({e.strerror}); {fix}") from None
+
+
+def failure(run_dir: str | Path) -> str | None:
+    """None for a run that did not fail; else one line from its failed.json: the run, the step and the error."""
+    path = Path(run_dir) / FAILED
+    if not path.is_file():
+        return None
+    try:
+        record = json.loads(path.read_text())
+        return f"{run_dir} failed at step {record['step']}: {record['error']}"
+    except (ValueError, KeyError, TypeError):  # cut short as it was written
+        return f"{run_dir} failed (its {FAILED} cannot be read)"
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
@@ -168,8 +201,13 @@ def steps_left(checkpoint: Path, timesteps: int) -> int:
                            "pass --steps N to train N more steps")
     if checkpoint.name == FINAL_MODEL:
         raise NatgradError(f"{run_dir} finished its training: pass --steps N to train N more steps")
-    config = json.loads((run_dir / CONFIG).read_text())
-    return max(0, config["start_timesteps"] + config["steps"] - timesteps)
+    try:  # only these two numbers are read: nothing else in config.json steers the resumed run
+        config = json.loads((run_dir / CONFIG).read_text())
+        total = operator.index(config["start_timesteps"]) + operator.index(config["steps"])
+    except (ValueError, KeyError, TypeError) as e:
+        raise NatgradError(f"{run_dir / CONFIG} holds no total of env steps ({type(e).__name__}: {one_line(e)}); the "
+                           "file is damaged: pass --steps N to train N more steps") from None
+    return max(0, total - timesteps)
 
 
 def lineage(run_dir: Path) -> list[tuple[Path, float]]:

@@ -139,28 +139,16 @@ class ObsLayout:
             return None
         return np.asarray(raw[MASK_KEY]).reshape(rows, -1).astype(bool)
 
-    def rows_of(self, raw: Any) -> int | None:
-        """How many observations ``raw`` holds: 0 for one unbatched observation, None if it does not fit."""
-        leaf_part = (self._vector or self._others)[0]
-        try:
-            x = np.asarray(entry(raw, leaf_part.path))
-        except (KeyError, IndexError, TypeError):
-            return None
-        shape = tuple(leaf_part.space.shape)
-        if x.shape == shape:
-            return 0
-        if x.shape[1:] == shape:
-            return x.shape[0]
-        return None
-
-    def expected(self) -> str:
-        """What an observation (or a batch of them) must look like, for error messages."""
-        space = self.space
-        if isinstance(space, (spaces.Box, spaces.MultiBinary, spaces.MultiDiscrete, spaces.Discrete)):
-            shape = tuple(space.shape)
-            batch = "(n, " + ", ".join(map(str, shape)) + ("" if shape else "") + ")" if shape else "(n,)"
-            return f"expected shape {shape} (one observation) or {batch} (a batch)"
-        return "pass one observation of that space, or a batch of them (every entry with a new first axis)"
+    def rows_of(self, raw: Any) -> int:
+        """How many observations ``raw`` holds, 0 for one unbatched observation. An entry that is missing, not
+        numbers, of the wrong shape, or batched unlike the others is refused in one line saying so."""
+        mask = [Part((MASK_KEY,), self.space[MASK_KEY], "mask")] if self.has_mask else []
+        rows = {part.path: _rows(raw, part) for part in [*self.parts, *mask]}
+        if len(set(rows.values())) > 1:
+            sizes = ", ".join(f"{_name(path) or 'it'}: {n or 'unbatched'}" for path, n in rows.items())
+            raise NatgradError(f"its entries have different batch sizes ({sizes}): give every entry the same first "
+                               "axis, or none")
+        return next(iter(rows.values()))
 
     def pack(self, arrays: dict[str, np.ndarray]) -> Obs:
         """Leaf arrays as the tensors a network takes: one tensor for a single leaf, else a dict."""
@@ -178,6 +166,7 @@ class ObsLayout:
 
 
 def _walk(space: spaces.Space, path: tuple[Any, ...], image_channels: str) -> Iterator[Part]:
+    where = f" at {_name(path)}" if path else ""
     if isinstance(space, spaces.Dict):
         for key, sub in space.spaces.items():
             if not (path == () and key == MASK_KEY):
@@ -185,6 +174,9 @@ def _walk(space: spaces.Space, path: tuple[Any, ...], image_channels: str) -> It
     elif isinstance(space, spaces.Tuple):
         for i, sub in enumerate(space.spaces):
             yield from _walk(sub, (*path, i), image_channels)
+    elif isinstance(space, (spaces.Box, spaces.MultiDiscrete, spaces.MultiBinary)) and not np.prod(space.shape):
+        raise NatgradError(f"observation space {space}{where} holds no values: drop that entry with a wrapper (e.g. "
+                           "gymnasium.wrappers.FilterObservation), or observe at least one value")
     elif isinstance(space, spaces.Box):
         if _is_image(space):
             last = image_channels == "last" or (image_channels == "auto" and space.shape[0] >= space.shape[-1])
@@ -198,11 +190,56 @@ def _walk(space: spaces.Space, path: tuple[Any, ...], image_channels: str) -> It
     elif isinstance(space, spaces.MultiBinary):
         yield Part(path, space, "binary")
     else:
-        where = f" at {'/'.join(map(str, path))}" if path else ""
         raise NatgradError(
             f"unsupported observation space {type(space).__name__}{where}: natgrad supports {SUPPORTED} "
             "(drop or convert that entry with a wrapper, e.g. gymnasium.wrappers.FilterObservation)"
         )
+
+
+def _name(path: tuple[Any, ...]) -> str:
+    """An entry's path in a raw observation as error messages name it: ``"pos"``, ``"t/0"``; "" for the whole."""
+    return "/".join(map(str, path))
+
+
+def _rows(raw: Any, part: Part) -> int:
+    """How many observations the raw entry of ``part`` holds (0: one, unbatched); refused in one line unless it is
+    there, holds numbers (integers for an image) and has the space's shape, with or without a batch axis."""
+    name = _name(part.path)
+    where = f"its entry {name!r}" if name else "it"
+    try:
+        x = np.asarray(entry(raw, part.path))
+    except (KeyError, IndexError, TypeError):
+        raise NatgradError(f"it has no entry {name!r}: pass every entry of the space") from None
+    except ValueError:  # a ragged nesting of lists
+        raise NatgradError(f"{where} is not an array of numbers") from None
+    space, shape = part.space, tuple(part.space.shape)
+    if x.shape != shape and (x.shape[1:] != shape or len(x) == 0):
+        batch = str(("n", *shape)).replace("'", "")
+        raise NatgradError(f"{where} has shape {x.shape}: expected shape {shape} (one observation) or {batch} "
+                           "(a batch)")
+    if x.dtype.kind not in "biuf":
+        raise NatgradError(f"{where} holds {x.dtype} values: pass numbers")
+    if part.kind == "image" and x.dtype.kind == "f":
+        raise NatgradError(f"{where} holds {x.dtype} pixels where the space's are {space.dtype}: pass the image as "
+                           f"the env returns it ({space.dtype})")
+    if not _in_space(x, part):
+        raise NatgradError(f"{where} holds values outside {space}: pass values the space contains")
+    return 0 if x.shape == shape else len(x)
+
+
+def _in_space(x: np.ndarray, part: Part) -> bool:
+    """Whether the values of a raw entry lie in its space: indices of a (Multi)Discrete, 0/1 of a MultiBinary, an
+    image's pixel range. A vector's values are not bounded (its finiteness is checked once encoded)."""
+    space = part.space
+    if part.kind in ("discrete", "multidiscrete"):
+        index = x - np.asarray(space.start)
+        n = np.asarray(space.n if part.kind == "discrete" else space.nvec)
+        return bool(((index == np.round(index)) & (index >= 0) & (index < n)).all())
+    if part.kind == "binary":
+        return bool(np.isin(x, (0, 1)).all())
+    if part.kind == "image":
+        return bool(((x >= space.low) & (x <= space.high)).all())
+    return True
 
 
 def _is_image(space: spaces.Box) -> bool:
@@ -210,8 +247,7 @@ def _is_image(space: spaces.Box) -> bool:
 
 
 def _leaf(part: Part) -> Leaf:
-    name = "/".join(map(str, part.path))
-    key = f"{part.kind}:{name}"
+    key = f"{part.kind}:{_name(part.path)}"
     space = part.space
     if part.kind == "image":
         shape = space.shape
@@ -337,6 +373,25 @@ def space_to_data(space: spaces.Space) -> dict[str, Any]:
     if isinstance(space, spaces.Tuple):
         return {"type": "Tuple", "spaces": [space_to_data(s) for s in space.spaces]}
     raise NatgradError(f"cannot save space {space}: natgrad supports {SUPPORTED}")
+
+
+def describe(space: spaces.Space) -> str:
+    """``space`` in short, with what the networks depend on (kinds, shapes, sizes, a Box's dtype unless a float;
+    not a Box's bounds): ``Box(4,)``, ``Box(7, 7, 3) uint8``, ``Discrete(2)``, ``Dict(image: ..., direction: ...)``."""
+    if isinstance(space, spaces.Box):
+        return f"Box{space.shape}" + ("" if np.issubdtype(space.dtype, np.floating) else f" {space.dtype}")
+    if isinstance(space, spaces.Discrete):
+        return f"Discrete({int(space.n)}" + (f", start={int(space.start)})" if space.start else ")")
+    if isinstance(space, spaces.MultiDiscrete):
+        start = f", start={space.start.tolist()}" if space.start.any() else ""
+        return f"MultiDiscrete({space.nvec.tolist()}{start})"
+    if isinstance(space, spaces.MultiBinary):
+        return f"MultiBinary({space.n})"
+    if isinstance(space, spaces.Dict):
+        return "Dict(" + ", ".join(f"{key}: {describe(s)}" for key, s in space.spaces.items()) + ")"
+    if isinstance(space, spaces.Tuple):
+        return "Tuple(" + ", ".join(map(describe, space.spaces)) + ")"
+    return str(space)
 
 
 def space_from_data(data: dict[str, Any]) -> spaces.Space:

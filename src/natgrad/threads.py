@@ -16,11 +16,13 @@ import torch
 from natgrad.errors import NatgradError
 
 
-def check_threads(threads: int | None) -> int | None:
-    """``threads`` if it is None (leave torch's count alone) or an integer >= 1; else a one-line error."""
+def check_threads(threads: int | None, option: str | None = None) -> int | None:
+    """``threads`` if it is None (leave torch's count alone) or an integer >= 1; else a one-line error. ``option``:
+    the command-line option that gave it (``--threads``), which takes no None."""
     if threads is not None and not (isinstance(threads, int) and not isinstance(threads, bool) and threads >= 1):
-        raise NatgradError(f"invalid threads={threads!r}: must be an integer >= 1 (1 is fastest for small "
-                           "networks) or None to keep torch's own setting")
+        given, keep = (f"{option} {threads}", "") if option else (f"threads={threads!r}",
+                                                                   " or None to keep torch's own setting")
+        raise NatgradError(f"invalid {given}: must be an integer >= 1 (1 is fastest for small networks){keep}")
     return threads
 
 

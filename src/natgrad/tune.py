@@ -30,7 +30,8 @@ from typing import Any
 from natgrad.algos import ALGORITHMS
 from natgrad.errors import NatgradError, one_line
 from natgrad.presets import preset, tomllib
-from natgrad.training import train_run
+from natgrad.runs import check_writable
+from natgrad.training import Interrupted, train_run
 
 STUDY, SETTINGS, STORAGE, LOCK, BEST, IMPORTANCE = "natgrad", "tune.json", "study.db", ".lock", "best.toml", \
     "importance.png"
@@ -229,7 +230,39 @@ class Study:
             echo(f"trial {trial.number} pruned at step {trial_last_step(self.study, trial.number)}")
         else:
             self.study.tell(trial, value)
-            echo(f"trial {trial.number}: final evaluation {value:.2f}  {trial.params}")
+            echo(f"trial {trial.number}: final evaluation {value:.2f} after {trained_steps(self.out, trial.number)} "
+                 f"steps  {trial.params}")
+
+
+def trained_steps(out: Path, number: int) -> int:
+    """The env steps finished trial ``number`` of the study in ``out`` trained (whole updates: ``--steps`` or more)."""
+    return json.loads((trial_dir(out, number) / "eval.json").read_text())["num_timesteps"]
+
+
+def batch_sizes(settings: TuneSettings) -> tuple[int, int]:
+    """The smallest and largest update, n_envs · n_steps env steps, of the study's trials: the preset under the
+    fixed values, with the ends of the space's n_envs and n_steps entries."""
+    config = ALGORITHMS[settings.algo].config_cls().replace(**{**preset(settings.algo, settings.env_id),
+                                                              **settings.fixed()})
+
+    def ends(name: str) -> list[int]:
+        entry = settings.space.get(name)
+        if not isinstance(entry, dict):
+            return [getattr(config, name)]
+        return [int(v) for v in (entry["choices"] if "choices" in entry else (entry["low"], entry["high"]))]
+
+    sizes = [envs * steps for envs in ends("n_envs") for steps in ends("n_steps")]
+    return min(sizes), max(sizes)
+
+
+def steps_warning(settings: TuneSettings) -> str | None:
+    """A warning where ``--steps`` is less than one update of some trial, which then trains more (whole updates)."""
+    low, high = batch_sizes(settings)
+    if settings.steps >= high:
+        return None
+    size = f"{low} to {high}" if low < high else f"{high}"
+    return (f"warning: --steps {settings.steps} is less than one update (n_envs × n_steps = {size} env steps in this "
+            f"study): a trial trains whole updates, so up to {high} steps; each trial's line says how many")
 
 
 def trial_last_step(study: Any, number: int) -> int:
@@ -289,8 +322,12 @@ def tune(settings: TuneSettings, out: Path, run: Runner | None = None,
     """Run the study in ``out`` up to ``settings.trials`` finished trials (resuming it if it is there) with
     ``run`` (default: one trial at a time here; ``local(jobs)``, ``natgrad.ray_tune.ray_runner``); write the best
     configuration as a preset file and the importance plot; return the files written."""
+    check_writable(out, "choose another --out")
     out.mkdir(parents=True, exist_ok=True)
     check_settings(out, settings)
+    warning = steps_warning(settings)
+    if warning:
+        echo(warning)
     with exclusive(out):
         study = Study(out, settings)
         study.retry_orphans(echo)
@@ -345,8 +382,8 @@ def write_results(study: Study, echo: Callable[[str], Any]) -> list[Path]:
                            "each trial more --steps") from None
     values = {**preset(settings.algo, settings.env_id), **settings.fixed(), **best.params}
     lines = [f"# natgrad tune: the best of {study.counts()[0]} finished trials of {settings.algo} on "
-             f"{settings.env_id} ({settings.steps} steps each, seed {settings.seed}): trial {best.number}, final "
-             f"evaluation {best.value:.2f}",
+             f"{settings.env_id} (--steps {settings.steps}, seed {settings.seed}): trial {best.number}, final "
+             f"evaluation {best.value:.2f} after {trained_steps(out, best.number)} steps",
              f"# natgrad train --algo {settings.algo} --env {settings.env_id} --preset-file {out / BEST}",
              f"[{json.dumps(settings.env_id)}]", *(f"{k} = {toml_value(v)}" for k, v in values.items())]
     written = [out / BEST]
@@ -396,12 +433,16 @@ def toml_value(value: Any) -> str:
 
 
 def helper(out: Path, index: int) -> None:
-    """A ``--jobs`` helper process: trials of the study in ``out`` (its settings from tune.json) until enough."""
+    """A ``--jobs`` helper process: trials of the study in ``out`` (its settings from tune.json) until enough;
+    stopped by Ctrl-C or SIGTERM, it exits quietly with the shell's status (the driver says how to resume)."""
     import torch
 
     torch.set_num_threads(1)
     settings = TuneSettings(**json.loads((out / SETTINGS).read_text()))
-    work(out, settings, lambda line: print(f"[job {index}] {line}", flush=True), sampler_offset=1000 * index)
+    try:
+        work(out, settings, lambda line: print(f"[job {index}] {line}", flush=True), sampler_offset=1000 * index)
+    except Interrupted as e:
+        raise SystemExit(e.status) from None
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ from gymnasium.wrappers import RecordVideo
 from natgrad.envs import EnvLike, env_source
 from natgrad.errors import NatgradError, one_line
 from natgrad.evaluation import EVAL_SEED, evaluate
-from natgrad.runs import safe_name
+from natgrad.runs import check_writable, safe_name
 
 if TYPE_CHECKING:
     from natgrad.algos.base import Algorithm
@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 GL_BACKENDS = (("egl", "EGL"), ("osmesa", "OSMesa"))  # MUJOCO_GL value, the library it loads
 RENDER_HINT = ("MuJoCo renders offscreen with MUJOCO_GL=egl (Debian: libegl1 libegl-mesa0 libgl1-mesa-dri) or "
                "MUJOCO_GL=osmesa (libosmesa6)")
+RGB_HINT = "record an env that supports render_mode='rgb_array'"
 
 
 class FrameExactRecordVideo(RecordVideo):
@@ -93,6 +94,7 @@ def record_video(model: Algorithm, video_dir: str | Path, episodes: int = 1, see
     if taken:
         raise NatgradError(f"{taken[0]} already exists: choose a new video directory or name prefix "
                            "(natgrad never overwrites a file)")
+    check_writable(video_dir, "choose another video directory")
     offscreen_defaults()
     rendering = _rendering_env(model, env, seed)
     try:
@@ -120,7 +122,9 @@ def _rendering_env(model: Algorithm, env: EnvLike | None, seed: int) -> gym.Env:
     else:
         source = model.env_source if env is None else env_source(env)
         kwargs = model.config.env_kwargs if env is None else {}
-        if source is None or not source.repeatable:
+        if source is None:
+            raise NatgradError(model.no_env_reason)
+        if not source.repeatable:
             raise NatgradError("natgrad cannot make another env like the one this model trained on: pass env=... "
                                "(an env made with render_mode='rgb_array', or an id or factory) to record")
         with warnings.catch_warnings():  # an env without rgb_array is refused below, in one line
@@ -136,9 +140,15 @@ def _rendering_env(model: Algorithm, env: EnvLike | None, seed: int) -> gym.Env:
     except Exception as e:  # whatever the env's renderer raises: no display, no OpenGL, not implemented
         made.close()
         raise NatgradError(f"{name} cannot render a frame ({type(e).__name__}: {one_line(e) or 'no message'}); "
-                           f"{RENDER_HINT}") from None
+                           f"{RENDER_HINT if _is_mujoco(made) else RGB_HINT}") from None
     if not (isinstance(frame, np.ndarray) and frame.ndim == 3):
         made.close()
         raise NatgradError(f"{name} renders no RGB frame (render_mode={made.render_mode!r} gave "
-                           f"{type(frame).__name__}): record an env that supports render_mode='rgb_array'")
+                           f"{type(frame).__name__}): {RGB_HINT}")
     return made
+
+
+def _is_mujoco(env: gym.Env) -> bool:
+    """Whether the env is a MuJoCo one (a class of ``mujoco`` or Gymnasium's MuJoCo envs), which ``MUJOCO_GL`` makes
+    render offscreen."""
+    return any(cls.__module__.startswith(("mujoco", "gymnasium.envs.mujoco")) for cls in type(env.unwrapped).__mro__)

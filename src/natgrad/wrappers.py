@@ -7,7 +7,9 @@
 - ``minigrid(env_id)``: a MiniGrid env without its text ``mission`` entry: Dict(image, direction).
 
 From the command line a factory takes its arguments through ``env_kwargs``:
-``natgrad train --env natgrad.wrappers:atari --set 'env_kwargs={"env_id": "ALE/Pong-v5"}'``.
+``natgrad train --env natgrad.wrappers:atari --set 'env_kwargs={"env_id": "ALE/Pong-v5"}'``. Their ``env_id`` is a
+registered id, never ``module:EnvId`` (they import nothing it names), so ``natgrad.load`` makes them again for a
+model file that names them, whatever its ``env_kwargs``.
 """
 
 from __future__ import annotations
@@ -50,8 +52,13 @@ class MaskVelocity(gym.ObservationWrapper, gym.utils.RecordConstructorArgs):
 
 
 def no_velocity(env_id: str, **kwargs: Any) -> gym.Env:
-    """``env_id`` made with ``kwargs``, its velocities masked."""
-    return MaskVelocity(gym.make(env_id, **kwargs))
+    """``env_id`` (one of ``POSITIONS``) made with ``kwargs``, its velocities masked."""
+    from natgrad.envs import check_env_id
+
+    spec = check_env_id(env_id, imports=False)
+    if env_id not in POSITIONS:  # refused before anything is made (a natgrad/ id would make itself again)
+        raise NatgradError(f"no_velocity masks the velocities of {sorted(POSITIONS)}, not {env_id!r}: pass one of them")
+    return MaskVelocity(gym.make(spec, **kwargs))
 
 
 def atari(env_id: str = "ALE/Pong-v5", frame_stack: int = 4, **kwargs: Any) -> gym.Env:
@@ -59,19 +66,22 @@ def atari(env_id: str = "ALE/Pong-v5", frame_stack: int = 4, **kwargs: Any) -> g
     frameskip is 1), 84×84 grayscale, no-op starts, the last ``frame_stack`` frames stacked."""
     from natgrad.envs import check_env_id
 
-    spec = check_env_id(env_id)  # registers the ALE envs on first use
+    spec = check_env_id(env_id, imports=False)  # registers the ALE envs on first use
     env = gym.make(spec, frameskip=1, **kwargs)
     env = gym.wrappers.AtariPreprocessing(env, frame_skip=4, screen_size=84, grayscale_obs=True, noop_max=30)
     return gym.wrappers.FrameStackObservation(env, frame_stack)
 
 
 def minigrid(env_id: str = "MiniGrid-DoorKey-5x5-v0", **kwargs: Any) -> gym.Env:
-    """A MiniGrid env observing its image and direction, without the text mission."""
+    """A MiniGrid env (a registered id) observing its image and direction, without the text mission."""
+    from natgrad.envs import check_env_id
+
     try:
         import minigrid as _  # noqa: F401  (registers the MiniGrid envs)
     except ImportError:
         raise NatgradError(f"{env_id} needs the minigrid package: pip install 'natgrad[minigrid]'") from None
-    return gym.wrappers.FilterObservation(gym.make(env_id, **kwargs), ["image", "direction"])
+    return gym.wrappers.FilterObservation(gym.make(check_env_id(env_id, imports=False), **kwargs),
+                                          ["image", "direction"])
 
 
 def register() -> None:

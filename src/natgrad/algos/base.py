@@ -7,6 +7,7 @@ and critic step on one batch); everything else is here, once.
 from __future__ import annotations
 
 import time
+import warnings
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -18,13 +19,13 @@ from gymnasium import Space
 from gymnasium.vector import VectorEnv
 
 from natgrad import checkpoint
-from natgrad.config import Config, check_seed
+from natgrad.config import Config, check_seed, check_steps
 from natgrad.envs import EnvLike, env_source, make_vec_env
 from natgrad.errors import NatgradError
-from natgrad.finite import check_finite, finite_rows
+from natgrad.finite import check_finite, finite_input
 from natgrad.policy import Critic, PolicyInputs
 from natgrad.presets import preset as preset_of
-from natgrad.rollout import RolloutBatch, UpdateBatch, rollout_parts, update_batch
+from natgrad.rollout import RolloutBatch, UpdateBatch, rollout_parts, update_batch, uses_env_masks
 from natgrad.sampler import Sampler, make_sampler
 from natgrad.sampling import Sampling
 from natgrad.spaces import VECTOR, check_masks, space_to_data
@@ -102,6 +103,10 @@ class Algorithm:
         self.threads = check_threads(threads)
         self.env = self._make_env()
         """The vector env the model trains on (None for a model that can only predict)."""
+        self.no_env_reason = ("this model has no env (it was built from spaces only): build or load it with env=... "
+                              "to train or evaluate it")
+        """Why the model has no env and how to give it one (``natgrad.load`` says which file and env), as ``learn``
+        and evaluation say it."""
         if self.env is not None:
             spaces = (self.env.single_observation_space, self.env.single_action_space)
         elif spaces is None:
@@ -110,6 +115,8 @@ class Algorithm:
         torch.manual_seed(self.seed)
         self.actor, self.obs_normalizer, self.reward_scaler = rollout_parts(*spaces, cfg.n_envs, cfg)
         self.layout = self.actor.layout
+        self.env_masks = self.env is not None and uses_env_masks(self.env, self.actor)
+        """Whether training takes legal-action masks from the env's ``action_masks()`` (saved with the model)."""
         self.critic = Critic.from_config(self.layout, cfg, self.actor)
         self.generator = torch.Generator().manual_seed(self.seed)
         self.num_timesteps = 0
@@ -164,16 +171,20 @@ class Algorithm:
         ``callback(model, metrics)`` runs after every update; returning False stops training. A list of
         callbacks runs as a ``CallbackList`` (ready ones: ``natgrad.callbacks``).
         """
+        steps = check_steps(total_timesteps, "total_timesteps")
         if total_timesteps < 0:
             raise NatgradError(f"total_timesteps must be >= 0, got {total_timesteps}")
+        listed = isinstance(callback, (list, tuple))
+        for c in callback if listed else [] if callback is None else [callback]:
+            if not callable(c):
+                raise NatgradError(f"learn got callback={c!r}: pass a function callback(model, metrics), a list of "
+                                   "them, or None")
         with torch_threads(self.threads):
-            return self._learn(int(total_timesteps),
-                               CallbackList(callback) if isinstance(callback, (list, tuple)) else callback)
+            return self._learn(steps, CallbackList(callback) if listed else callback)
 
     def _learn(self, total_timesteps: int, callback: Callback | None) -> Algorithm:
         if self.env is None:
-            raise NatgradError("this model has no env to train on (it was saved from an env natgrad cannot make "
-                               "again): natgrad.load(path, env=...) with the env or a factory")
+            raise NatgradError(self.no_env_reason)
         if self._sampler is None:
             self._sampler = make_sampler(self)
         target = self.num_timesteps + total_timesteps
@@ -226,34 +237,75 @@ class Algorithm:
         (a leading dimension) a batch. Box actions are clipped to the action space's bounds.
 
         ``action_masks`` (True = legal), when the env offers ``action_masks()`` (a Dict observation with an
-        ``action_mask`` entry carries its own). A recurrent model returns ``(action, state)``: pass the state
-        back with the next observation, and ``episode_start`` True where an episode has just begun (the state
-        is reset there; ``state=None`` starts from zeros).
+        ``action_mask`` entry carries its own); a model trained with them warns (``UserWarning``) when they are
+        left out. A recurrent model returns ``(action, state)``: pass the state back with the next observation,
+        and ``episode_start`` True where an episode has just begun (the state is reset there; ``state=None``
+        starts from zeros).
         """
-        layout = self.layout
-        rows = layout.rows_of(obs)
-        if rows is None:
-            raise NatgradError(f"predict got an observation that does not fit {self.observation_space}: "
-                               f"{layout.expected()}")
-        n = max(rows, 1)
-        arrays = layout.encode(obs, n)
-        if VECTOR in arrays:
-            arrays[VECTOR] = self.obs_normalizer(finite_rows(arrays[VECTOR], n))
-        mask = layout.mask(obs, n) if layout.has_mask else action_masks
-        if mask is not None:
-            mask = torch.from_numpy(check_masks(np.asarray(mask).reshape(n, -1), self.actor.action))
+        rows, arrays = self._observation(obs)
+        n, layout = max(rows, 1), self.layout
+        mask = self._action_masks(obs, n, action_masks)
         with torch.no_grad(), torch_threads(self.threads):
             if self.actor.recurrent:
-                first = np.zeros(n, bool) if episode_start is None else np.asarray(episode_start, bool).reshape(n)
+                first, start = self._recurrent_inputs(state, episode_start, n)
                 inputs = PolicyInputs(layout.pack({k: v[None] for k, v in arrays.items()}),
-                                      None if mask is None else mask[None], torch.from_numpy(first)[None],
-                                      None if state is None else torch.as_tensor(state, dtype=torch.float32))
+                                      None if mask is None else mask[None], first[None], start)
                 dist, new_state = self.actor.step(inputs)
             else:
+                if state is not None:
+                    raise NatgradError("predict got a state=, but this model has no recurrent core "
+                                       "(recurrent='none'): leave state out")
                 dist, new_state = self.actor(PolicyInputs(layout.pack(arrays), mask)), None
             action = self.actor.action.to_env((dist.mode() if deterministic else dist.sample(self.generator)).numpy())
         action = action[0] if rows == 0 else action
         return (action, new_state.numpy()) if self.actor.recurrent else action
+
+    def _observation(self, obs: Any) -> tuple[int, dict[str, np.ndarray]]:
+        """How many observations ``obs`` holds (0: one, unbatched) and its leaf arrays, the vector normalized;
+        refused in one line unless it fits the observation space and is finite."""
+        try:
+            rows = self.layout.rows_of(obs)
+        except NatgradError as e:
+            raise NatgradError(f"predict got an observation that does not fit {self.observation_space}: {e}") \
+                from None
+        arrays = self.layout.encode(obs, max(rows, 1))
+        if VECTOR in arrays:
+            arrays[VECTOR] = self.obs_normalizer(finite_input(arrays[VECTOR], "predict got a non-finite observation"))
+        return rows, arrays
+
+    def _action_masks(self, obs: Any, n: int, action_masks: Any) -> torch.Tensor | None:
+        """The (n, mask size) legal-action mask: the observation's own, else ``action_masks``, checked; None
+        without one (with a warning if the model was trained on its env's masks)."""
+        mask = self.layout.mask(obs, n) if self.layout.has_mask else action_masks
+        if mask is None:
+            if self.env_masks:
+                warnings.warn("this model was trained with legal-action masks from its env's action_masks(), but "
+                              "predict got no action_masks=, so it may choose illegal actions: pass "
+                              "action_masks=env.action_masks()", stacklevel=3)
+            return None
+        mask = np.asarray(mask)
+        if mask.size % n:
+            raise NatgradError(f"predict got action_masks of shape {mask.shape} for {n} observation(s): pass one "
+                               f"mask of {self.actor.action.mask_size} entries per observation")
+        return torch.from_numpy(check_masks(mask.reshape(n, -1), self.actor.action))
+
+    def _recurrent_inputs(self, state: Any, episode_start: Any, n: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``episode_start`` as (n,) bool (False without one) and ``state`` as (n, state size) floats (None: zeros),
+        refused in one line unless they fit ``n`` observations."""
+        first = np.zeros(n, bool) if episode_start is None else np.asarray(episode_start)
+        if first.dtype.kind not in "biuf" or first.size != n:
+            raise NatgradError(f"predict got episode_start of shape {first.shape} ({first.dtype}) for {n} "
+                               "observation(s): pass one bool per observation")
+        starts = torch.from_numpy(first.astype(bool).reshape(n))
+        if state is None:
+            return starts, None
+        size, values = self.actor.state_size, np.asarray(state)
+        if values.dtype.kind not in "biuf" or values.size != n * size:
+            raise NatgradError(f"predict got a recurrent state of shape {values.shape} ({values.dtype}) for {n} "
+                               f"observation(s): this model's is ({n}, {size}); pass back the state predict returned, "
+                               "or None to start from zeros")
+        values = finite_input(values.reshape(n, size), "predict got a non-finite recurrent state")
+        return starts, torch.as_tensor(values, dtype=torch.float32)
 
     def trained_modules(self) -> dict[str, torch.nn.Module]:
         """The networks training changes, by the name checkpoints store them under."""
@@ -278,6 +330,7 @@ class Algorithm:
             "config": self.config.to_dict(),
             "num_timesteps": self.num_timesteps,
             "num_updates": self.num_updates,
+            "env_masks": self.env_masks,
             **{name: module.state_dict() for name, module in modules.items()},
             "optimizers": {k: opt.state_dict() for k, opt in self.optimizers.items()},
             "obs_rms": self.obs_normalizer.rms.state_dict(),
@@ -296,6 +349,7 @@ class Algorithm:
         self._load_extra_state(state["extra"])
         self.num_timesteps = int(state["num_timesteps"])
         self.num_updates = int(state["num_updates"])
+        self.env_masks = bool(state.get("env_masks", self.env_masks))  # checkpoints before it: from the env
 
     def close(self) -> None:
         """Close the envs and, with Ray, the rollout workers."""

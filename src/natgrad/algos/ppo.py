@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -35,6 +36,13 @@ class Proximal(Algorithm):
         params = [*self.actor.parameters(), *self.critic.parameters()]
         self.optimizer = adam(params, self.config.lr, eps=1e-5)
         self.optimizers = {"ppo": self.optimizer}
+        cfg = self.config
+        if cfg.minibatch_count < cfg.minibatches:
+            what, more = (("states (n_envs*n_steps)", "n_envs or n_steps") if cfg.recurrent == "none" else
+                          ("sequence pieces (n_envs*n_steps/seq_len)", "n_envs, or set a seq_len dividing n_steps"))
+            warnings.warn(f"minibatches={cfg.minibatches} is more than the {cfg.pieces} {what} of a batch: each "
+                          f"epoch takes {cfg.pieces} minibatch(es) of one; set minibatches <= {cfg.pieces}, or raise "
+                          f"{more}", stacklevel=2)
 
     def _objective(self, log_probs: Tensor, log_probs_old: Tensor, adv: Tensor,
                    old: Distribution, new: Distribution) -> tuple[Tensor, dict[str, float]]:
@@ -65,7 +73,7 @@ class Proximal(Algorithm):
             if epoch > 0 and cfg.recompute_advantages:
                 # Â and R again, with the critic the last epoch trained (V_old for clip_vf too)
                 pieces = gae().sequences(cfg.piece_length)
-            for idx in minibatches(count, count // cfg.minibatches, self.generator):
+            for idx in minibatches(count, count // cfg.minibatch_count, self.generator):
                 mb = pieces.columns(idx)
                 dist = self.actor(mb.actor_inputs)
                 log_p = dist.log_prob(mb.actions)
@@ -93,10 +101,10 @@ class Proximal(Algorithm):
             kl = float(old.kl(new).mean())
             adv_all = normalize(pieces.advantages) if cfg.normalize_advantage else pieces.advantages
             improvement = float(surrogate(new.log_prob(pieces.actions), pieces.log_probs, adv_all) - adv_all.mean())
+            entropy = float(new.entropy().mean())
         metrics = {k: sum(d[k] for d in diagnostics) / len(diagnostics) for k in diagnostics[0]}
-        metrics.update({"policy/kl": kl, "policy/surrogate_improvement": improvement,
-                        "policy/entropy": float(new.entropy().mean()), "policy/epochs": float(epochs_run),
-                        "policy/lr": lr})
+        metrics.update({"policy/kl": kl, "policy/surrogate_improvement": improvement, "policy/entropy": entropy,
+                        "policy/epochs": float(epochs_run), "policy/lr": lr})
         if limit:
             metrics["policy/kl_stopped"] = float(limited)
         metrics.update(self._after_update(kl))

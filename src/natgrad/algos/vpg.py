@@ -42,12 +42,13 @@ class VPG(Algorithm):
             dist = self.actor(inputs)
             kl = old.kl(dist).mean()
             improvement = surrogate(dist.log_prob(actions), log_probs, adv) + loss
+            entropy = dist.entropy().mean()
         critic_loss = fit_critic(self.critic, self.critic_optimizer, data.sequences(cfg.piece_length),
                                  cfg.vf_epochs, cfg.vf_minibatch_size, self.generator)
         return {
             "policy/kl": float(kl),
             "policy/surrogate_improvement": float(improvement),
             "policy/grad_norm": float(grad_norm),
-            "policy/entropy": float(dist.entropy().mean()),
+            "policy/entropy": float(entropy),
             "critic/loss": critic_loss,
         }
