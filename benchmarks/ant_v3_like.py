@@ -21,7 +21,7 @@ import argparse
 import gymnasium as gym
 import numpy as np
 
-from natgrad.normalization import ObsNormalizer
+from natgrad.rollouts.normalization import ObsNormalizer
 
 ID = "AntV3Like-v5"
 # Ant-v5 with its reward untouched (contact cost charged) whose observation leaves out the contact

@@ -28,7 +28,7 @@ import argparse
 import json
 from pathlib import Path
 
-from natgrad.report import ci, env_label
+from natgrad.tools.report import ci, env_label
 
 # env → algo → source → (mean, std)
 PUBLISHED: dict[str, dict[str, dict[str, tuple[float, float]]]] = {

@@ -21,11 +21,11 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from natgrad.batching import shuffled_minibatches
-from natgrad.critic_fit import fit_critic
-from natgrad.losses import value_loss
-from natgrad.optim import adam
-from natgrad.policy import Critic
+from natgrad.algos.critic_fit import fit_critic
+from natgrad.objectives.batching import shuffled_minibatches
+from natgrad.objectives.losses import value_loss
+from natgrad.objectives.optim import adam
+from natgrad.policy.actor_critic import Critic
 
 
 def lbfgs_fit(critic: Critic, obs: torch.Tensor, returns: torch.Tensor, iterations: int) -> None:

@@ -22,10 +22,10 @@ import torch
 from torch.func import functional_call, jacrev, vmap
 
 import natgrad
-from natgrad.cg import conjugate_gradient
-from natgrad.envs import make_env
-from natgrad.gae import gae, normalize
-from natgrad.linearized import LinearizedActor
+from natgrad.natural.cg import conjugate_gradient
+from natgrad.natural.linearized import LinearizedActor
+from natgrad.objectives.gae import gae, normalize
+from natgrad.rollouts.envs import make_env
 
 
 def rollout(model, n: int, seed: int) -> dict[str, torch.Tensor]:

@@ -1,7 +1,7 @@
 """One Fisher-vector product through an image actor: the first convolution's own backward against PyTorch's.
 
 natgrad's image encoders start with ``ScaledConv2d``, whose own backward makes the double-vjp trick's J v one
-forward convolution (``natgrad.encoders._ImageConv``); with ``own_backward`` off the same layer runs through
+forward convolution (``natgrad.policy.encoders._ImageConv``); with ``own_backward`` off the same layer runs through
 ``conv2d``, whose double backward also computes the gradient with respect to the image. Both on the same actor
 and batch (random observations of the space), one torch thread, taking turns; median seconds over repeats of
 a whole product (J v, the distribution's Fisher block, Jᵀw) and of J v alone.
@@ -22,10 +22,10 @@ import numpy as np
 import torch
 from gymnasium import spaces
 
-from natgrad.encoders import ScaledConv2d
-from natgrad.linearized import LinearizedActor
-from natgrad.policy import Actor
-from natgrad.spaces import ObsLayout
+from natgrad.natural.linearized import LinearizedActor
+from natgrad.policy.actor_critic import Actor
+from natgrad.policy.encoders import ScaledConv2d
+from natgrad.policy.spaces import ObsLayout
 
 NETWORKS = {  # name: (observation space, cnn, cnn_features): MinAtar Breakout's and an Atari frame stack's
     "small CNN, 10x10x4 bool": (spaces.Box(0, 1, (10, 10, 4), bool), "small", 128),

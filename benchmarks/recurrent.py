@@ -36,7 +36,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-EVAL_SEED = 10_000  # natgrad.evaluation.EVAL_SEED
+EVAL_SEED = 10_000  # natgrad.runs.evaluation.EVAL_SEED
 ENVS = {"natgrad/CartPoleNoVel-v1": ("CartPole-v1", (0, 2)), "natgrad/PendulumNoVel-v1": ("Pendulum-v1", (0, 1))}
 # rl-baselines3-zoo's published RecurrentPPO agents for these envs (their model cards; benchmark.md: CartPoleNoVel
 # 500.0 ± 0.0, PendulumNoVel -217.9 ± 140.1, at 1e5 steps): hyperparams/ppo_lstm.yml's entries plus the observation
@@ -203,11 +203,11 @@ def update_cost(env_id: str, repeats: int = 5) -> list[dict[str, Any]]:
     import torch
 
     import natgrad
-    from natgrad.gae import normalize
-    from natgrad.linearized import LinearizedActor
-    from natgrad.natural import natural_step
-    from natgrad.rollout import update_batch
-    from natgrad.sampler import make_sampler
+    from natgrad.natural.linearized import LinearizedActor
+    from natgrad.natural.step import natural_step
+    from natgrad.objectives.gae import normalize
+    from natgrad.rollouts.advantages import update_batch
+    from natgrad.rollouts.sampler import make_sampler
 
     torch.set_num_threads(1)
     rows = []
@@ -243,7 +243,7 @@ def update_cost(env_id: str, repeats: int = 5) -> list[dict[str, Any]]:
 # ---------------------------------------------------------------- the table
 def table(natgrad_root: Path, mlp_root: Path, peer_root: Path) -> list[dict[str, Any]]:
     """Per env and contender: seeds, final eval mean ± std over seeds, final train return, steps/s (median)."""
-    from natgrad.report import find_runs
+    from natgrad.tools.report import find_runs
 
     rows = []
     for label, root in (("recurrent", natgrad_root), ("MLP", mlp_root)):
@@ -310,7 +310,7 @@ def main() -> None:
     if args.worker:  # one env, one seed, in the peers' environment (no natgrad there)
         worker(args.env, int(args.seeds), int(args.steps), args.eval_episodes, args.out)
         return
-    from natgrad.bench import parse_seeds
+    from natgrad.tools.bench import parse_seeds
 
     if args.peer_python:
         run_peers(args.peer_python, parse_seeds(args.seeds), int(args.steps), args.eval_episodes, args.jobs, args.out)

@@ -34,7 +34,7 @@ from typing import Any
 def kl_of_updates(run_dir: Path) -> tuple[list[float], list[float], list[bool]]:
     """Each update's whole-update KL (``policy/kl_update``, else the policy step's ``policy/kl``) and its δ, and
     whether the critic's natural trunk step was accepted (for the updates that log it)."""
-    from natgrad.runs import joined_rows
+    from natgrad.runs.directories import joined_rows
 
     kls, deltas, accepted = [], [], []
     for row in joined_rows(run_dir, "metrics.csv"):
@@ -48,8 +48,8 @@ def kl_of_updates(run_dir: Path) -> tuple[list[float], list[float], list[bool]]:
 
 
 def grid_rows(label: str, root: Path) -> list[dict[str, Any]]:
-    from natgrad.bench import RunSpec
-    from natgrad.report import find_runs
+    from natgrad.tools.bench import RunSpec
+    from natgrad.tools.report import find_runs
 
     runs = find_runs(root)
     rows = []
@@ -81,8 +81,8 @@ def update_cost(env_id: str, overrides: dict[str, Any], repeats: int = 5) -> lis
     import torch
 
     import natgrad
-    from natgrad.rollout import update_batch
-    from natgrad.sampler import make_sampler
+    from natgrad.rollouts.advantages import update_batch
+    from natgrad.rollouts.sampler import make_sampler
 
     torch.set_num_threads(1)
     shared = {step: {"share_trunk": True, "critic_step": step} for step in ("natural", "head", "adam")}

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from natgrad.report import bootstrap_means
+from natgrad.tools.report import bootstrap_means
 
 
 def seed_evals(row: dict) -> np.ndarray:

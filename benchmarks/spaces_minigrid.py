@@ -36,7 +36,7 @@ def bench_command(env_id: str, algo: str, out: Path, seeds: str = "0-2", jobs: i
 def rows(out: Path, episodes: int = 20) -> list[dict]:
     """``natgrad bench``'s aggregate per (env, algorithm), each seed also with its final model's mean return when
     it samples its actions (``stochastic_eval``): MiniGrid's argmax policies can loop where sampling ones do not."""
-    from natgrad.report import aggregate, find_runs
+    from natgrad.tools.report import aggregate, find_runs
 
     found = []
     for env_id in ENVS:
@@ -56,7 +56,7 @@ def stochastic_eval(root: Path, algo: str, seed: int, episodes: int) -> float:
     import statistics
 
     import natgrad
-    from natgrad.evaluation import evaluate
+    from natgrad.runs.evaluation import evaluate
 
     model = natgrad.load(next(root.glob(f"*/{algo}/s{seed}/model.pt")))
     return statistics.mean(evaluate(model, episodes, deterministic=False))
@@ -64,7 +64,7 @@ def stochastic_eval(root: Path, algo: str, seed: int, episodes: int) -> float:
 
 def markdown(found: list[dict]) -> str:
     """The table, two decimals (returns lie in [0, 1])."""
-    from natgrad.report import ci
+    from natgrad.tools.report import ci
 
     lines = ["| env | algo | seeds | steps | final train return [95% CI] | final eval [95% CI] | final eval per seed "
              "| final eval sampling, per seed | steps/s | hours/run |", "|---" * 10 + "|"]
@@ -86,7 +86,7 @@ def plot(out: Path, path: Path) -> None:
     import numpy as np
     from matplotlib.ticker import EngFormatter
 
-    from natgrad.report import find_runs
+    from natgrad.tools.report import find_runs
 
     fig, axes = plt.subplots(1, len(ENVS), figsize=(5 * len(ENVS), 3.6), squeeze=False)
     for ax, env_id in zip(axes[0], ENVS):

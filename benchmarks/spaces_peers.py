@@ -34,7 +34,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-EVAL_SEED = 10_000  # natgrad.evaluation.EVAL_SEED
+EVAL_SEED = 10_000  # natgrad.runs.evaluation.EVAL_SEED
 GAMES = ("MinAtar/Breakout-v1", "MinAtar/SpaceInvaders-v1", "MinAtar/Asterix-v1")
 PEERS = {"trpo": "sb3-contrib", "ppo": "sb3"}
 
@@ -271,7 +271,7 @@ def compare(out: Path) -> list[dict]:
     """One row per (game, algo): natgrad's and the peer's statistics across seeds, and the ratios."""
     import numpy as np
 
-    from natgrad.report import aggregate, find_runs, stats
+    from natgrad.tools.report import aggregate, find_runs, stats
 
     peers = read_peers(out / "peers")
     rows = []
@@ -303,7 +303,7 @@ def compare(out: Path) -> list[dict]:
 
 
 def markdown(rows: list[dict]) -> str:
-    from natgrad.report import ci
+    from natgrad.tools.report import ci
 
     lines = ["| game | algo | seeds | natgrad final train [95% CI] | peer final train [95% CI] | ratio "
              "| natgrad final eval [95% CI] | peer final eval [95% CI] | ratio | natgrad steps/s (grid) "
@@ -337,7 +337,7 @@ def plot(out: Path, path: Path) -> None:
     import numpy as np
     from matplotlib.ticker import EngFormatter
 
-    from natgrad.report import find_runs
+    from natgrad.tools.report import find_runs
 
     peers = read_peers(out / "peers")
     algos = [a for a in HYPER if (out / f"natgrad-{a}").exists()]
@@ -425,7 +425,7 @@ def main() -> None:
     elif args.command == "worker":
         peer_worker(args.algo, args.env, args.seed, args.steps, args.eval_episodes, Path(args.out))
     elif args.command == "peers":
-        from natgrad.bench import parse_seeds
+        from natgrad.tools.bench import parse_seeds
 
         run_peers(args.peer_python, args.algos, args.games.split(","), parse_seeds(args.seeds),
                   int(args.steps), args.eval_episodes, args.jobs, args.out)

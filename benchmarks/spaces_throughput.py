@@ -79,8 +79,8 @@ def worker_floor(algo: str, env_id: str, steps: int) -> dict:
     import numpy as np
     import torch
 
-    from natgrad.policy import Actor, Critic, as_inputs
-    from natgrad.spaces import ObsLayout
+    from natgrad.policy.actor_critic import Actor, Critic, as_inputs
+    from natgrad.policy.spaces import ObsLayout
 
     torch.set_num_threads(1)
     torch.manual_seed(0)

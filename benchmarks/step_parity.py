@@ -76,10 +76,10 @@ def compare(rec: dict, scale: bool) -> dict[str, float]:
     from gymnasium import spaces
 
     from natgrad.config import NaturalConfig
-    from natgrad.gae import normalize
-    from natgrad.losses import surrogate
-    from natgrad.natural import natural_step
-    from natgrad.policy import Actor
+    from natgrad.natural.step import natural_step
+    from natgrad.objectives.gae import normalize
+    from natgrad.objectives.losses import surrogate
+    from natgrad.policy.actor_critic import Actor
 
     obs, actions, log_probs_old = rec["obs"].float(), rec["actions"].float(), rec["log_probs"].float()
     adv = normalize(rec["advantages"].float())
@@ -139,7 +139,7 @@ def main() -> None:
         return
     import torch
 
-    from natgrad.bench import parse_seeds
+    from natgrad.tools.bench import parse_seeds
 
     if not args.peer_python:
         parser.error("--peer-python is required: the python of a venv with sb3-contrib installed")

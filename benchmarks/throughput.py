@@ -90,7 +90,7 @@ def worker_natgrad(algo: str, env_id: str, steps: int, n_envs: int, n_steps: int
     import torch
 
     import natgrad
-    from natgrad.rollout import Collector
+    from natgrad.rollouts.collector import Collector
 
     torch.set_num_threads(1)
     model = {"trpo": natgrad.TRPO, "ppo": natgrad.PPO}[algo](env_id, seed=0, preset=False, n_envs=n_envs,
@@ -213,9 +213,9 @@ def worker_update_natgrad(env_id: str, batch: int, timings: int) -> dict:
 
     import natgrad
     import natgrad.algos.natural
-    from natgrad.fisher import fisher_vector_product
-    from natgrad.linearized import LinearizedActor
-    from natgrad.rollout import Collector
+    from natgrad.natural.fisher import fisher_vector_product
+    from natgrad.natural.linearized import LinearizedActor
+    from natgrad.rollouts.collector import Collector
 
     torch.set_num_threads(1)
     model = natgrad.TRPO(env_id, seed=0, preset=False, n_steps=batch)
@@ -382,10 +382,10 @@ PEERS = {"trpo": "sb3-contrib", "ppo": "sb3"}
 
 
 def machine() -> dict:
-    """What a run directory records (``natgrad.runs.machine``), plus the cores and the load at the start."""
+    """What a run directory records (``natgrad.runs.directories.machine``), plus the cores and the load at the start."""
     import os
 
-    from natgrad.runs import machine as run_machine
+    from natgrad.runs.directories import machine as run_machine
 
     return {**run_machine(), "cores": os.cpu_count() or 0,
             "load_average_at_start": " ".join(f"{x:.2f}" for x in os.getloadavg())}

@@ -26,7 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-EVAL_SEED = 10_000  # natgrad.evaluation.EVAL_SEED: the same evaluation episodes as natgrad's
+EVAL_SEED = 10_000  # natgrad.runs.evaluation.EVAL_SEED: the same evaluation episodes as natgrad's
 
 # The zoo's hyperparameters (DLR-RM/rl-baselines3-zoo, hyperparams/trpo.yml at 13a3fe7 and
 # hyperparams/ppo.yml at 00128b5; the v3/v4 entries, used here for v5). "normalize" is VecNormalize
@@ -163,7 +163,7 @@ def aggregate(out: Path, cells: list[tuple[str, str]], natgrad_summary: Path | N
     import numpy as np
     from compare_published import PUBLISHED
 
-    from natgrad.report import stats
+    from natgrad.tools.report import stats
 
     natgrad = {(r["algo"], r["env"]): r for r in json.loads(natgrad_summary.read_text())} if natgrad_summary else {}
     rows = []
@@ -186,7 +186,7 @@ def aggregate(out: Path, cells: list[tuple[str, str]], natgrad_summary: Path | N
 
 
 def markdown(rows: list[dict]) -> str:
-    from natgrad.report import ci
+    from natgrad.tools.report import ci
 
     lines = ["| algo | env | seeds | zoo's agents here: final train return [95% CI] | final eval [95% CI] "
              "| final eval per seed | natgrad: final train return | final eval | zoo's published agent | hours/run |",
@@ -221,7 +221,7 @@ def main() -> None:
         (algo, env_id), = cells
         worker(algo, env_id, int(args.seeds), int(args.steps), args.eval_episodes, args.out, args.time_feature)
         return
-    from natgrad.bench import parse_seeds
+    from natgrad.tools.bench import parse_seeds
 
     seeds = parse_seeds(args.seeds)
     if args.peer_python:

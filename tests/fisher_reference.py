@@ -42,8 +42,8 @@ def assert_both_fvp_routes_exact(actor: nn.Module, inputs: object, damping: floa
                                  params: list[nn.Parameter] | None = None) -> None:
     """The Gauss–Newton FVP (``LinearizedActor``) and double backprop's (``fisher_vector_product``) on ``inputs``,
     with respect to ``params`` (default: every parameter of π), each equal to the explicit Hessian of the mean KL."""
-    from natgrad.fisher import fisher_vector_product
-    from natgrad.linearized import LinearizedActor
+    from natgrad.natural.fisher import fisher_vector_product
+    from natgrad.natural.linearized import LinearizedActor
 
     params = actor.policy_parameters() if params is None else params
     old = actor(inputs).detach()
@@ -58,8 +58,8 @@ def random_trpo_step(actor: nn.Module, inputs: object, cfg: object, seed: int) -
     surrogate's gain."""
     import copy
 
-    from natgrad.losses import surrogate
-    from natgrad.natural import natural_step
+    from natgrad.natural.step import natural_step
+    from natgrad.objectives.losses import surrogate
 
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():

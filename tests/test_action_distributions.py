@@ -15,7 +15,7 @@ import torch
 from fisher_reference import assert_both_fvp_routes_exact, random_trpo_step
 
 from natgrad.config import NaturalConfig
-from natgrad.policy import Actor, PolicyInputs
+from natgrad.policy.actor_critic import Actor, PolicyInputs
 
 OBS = gym.spaces.Box(-1.0, 1.0, (3,), np.float32)
 SPACES = {

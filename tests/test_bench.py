@@ -11,9 +11,9 @@ import pytest
 from typer.testing import CliRunner
 
 from natgrad import NatgradError
-from natgrad.bench import GridSettings, RunSpec, grid, parse_seeds, run_grid
 from natgrad.cli import app
-from natgrad.report import RunResult, aggregate, bootstrap_ci, find_runs, iqm, markdown, peak_of_mean
+from natgrad.tools.bench import GridSettings, RunSpec, grid, parse_seeds, run_grid
+from natgrad.tools.report import RunResult, aggregate, bootstrap_ci, find_runs, iqm, markdown, peak_of_mean
 
 
 def test_parse_seeds():

@@ -10,14 +10,14 @@ import pytest
 
 import natgrad
 from natgrad import NatgradError
-from natgrad.callbacks import (
+from natgrad.runs.callbacks import (
     CallbackList,
     CheckpointCallback,
     EvalCallback,
     StopOnNoImprovement,
     StopOnRewardThreshold,
 )
-from natgrad.evaluation import evaluate
+from natgrad.runs.evaluation import evaluate
 
 BATCH = 64
 

@@ -16,8 +16,8 @@ from typer.testing import CliRunner
 
 from natgrad import load
 from natgrad.cli import app, main
-from natgrad.runs import joined_rows, new_run_dir
-from natgrad.training import train_run
+from natgrad.runs.directories import joined_rows, new_run_dir
+from natgrad.runs.training import train_run
 
 runner = CliRunner()
 REQUIRED_COLUMNS = {
@@ -145,7 +145,7 @@ def test_two_runs_given_the_same_out_at_once(tmp_path, capsys, monkeypatch):
         (path / "config.json").write_text("the first run's")
         return path
 
-    monkeypatch.setattr("natgrad.training.new_run_dir", first_run_claims_it)
+    monkeypatch.setattr("natgrad.runs.training.new_run_dir", first_run_claims_it)
     err = one_line_error(monkeypatch, capsys, ["train", "--steps", "64", "--out", str(out), "--no-progress"])
     assert "another run is writing into" in err and "choose a new --out" in err
     assert [p.name for p in out.iterdir()] == ["config.json"]

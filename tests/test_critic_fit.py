@@ -4,12 +4,12 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from natgrad.batching import minibatches
-from natgrad.critic_fit import fit_critic
-from natgrad.losses import value_loss
-from natgrad.optim import adam
-from natgrad.policy import Critic
-from natgrad.rollout import UpdateBatch
+from natgrad.algos.critic_fit import fit_critic
+from natgrad.objectives.batching import minibatches
+from natgrad.objectives.losses import value_loss
+from natgrad.objectives.optim import adam
+from natgrad.policy.actor_critic import Critic
+from natgrad.rollouts.batch import UpdateBatch
 
 
 def test_fit_critic_takes_the_steps_of_per_minibatch_indexing_bit_for_bit():

@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import distributions as td
 
-from natgrad.distributions import Categorical, DiagGaussian
+from natgrad.policy.distributions import Categorical, DiagGaussian
 
 
 def test_categorical_matches_torch():

@@ -76,7 +76,7 @@ def _owner(cls: type, field: str) -> type:
 
 def test_every_public_function_and_class_is_on_an_api_page() -> None:
     """A module on a page (``::: natgrad.x``) documents what it defines; so does a directive naming the object.
-    A module added to the package without a page fails here, natgrad.callbacks included."""
+    A module added to the package without a page fails here, natgrad.runs.callbacks included."""
     directives = [m.group(1) for page in API.glob("*.md")
                   for m in re.finditer(r"^::: ([\w.]+)", page.read_text(), re.M)]
     documented: set[str] = set()

@@ -7,7 +7,7 @@ from typer.testing import CliRunner
 
 import natgrad
 from natgrad.cli import app
-from natgrad.evaluation import evaluate
+from natgrad.runs.evaluation import evaluate
 
 
 def test_cli_trains_ppo_on_atari_pong_through_the_atari_factory(tmp_path):

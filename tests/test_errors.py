@@ -9,7 +9,7 @@ import torch
 import natgrad
 from natgrad import NatgradError
 from natgrad.cli import main
-from natgrad.evaluation import evaluate
+from natgrad.runs.evaluation import evaluate
 
 
 def test_unknown_env_id():

@@ -6,7 +6,7 @@ import gymnasium as gym
 import pytest
 
 import natgrad
-from natgrad.evaluation import evaluate
+from natgrad.runs.evaluation import evaluate
 
 
 def returns_through_predict(model, episodes, seed):

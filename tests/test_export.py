@@ -10,9 +10,9 @@ from typer.testing import CliRunner
 import natgrad
 from natgrad import NatgradError
 from natgrad.cli import app
-from natgrad.export import export_onnx, has_masks, input_name
-from natgrad.spaces import MASK_KEY, VECTOR, entry
-from natgrad.training import train_run
+from natgrad.policy.spaces import MASK_KEY, VECTOR, entry
+from natgrad.runs.training import train_run
+from natgrad.tools.export import export_onnx, has_masks, input_name
 
 ort = pytest.importorskip("onnxruntime")
 runner = CliRunner()

@@ -3,7 +3,7 @@
 import numpy as np
 import torch
 
-from natgrad.gae import gae, normalize
+from natgrad.objectives.gae import gae, normalize
 
 
 def reference_gae(rewards, values, next_values, terminated, ended, gamma, lam):

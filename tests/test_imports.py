@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
+
+import pytest
 
 import natgrad
 
@@ -76,15 +80,60 @@ def test_no_module_imports_itself_round_a_circle():
     assert circles(module_graph()) == []
 
 
-def test_construction_flows_from_spaces_to_loading():
-    """spaces → encoders and distributions → policy → sampler → algorithms → loading, never back."""
+# natgrad's layers, lowest first: a module imports from its own package and from lower layers only (the top-level
+# modules are named by their own names; natgrad/__init__, which only re-exports, is left out)
+LAYERS = [
+    {"errors", "version", "config", "presets"},
+    {"objectives"},
+    {"policy"},
+    {"natural", "rollouts", "wrappers"},
+    {"algos"},
+    {"runs"},
+    {"tools", "lab"},
+    {"cli", "__main__"},
+]
+RANK = {part: rank for rank, parts in enumerate(LAYERS) for part in parts}
+SIDE_BY_SIDE = {frozenset({"rollouts", "wrappers"}), frozenset({"cli", "__main__"})}  # one room in two names
+
+
+def part_of(module: str) -> str:
+    """The subpackage (or top-level module) a natgrad module belongs to: ``natgrad.natural.cg`` → ``natural``."""
+    return module.split(".")[1]
+
+
+def test_every_module_imports_only_downward():
     graph = module_graph()
-    order = ["natgrad.spaces", "natgrad.encoders", "natgrad.policy", "natgrad.sampler", "natgrad.algos.base",
-             "natgrad.loading"]
-    for lower, upper in zip(order, order[1:]):
-        assert reaches(graph, upper, lower) and not reaches(graph, lower, upper), (lower, upper)
-    assert reaches(graph, "natgrad.policy", "natgrad.distributions")
-    assert not reaches(graph, "natgrad.checkpoint", "natgrad.algos.base")  # the file format knows no algorithm
+    assert set(map(part_of, graph)) <= set(RANK), set(map(part_of, graph)) - set(RANK)  # every module has a layer
+    upward = []
+    for module, deps in graph.items():
+        for dep in deps:
+            a, b = part_of(module), part_of(dep)
+            beside = RANK[a] == RANK[b] and a != b and RANK[a] > 0 and frozenset({a, b}) not in SIDE_BY_SIDE
+            if RANK[b] > RANK[a] or beside:
+                upward.append(f"{module} -> {dep}")
+    assert upward == []
+
+
+def test_the_objectives_are_pure_tensor_functions():
+    assert {m: deps for m, deps in module_graph().items() if part_of(m) == "objectives" and deps} == {}
+
+
+def test_the_check_finds_an_upward_import(monkeypatch):
+    graph = {"natgrad.policy.spaces": {"natgrad.algos.base"}, "natgrad.algos.base": set()}
+    monkeypatch.setattr(__import__(__name__), "module_graph", lambda: graph)
+    with pytest.raises(AssertionError, match="natgrad.policy.spaces -> natgrad.algos.base"):
+        test_every_module_imports_only_downward()
+
+
+def test_the_file_format_knows_no_algorithm():
+    assert not reaches(module_graph(), "natgrad.algos.checkpoint", "natgrad.algos.base")
+
+
+def test_the_tools_package_imports_nothing_heavy():
+    code = ("import sys, natgrad.tools; heavy = {'matplotlib', 'optuna', 'ray'} & set(sys.modules); "
+            "assert not heavy, heavy")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
 
 
 def test_the_check_finds_a_circle():

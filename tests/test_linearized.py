@@ -7,11 +7,12 @@ import pytest
 import torch
 from fisher_reference import assert_fvp_matches, kl_hessian
 
-from natgrad.fisher import fisher_vector_product, flat_grad
-from natgrad.linearized import LinearizedActor
-from natgrad.losses import surrogate
-from natgrad.natural import subsample
-from natgrad.policy import Actor, PolicyInputs
+from natgrad.natural.fisher import fisher_vector_product
+from natgrad.natural.flat import flat_grad
+from natgrad.natural.linearized import LinearizedActor
+from natgrad.natural.step import subsample
+from natgrad.objectives.losses import surrogate
+from natgrad.policy.actor_critic import Actor, PolicyInputs
 
 OBS = gym.spaces.Box(-1.0, 1.0, (3,), np.float32)
 ACTION_SPACES = {"categorical": gym.spaces.Discrete(3), "gaussian": gym.spaces.Box(-1.0, 1.0, (2,), np.float32)}
@@ -75,8 +76,8 @@ def test_fvp_through_an_image_encoder_equals_the_explicit_hessian_of_the_mean_kl
     layer's (the explicit Hessian of every weight is large)."""
     from fisher_reference import assert_both_fvp_routes_exact
 
-    from natgrad.encoders import ScaledConv2d
-    from natgrad.spaces import ObsLayout
+    from natgrad.policy.encoders import ScaledConv2d
+    from natgrad.policy.spaces import ObsLayout
 
     torch.manual_seed(1)
     layout = ObsLayout(space)

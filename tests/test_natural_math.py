@@ -10,11 +10,12 @@ import pytest
 import torch
 from torch.func import functional_call
 
-from natgrad.cg import conjugate_gradient
-from natgrad.fisher import fisher_vector_product, flat_params
-from natgrad.line_search import backtracking_line_search
-from natgrad.natural import max_step_size
-from natgrad.policy import Actor
+from natgrad.natural.cg import conjugate_gradient
+from natgrad.natural.fisher import fisher_vector_product
+from natgrad.natural.flat import flat_params
+from natgrad.natural.line_search import backtracking_line_search
+from natgrad.natural.step import max_step_size
+from natgrad.policy.actor_critic import Actor
 
 OBS = gym.spaces.Box(-1.0, 1.0, (3,), np.float32)
 ACTION_SPACES = {

@@ -10,9 +10,9 @@ from typer.testing import CliRunner
 
 from natgrad import NatgradError
 from natgrad.cli import app
-from natgrad.plot import figure
-from natgrad.runs import checkpoint_path
-from natgrad.training import train_run
+from natgrad.runs.directories import checkpoint_path
+from natgrad.runs.training import train_run
+from natgrad.tools.plot import figure
 
 runner = CliRunner()
 TINY = {"n_envs": "1", "n_steps": "64"}

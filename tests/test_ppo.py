@@ -9,8 +9,8 @@ import torch
 from test_algorithms import seeds_reaching
 
 import natgrad
-from natgrad.adaptive_kl import adapt_beta
-from natgrad.losses import clipped_surrogate, kl_penalized_surrogate
+from natgrad.objectives.adaptive_kl import adapt_beta
+from natgrad.objectives.losses import clipped_surrogate, kl_penalized_surrogate
 
 
 def test_clipped_surrogate_by_hand():

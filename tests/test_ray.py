@@ -20,15 +20,15 @@ from typer.testing import CliRunner
 
 import natgrad
 from natgrad import NatgradError
-from natgrad.bench import GridSettings, grid, run_grid
 from natgrad.cli import app
-from natgrad.envs import make_vec_env
-from natgrad.rollout import Collector, rollout_parts
-from natgrad.sampler import LocalSampler, make_sampler
+from natgrad.rollouts.collector import Collector, rollout_parts
+from natgrad.rollouts.envs import make_vec_env
+from natgrad.rollouts.sampler import LocalSampler, make_sampler
+from natgrad.tools.bench import GridSettings, grid, run_grid
 
 ray = pytest.importorskip("ray")
-from natgrad.ray_grid import ray_runner  # noqa: E402
-from natgrad.ray_sampler import Share, assemble  # noqa: E402
+from natgrad.rollouts.ray_sampler import Share, assemble  # noqa: E402
+from natgrad.tools.ray_grid import ray_runner  # noqa: E402
 
 TESTS = Path(__file__).parent
 FIELDS = ["obs", "actions", "log_probs", "rewards", "terminated", "ended", "first", "truncated_at", "final_obs",
@@ -228,8 +228,8 @@ def test_more_cpus_than_the_cluster_has_is_refused(kill_marker):
 
 @pytest.mark.slow  # ~15 s of Ray workers starting on 2 cores; run with -m slow
 def test_tune_trials_run_as_ray_tasks_and_report_through_the_driver(kill_marker, tmp_path):
-    from natgrad.ray_tune import ray_runner
-    from natgrad.tune import TuneSettings, tune
+    from natgrad.tools.ray_tune import ray_runner
+    from natgrad.tools.tune import TuneSettings, tune
 
     optuna = pytest.importorskip("optuna")
     space = {"n_envs": 1, "n_steps": 64, "max_kl": {"low": 0.005, "high": 0.05, "log": True}}

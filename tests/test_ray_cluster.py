@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 import natgrad
-from natgrad.sampler import make_sampler
+from natgrad.rollouts.sampler import make_sampler
 
 ray = pytest.importorskip("ray")
 from ray.cluster_utils import Cluster  # noqa: E402

@@ -11,10 +11,11 @@ from fisher_reference import assert_both_fvp_routes_exact, random_trpo_step
 
 import natgrad
 from natgrad.config import NaturalConfig
-from natgrad.evaluation import evaluate
-from natgrad.policy import Actor, Critic, PolicyInputs
-from natgrad.recurrent import RecurrentCore
-from natgrad.rollout import Collector, critic_values
+from natgrad.policy.actor_critic import Actor, Critic, PolicyInputs
+from natgrad.policy.recurrent import RecurrentCore
+from natgrad.rollouts.advantages import critic_values
+from natgrad.rollouts.collector import Collector
+from natgrad.runs.evaluation import evaluate
 
 OBS = gym.spaces.Box(-1.0, 1.0, (3,), np.float32)
 ACTIONS = {"categorical": gym.spaces.Discrete(3), "gaussian": gym.spaces.Box(-1.0, 1.0, (2,), np.float32)}

@@ -12,7 +12,7 @@ from test_cli import natgrad_cli, one_line_error
 
 import natgrad
 from natgrad import NatgradError
-from natgrad.training import train_run
+from natgrad.runs.training import train_run
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from natgrad import TRPO
-from natgrad.rollout import Collector, critic_values
+from natgrad.rollouts.advantages import critic_values
+from natgrad.rollouts.collector import Collector
 
 
 @pytest.mark.parametrize("env_id, expect_terminated", [
@@ -43,7 +44,7 @@ def test_episode_ends_are_classified_and_final_obs_kept(env_id, expect_terminate
 @pytest.mark.parametrize("env_id", ["CartPole-v1", "Pendulum-v1"])
 @pytest.mark.parametrize("activation", ["tanh", "relu", "elu"])
 def test_numpy_actor_samples_the_torch_actor_distribution(env_id, activation):
-    from natgrad.inference import NumpyActor
+    from natgrad.policy.inference import NumpyActor
 
     model = TRPO(env_id, hidden=(16, 16), activation=activation)
     for p in model.actor.parameters():

@@ -13,16 +13,17 @@ import torch
 import natgrad
 from natgrad import NatgradError
 from natgrad.cli import main
-from natgrad.normalization import RunningMeanStd, added_since
-from natgrad.ray_cluster import check_reachable
-from natgrad.rollout import concat_envs
-from natgrad.sampler import LocalSampler
-from natgrad.sampling import split_envs
+from natgrad.rollouts.batch import concat_envs
+from natgrad.rollouts.normalization import RunningMeanStd, added_since
+from natgrad.rollouts.ray_cluster import check_reachable
+from natgrad.rollouts.sampler import LocalSampler
+from natgrad.rollouts.workers import split_envs
 
 
 def test_importing_natgrad_and_training_locally_never_imports_ray():
-    code = ("import sys, natgrad, natgrad.cli, natgrad.bench, natgrad.sampler, natgrad.ray_cluster; "
-            "natgrad.TRPO('CartPole-v1', n_envs=2, n_steps=32).learn(64); assert 'ray' not in sys.modules")
+    code = ("import sys, natgrad, natgrad.cli, natgrad.tools.bench, natgrad.rollouts.sampler, "
+            "natgrad.rollouts.ray_cluster; natgrad.TRPO('CartPole-v1', n_envs=2, n_steps=32).learn(64); "
+            "assert 'ray' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
 
 

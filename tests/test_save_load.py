@@ -8,9 +8,9 @@ import torch
 
 import natgrad
 from natgrad import NatgradError
-from natgrad.evaluation import evaluate
-from natgrad.runs import latest_model
-from natgrad.training import train_run
+from natgrad.runs.directories import latest_model
+from natgrad.runs.evaluation import evaluate
+from natgrad.runs.training import train_run
 
 ALGOS = [natgrad.TRPO, natgrad.NPG, natgrad.VPG, natgrad.PPO, natgrad.PPOKL]
 

@@ -12,9 +12,10 @@ import torch
 from fisher_reference import assert_both_fvp_routes_exact
 
 import natgrad
-from natgrad.evaluation import evaluate
-from natgrad.policy import PolicyInputs
-from natgrad.rollout import Collector, update_batch
+from natgrad.policy.actor_critic import PolicyInputs
+from natgrad.rollouts.advantages import update_batch
+from natgrad.rollouts.collector import Collector
+from natgrad.runs.evaluation import evaluate
 
 TRUNKS = {  # env, network options: an MLP (Categorical and Gaussian policies), a CNN, a recurrent core
     "mlp": ("CartPole-v1", {}),

@@ -17,8 +17,8 @@ from typer.testing import CliRunner
 from natgrad import load
 from natgrad.cli import app
 from natgrad.errors import NatgradError
-from natgrad.runs import FAILED, check_writable
-from natgrad.training import Interrupted, sigterm_interrupts, train_run
+from natgrad.runs.directories import FAILED, check_writable
+from natgrad.runs.training import Interrupted, sigterm_interrupts, train_run
 
 runner = CliRunner()
 TINY = ["--set", "n_steps=64", "--eval-episodes", "1", "--no-progress"]
@@ -101,8 +101,8 @@ def test_a_destination_below_a_file_is_one_line_before_any_work(monkeypatch, cap
     def no_work(*args, **kwargs):
         raise AssertionError("the work started before the destination was checked")
 
-    for work in ("natgrad.algos.base.Algorithm.learn", "torch.onnx.export", "natgrad.plot.figure",
-                 "natgrad.video.evaluate"):
+    for work in ("natgrad.algos.base.Algorithm.learn", "torch.onnx.export", "natgrad.tools.plot.figure",
+                 "natgrad.tools.video.evaluate"):
         monkeypatch.setattr(work, no_work)
     argv = [a.format(file=a_file, run=trained) for a in argv]
     err = one_line_error(monkeypatch, capsys, argv)
@@ -163,7 +163,7 @@ def test_a_stopped_tune_says_how_to_resume_the_study_with_the_signals_exit_statu
     def sigterm_in_training(*args, **kwargs):
         raise Interrupted("terminated (SIGTERM): saved ...; resume with: natgrad train --resume ...", 143)
 
-    monkeypatch.setattr("natgrad.tune.train_run", sigterm_in_training)
+    monkeypatch.setattr("natgrad.tools.tune.train_run", sigterm_in_training)
     result = runner.invoke(app, ["tune", "--out", str(tmp_path / "study"), "--steps", "64", "--trials", "1"])
     assert result.exit_code == 143, result.output
     assert result.stderr == ("natgrad tune was stopped: run the same command again to resume the study (the trial "

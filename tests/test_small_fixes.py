@@ -72,7 +72,7 @@ def test_the_readme_says_what_setup_installs() -> None:
 
 def test_the_progress_bar_ends_at_its_total_rounded_up_to_whole_updates(tmp_path: Path) -> None:
     import natgrad
-    from natgrad.logger import RunLogger
+    from natgrad.runs.logger import RunLogger
 
     model = natgrad.TRPO("CartPole-v1", n_envs=1, n_steps=64)
     logger = RunLogger(tmp_path, 100, progress=True, batch_size=model.config.batch_size)
@@ -160,7 +160,7 @@ def test_a_short_learn_of_every_algorithm_emits_no_warning() -> None:
 
 def test_export_prints_the_file_it_wrote_and_no_exporter_noise(monkeypatch, capfd, tmp_path: Path) -> None:
     pytest.importorskip("onnxscript")
-    from natgrad.training import train_run
+    from natgrad.runs.training import train_run
 
     train_run("ppo", "Pendulum-v1", 64, out=tmp_path / "run", overrides={"n_steps": 64, "n_envs": 1, "minibatches": 1},
               eval_episodes=0, progress=False, echo=lambda _: None)
@@ -174,8 +174,8 @@ def test_export_prints_the_file_it_wrote_and_no_exporter_noise(monkeypatch, capf
 def test_plot_marks_the_final_evaluation_of_a_run_without_periodic_ones(tmp_path: Path) -> None:
     import json
 
-    from natgrad.plot import figure
-    from natgrad.training import train_run
+    from natgrad.runs.training import train_run
+    from natgrad.tools.plot import figure
 
     run, _ = train_run("trpo", "CartPole-v1", 128, out=tmp_path / "run", overrides={"n_steps": 64, "n_envs": 1},
                        eval_every=0, eval_episodes=2, progress=False, echo=lambda _: None)

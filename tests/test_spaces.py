@@ -16,9 +16,9 @@ from typer.testing import CliRunner
 import natgrad
 from natgrad import NatgradError
 from natgrad.cli import app
-from natgrad.encoders import CNN_CHUNK, Encoder, ScaledConv2d, _name
-from natgrad.evaluation import evaluate
-from natgrad.spaces import ObsLayout, space_from_data, space_to_data
+from natgrad.policy.encoders import CNN_CHUNK, Encoder, ScaledConv2d, _name
+from natgrad.policy.spaces import ObsLayout, space_from_data, space_to_data
+from natgrad.runs.evaluation import evaluate
 
 ALGOS = {"trpo": {}, "ppo": {"minibatches": 4}}
 LEARNING = ["natgrad-test/MultiDiscrete-v0", "natgrad-test/MultiBinary-v0", "natgrad-test/Masked-v0",

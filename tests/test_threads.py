@@ -39,7 +39,7 @@ def test_bad_thread_count_is_refused(threads):
 
 def test_the_cli_trains_on_the_thread_count_it_is_given(tmp_path, monkeypatch):
     from natgrad.algos.base import Algorithm
-    from natgrad.training import train_run
+    from natgrad.runs.training import train_run
 
     seen = []
     real = Algorithm._train_on

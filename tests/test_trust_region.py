@@ -9,10 +9,11 @@ import pytest
 import torch
 
 from natgrad import NPG, TRPO
-from natgrad import natural as natural_module
-from natgrad.gae import normalize
-from natgrad.natural import natural_step
-from natgrad.rollout import Collector, update_batch
+from natgrad.natural import step as natural_module
+from natgrad.natural.step import natural_step
+from natgrad.objectives.gae import normalize
+from natgrad.rollouts.advantages import update_batch
+from natgrad.rollouts.collector import Collector
 
 
 def real_batches(model, n_batches):

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from natgrad import NatgradError
 from natgrad.cli import app
-from natgrad.tune import DEFAULT_SPACES, Study, TuneSettings, read_space, run_trial
+from natgrad.tools.tune import DEFAULT_SPACES, Study, TuneSettings, read_space, run_trial
 
 optuna = pytest.importorskip("optuna")
 runner = CliRunner()

@@ -17,10 +17,10 @@ from test_cli import natgrad_cli, one_line_error
 import natgrad
 import natgrad.wrappers
 from natgrad import NatgradError
-from natgrad.bench import GridSettings, RunSpec, train_command
-from natgrad.envs import NATGRAD_FACTORIES, _factory_by_name, untrusted_env
-from natgrad.evaluation import evaluate
-from natgrad.training import train_run
+from natgrad.rollouts.envs import NATGRAD_FACTORIES, _factory_by_name, untrusted_env
+from natgrad.runs.evaluation import evaluate
+from natgrad.runs.training import train_run
+from natgrad.tools.bench import GridSettings, RunSpec, train_command
 
 OPT_IN = "pass env=... (--env) or, if you trust the file, trust_env=True (--trust-env)"
 ATTACKS = ["subprocess:run", "os:system", "sideeffect_mod:make"]

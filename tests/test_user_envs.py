@@ -16,7 +16,7 @@ from gymnasium import spaces
 
 import natgrad
 from natgrad import NatgradError
-from natgrad.video import record_video
+from natgrad.tools.video import record_video
 
 # Hand-written wrappers, none built on gymnasium.utils.RecordConstructorArgs, as a user's module holds them
 USER_MODULE = textwrap.dedent('''

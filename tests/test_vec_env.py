@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from gymnasium.vector import AutoresetMode
 
-from natgrad.envs import make_vec_env
+from natgrad.rollouts.envs import make_vec_env
 
 
 @pytest.mark.parametrize("env_id", ["CartPole-v1", "Pendulum-v1", "natgrad-test/Truncated-v0", "Hopper-v5"])

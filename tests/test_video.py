@@ -12,9 +12,9 @@ from typer.testing import CliRunner
 import natgrad
 from natgrad import NatgradError
 from natgrad.cli import app
-from natgrad.evaluation import evaluate
-from natgrad.training import train_run
-from natgrad.video import GL_BACKENDS, record_video
+from natgrad.runs.evaluation import evaluate
+from natgrad.runs.training import train_run
+from natgrad.tools.video import GL_BACKENDS, record_video
 
 runner = CliRunner()
 

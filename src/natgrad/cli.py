@@ -76,17 +76,17 @@ def train(
     worker_cpus: Annotated[float, typer.Option(help="CPUs Ray reserves per rollout worker, e.g. 0.5")] = 1.0,
 ) -> None:
     """Train a policy and write a new run directory: config, metrics.csv, TensorBoard, checkpoints, eval."""
-    from natgrad.sampling import Sampling
-    from natgrad.threads import check_threads
-    from natgrad.training import DEFAULT_ENV, train_run
+    from natgrad.rollouts.threads import check_threads
+    from natgrad.rollouts.workers import Sampling
+    from natgrad.runs.training import DEFAULT_ENV, train_run
 
     check_threads(threads, "--threads")
     sampling = Sampling(workers, ray_address, worker_cpus)
     if sampling.uses_ray:  # refuse a missing Ray or an unreachable cluster before making a run directory
-        from natgrad.ray_cluster import connect
+        from natgrad.rollouts.ray_cluster import connect
 
         connect(ray_address)
-    from natgrad.training import Interrupted
+    from natgrad.runs.training import Interrupted
 
     if preset_file is not None and (resume is not None or not preset):
         raise NatgradError("--preset-file starts a new run from that preset: leave out --resume and --no-preset")
@@ -122,10 +122,10 @@ def eval_(
         help="record every episode as an MP4 file in this directory (needs natgrad[video])")] = None,
 ) -> None:
     """Reload a trained model and print its mean ± std return (and record its episodes with --video)."""
-    from natgrad.evaluation import evaluate, summary
-    from natgrad.loading import load
-    from natgrad.runs import latest_model
-    from natgrad.video import record_video
+    from natgrad.algos.loading import load
+    from natgrad.runs.directories import latest_model
+    from natgrad.runs.evaluation import evaluate, summary
+    from natgrad.tools.video import record_video
 
     if episodes < 1:
         raise NatgradError(f"--episodes must be >= 1, got {episodes}: evaluate at least one episode")
@@ -186,9 +186,9 @@ def bench(
     run_cpus: Annotated[float, typer.Option(help="with --ray-address: CPUs Ray reserves per run")] = 1.0,
 ) -> None:
     """Run a grid of training runs as parallel processes or Ray tasks (resumable), then write its report."""
-    from natgrad.bench import GridSettings, grid, parse_seeds, run_grid, run_local
-    from natgrad.envs import check_env_name
-    from natgrad.report import write_report
+    from natgrad.rollouts.envs import check_env_name
+    from natgrad.tools.bench import GridSettings, grid, parse_seeds, run_grid, run_local
+    from natgrad.tools.report import write_report
 
     env_list = _split(envs)
     for env_id in env_list:
@@ -198,10 +198,10 @@ def bench(
     specs = grid(_split(algos), env_list, parse_seeds(seeds))
     runner, default_jobs = run_local, 1
     if ray_address is not None:
-        from natgrad.ray_cluster import connect
+        from natgrad.rollouts.ray_cluster import connect
 
         connect(ray_address)
-        from natgrad.ray_grid import ray_runner
+        from natgrad.tools.ray_grid import ray_runner
 
         runner, default_jobs = ray_runner(run_cpus), max(1, len(specs))  # Ray queues what does not fit yet
     failed = run_grid(out, specs, settings, default_jobs if jobs is None else jobs, runner, echo=typer.echo)
@@ -237,11 +237,11 @@ def tune(
     """Search hyperparameters with Optuna (TPE, median pruning, resumable); write the best as a preset file."""
     import torch
 
-    from natgrad.envs import check_env_name
-    from natgrad.runs import safe_name
-    from natgrad.training import Interrupted
-    from natgrad.tune import TuneSettings, local, read_space
-    from natgrad.tune import tune as run_study
+    from natgrad.rollouts.envs import check_env_name
+    from natgrad.runs.directories import safe_name
+    from natgrad.runs.training import Interrupted
+    from natgrad.tools.tune import TuneSettings, local, read_space
+    from natgrad.tools.tune import tune as run_study
 
     try:
         import optuna  # noqa: F401
@@ -256,10 +256,10 @@ def tune(
     if ray_address is None:
         runner = local(jobs or 1)
     else:
-        from natgrad.ray_cluster import connect
+        from natgrad.rollouts.ray_cluster import connect
 
         connect(ray_address)
-        from natgrad.ray_tune import ray_runner
+        from natgrad.tools.ray_tune import ray_runner
 
         runner = ray_runner(ray_address, jobs, run_cpus)
     try:
@@ -275,8 +275,8 @@ def report(root: Annotated[Path, typer.Argument(
         help="a grid directory written by natgrad bench (or one run directory: its row is printed, "
              "nothing written)")]) -> None:
     """Aggregate the finished runs of a grid: summary.md/.json and learning-curve plots."""
-    from natgrad.report import aggregate, is_grid, markdown, read_run, write_report
-    from natgrad.runs import CONFIG, failure
+    from natgrad.runs.directories import CONFIG, failure
+    from natgrad.tools.report import aggregate, is_grid, markdown, read_run, write_report
 
     if not root.is_dir():
         raise NatgradError(f"no grid directory at {root}: pass the --out of a natgrad bench run")
@@ -307,9 +307,9 @@ def export(
         help="give the graph an action_mask input (default: where the model acts on masks)")] = None,
 ) -> None:
     """Write the deterministic policy as one ONNX graph: raw observation in, env-ready action out."""
-    from natgrad.export import export_onnx, signature
-    from natgrad.loading import load
-    from natgrad.runs import latest_model
+    from natgrad.algos.loading import load
+    from natgrad.runs.directories import latest_model
+    from natgrad.tools.export import export_onnx, signature
 
     model = load(latest_model(run, _warn), predict_only=True)  # the policy only: no env is made
     path = export_onnx(model, onnx, mask)
@@ -329,7 +329,7 @@ def plot(
     smooth: Annotated[int, typer.Option(help="episodes in the moving average of the training return")] = 20,
 ) -> None:
     """Plot the return against env steps (training and evaluations) and the trust-region diagnostics of runs."""
-    from natgrad.plot import plot_runs
+    from natgrad.tools.plot import plot_runs
 
     typer.echo(f"wrote {plot_runs(runs, out, group, smooth, _warn)}")
 
@@ -365,7 +365,7 @@ def _lab_command(name: str, experiments: list[str]) -> Callable[..., None]:
     ) -> None:
         import torch
 
-        from natgrad.threads import check_threads
+        from natgrad.rollouts.threads import check_threads
 
         torch.set_num_threads(check_threads(threads, "--threads"))
         argv = ["natgrad", "lab", name, *(["--out", str(out)] if out else []),

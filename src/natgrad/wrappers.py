@@ -53,7 +53,7 @@ class MaskVelocity(gym.ObservationWrapper, gym.utils.RecordConstructorArgs):
 
 def no_velocity(env_id: str, **kwargs: Any) -> gym.Env:
     """``env_id`` (one of ``POSITIONS``) made with ``kwargs``, its velocities masked."""
-    from natgrad.envs import check_env_id
+    from natgrad.rollouts.envs import check_env_id
 
     spec = check_env_id(env_id, imports=False)
     if env_id not in POSITIONS:  # refused before anything is made (a natgrad/ id would make itself again)
@@ -64,7 +64,7 @@ def no_velocity(env_id: str, **kwargs: Any) -> gym.Env:
 def atari(env_id: str = "ALE/Pong-v5", frame_stack: int = 4, **kwargs: Any) -> gym.Env:
     """An ALE game as the Atari benchmarks play it: frames skipped by AtariPreprocessing (so the env's own
     frameskip is 1), 84×84 grayscale, no-op starts, the last ``frame_stack`` frames stacked."""
-    from natgrad.envs import check_env_id
+    from natgrad.rollouts.envs import check_env_id
 
     spec = check_env_id(env_id, imports=False)  # registers the ALE envs on first use
     env = gym.make(spec, frameskip=1, **kwargs)
@@ -74,7 +74,7 @@ def atari(env_id: str = "ALE/Pong-v5", frame_stack: int = 4, **kwargs: Any) -> g
 
 def minigrid(env_id: str = "MiniGrid-DoorKey-5x5-v0", **kwargs: Any) -> gym.Env:
     """A MiniGrid env (a registered id) observing its image and direction, without the text mission."""
-    from natgrad.envs import check_env_id
+    from natgrad.rollouts.envs import check_env_id
 
     try:
         import minigrid as _  # noqa: F401  (registers the MiniGrid envs)

@@ -1,4 +1,15 @@
-"""The algorithms, by the name the CLI and the checkpoints use."""
+"""The algorithms, by the name the CLI and the checkpoints use.
+
+In the order one reads them:
+
+- ``base``: what every algorithm shares: construction, the learn loop (collect, GAE, update), predict, save.
+- ``natural``: NPG and TRPO, one natural-gradient update accepted two ways (``natgrad.natural``).
+- ``critic_fit``: V_φ fitted to the GAE returns by minibatch Adam (NPG, TRPO, VPG).
+- ``ppo``: PPO-Clip and PPO-KL, one loop of minibatch epochs with two objectives.
+- ``vpg``: the plain policy gradient, the baseline.
+- ``checkpoint``: the checkpoint file, read back without running code.
+- ``loading``: a model rebuilt from its checkpoint (``natgrad.load``).
+"""
 
 from natgrad.algos.base import Algorithm
 from natgrad.algos.natural import NPG, TRPO

@@ -18,18 +18,20 @@ import torch
 from gymnasium import Space
 from gymnasium.vector import VectorEnv
 
-from natgrad import checkpoint
+from natgrad.algos.checkpoint import write as write_checkpoint
 from natgrad.config import Config, check_seed, check_steps
-from natgrad.envs import EnvLike, env_source, make_vec_env
 from natgrad.errors import NatgradError
-from natgrad.finite import check_finite, finite_input
-from natgrad.policy import Critic, PolicyInputs
+from natgrad.policy.actor_critic import Critic, PolicyInputs
+from natgrad.policy.spaces import VECTOR, check_masks, space_to_data
 from natgrad.presets import preset as preset_of
-from natgrad.rollout import RolloutBatch, UpdateBatch, rollout_parts, update_batch, uses_env_masks
-from natgrad.sampler import Sampler, make_sampler
-from natgrad.sampling import Sampling
-from natgrad.spaces import VECTOR, check_masks, space_to_data
-from natgrad.threads import check_threads, torch_threads
+from natgrad.rollouts.advantages import update_batch
+from natgrad.rollouts.batch import RolloutBatch, UpdateBatch
+from natgrad.rollouts.collector import rollout_parts, uses_env_masks
+from natgrad.rollouts.envs import EnvLike, env_source, make_vec_env
+from natgrad.rollouts.finite import check_finite, finite_input
+from natgrad.rollouts.sampler import Sampler, make_sampler
+from natgrad.rollouts.threads import check_threads, torch_threads
+from natgrad.rollouts.workers import Sampling
 
 Callback = Callable[["Algorithm", dict[str, float]], Any]
 """``callback(model, metrics)``, called by ``learn`` after every update; returning ``False`` stops training."""
@@ -68,7 +70,7 @@ class Algorithm:
                  threads: int | None = 1, spaces: tuple[Space, Space] | None = None, **overrides: Any) -> None:
         """``env``: a registered id (``"Hopper-v5"``, ``"module:EnvId"``), ``"module:factory"``, a zero-argument
         factory, a ``gymnasium.Env`` (then n_envs is 1) or a ``gymnasium.vector.VectorEnv`` made with same-step
-        autoreset (``natgrad.envs``).
+        autoreset (``natgrad.rollouts.envs``).
 
         ``overrides`` go on top of ``config``; without a ``config``, on top of the tuned preset for
         ``env`` (an id: ``natgrad presets`` lists them) unless ``preset=False``, else the config's defaults.
@@ -76,7 +78,7 @@ class Algorithm:
         reads one from a TOML file, such as the one ``natgrad tune`` writes).
 
         ``workers > 1`` or a ``ray_address`` collect the rollouts on Ray workers that share the
-        ``n_envs`` envs (``pip install natgrad[ray]``; see ``natgrad.sampling.Sampling``).
+        ``n_envs`` envs (``pip install natgrad[ray]``; see ``natgrad.rollouts.workers.Sampling``).
 
         ``threads``: torch threads while the model computes (``learn``, ``predict``, evaluation), restored
         after; 1 is fastest for small networks, more can help a CNN; None leaves torch's setting alone.
@@ -169,7 +171,7 @@ class Algorithm:
         count this call ends at: a model loaded from a step-t checkpoint of a ``learn(T)`` run and given
         ``learn(T − t)`` goes on where that run's schedule was, not from its start.
         ``callback(model, metrics)`` runs after every update; returning False stops training. A list of
-        callbacks runs as a ``CallbackList`` (ready ones: ``natgrad.callbacks``).
+        callbacks runs as a ``CallbackList`` (ready ones: ``natgrad.runs.callbacks``).
         """
         steps = check_steps(total_timesteps, "total_timesteps")
         if total_timesteps < 0:
@@ -314,7 +316,7 @@ class Algorithm:
     def save(self, path: str | Path, overwrite: bool = False) -> Path:
         """Write a self-describing checkpoint (``state``) to ``path``; ``natgrad.load`` rebuilds the model from it.
         A model holding a NaN or inf is never written."""
-        return checkpoint.write(self.state(), path, overwrite)
+        return write_checkpoint(self.state(), path, overwrite)
 
     def state(self) -> dict[str, Any]:
         """Everything a checkpoint holds: algorithm, env, spaces, seed, config, counters, networks, optimizers,

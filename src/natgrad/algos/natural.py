@@ -1,4 +1,4 @@
-"""NPG and TRPO: the same natural-gradient update, accepted differently (see natgrad.natural)."""
+"""NPG and TRPO: the same natural-gradient update, accepted differently (see natgrad.natural.step)."""
 
 from __future__ import annotations
 
@@ -8,18 +8,18 @@ from typing import ClassVar
 import torch
 
 from natgrad.algos.base import Algorithm
+from natgrad.algos.critic_fit import fit_critic
 from natgrad.config import NaturalConfig
-from natgrad.critic_fit import fit_critic
-from natgrad.gae import normalize
-from natgrad.natural import natural_step
-from natgrad.optim import adam
-from natgrad.rollout import UpdateBatch
-from natgrad.shared_critic import critic_fit_parameters, natural_critic_step
+from natgrad.natural.shared_critic import critic_fit_parameters, natural_critic_step
+from natgrad.natural.step import natural_step
+from natgrad.objectives.gae import normalize
+from natgrad.objectives.optim import adam
+from natgrad.rollouts.batch import UpdateBatch
 
 
 class NaturalGradient(Algorithm):
     """Policy: one natural-gradient step per batch. Critic: minibatch Adam on the GAE returns (on a shared trunk:
-    see ``natgrad.shared_critic``)."""
+    see ``natgrad.natural.shared_critic``)."""
 
     config_cls = NaturalConfig
     line_search: ClassVar[bool]

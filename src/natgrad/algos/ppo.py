@@ -9,13 +9,12 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from natgrad.adaptive_kl import adapt_beta
 from natgrad.algos.base import Algorithm
-from natgrad.batching import minibatches
 from natgrad.config import PPOConfig, PPOKLConfig, ProximalConfig
-from natgrad.distributions import Distribution
-from natgrad.gae import normalize
-from natgrad.losses import (
+from natgrad.objectives.adaptive_kl import adapt_beta
+from natgrad.objectives.batching import minibatches
+from natgrad.objectives.gae import normalize
+from natgrad.objectives.losses import (
     approx_kl,
     clipped_surrogate,
     kl_penalized_surrogate,
@@ -23,8 +22,9 @@ from natgrad.losses import (
     surrogate,
     value_loss,
 )
-from natgrad.optim import adam
-from natgrad.rollout import UpdateBatch
+from natgrad.objectives.optim import adam
+from natgrad.policy.distributions import Distribution
+from natgrad.rollouts.batch import UpdateBatch
 
 
 class Proximal(Algorithm):

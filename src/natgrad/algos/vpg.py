@@ -7,12 +7,12 @@ from collections.abc import Callable
 import torch
 
 from natgrad.algos.base import Algorithm
+from natgrad.algos.critic_fit import fit_critic
 from natgrad.config import VPGConfig
-from natgrad.critic_fit import fit_critic
-from natgrad.gae import normalize
-from natgrad.losses import surrogate
-from natgrad.optim import adam
-from natgrad.rollout import UpdateBatch
+from natgrad.objectives.gae import normalize
+from natgrad.objectives.losses import surrogate
+from natgrad.objectives.optim import adam
+from natgrad.rollouts.batch import UpdateBatch
 
 
 class VPG(Algorithm):

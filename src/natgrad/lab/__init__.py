@@ -15,7 +15,7 @@ import torch
 
 from natgrad.lab import cg, curves, fisher, invariance, quadratic, softmax
 from natgrad.lab.report import Section, write_report, write_section
-from natgrad.runs import new_run_dir
+from natgrad.runs.directories import new_run_dir
 from natgrad.version import __version__
 
 EXPERIMENTS: dict[str, Callable[[], Section]] = {

@@ -7,9 +7,10 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from natgrad.distributions import Categorical
-from natgrad.fisher import fisher_vector_product, flat_grad
 from natgrad.lab.steps import Matvec
+from natgrad.natural.fisher import fisher_vector_product
+from natgrad.natural.flat import flat_grad
+from natgrad.policy.distributions import Categorical
 
 
 def expected_reward(logits: Tensor, rewards: Tensor) -> Tensor:

@@ -11,16 +11,18 @@ import numpy as np
 from torch import Tensor
 
 from natgrad.algos import TRPO
-from natgrad.cg import conjugate_gradient
 from natgrad.config import NaturalConfig
-from natgrad.fisher import fisher_vector_product, flat_grad, flat_params
-from natgrad.gae import normalize
 from natgrad.lab.curves import SHARED
 from natgrad.lab.report import Section, Table, figure, sci
-from natgrad.losses import surrogate
-from natgrad.natural import NaturalStep, natural_step
-from natgrad.policy import Actor
-from natgrad.rollout import Collector, update_batch
+from natgrad.natural.cg import conjugate_gradient
+from natgrad.natural.fisher import fisher_vector_product
+from natgrad.natural.flat import flat_grad, flat_params
+from natgrad.natural.step import NaturalStep, natural_step
+from natgrad.objectives.gae import normalize
+from natgrad.objectives.losses import surrogate
+from natgrad.policy.actor_critic import Actor
+from natgrad.rollouts.advantages import update_batch
+from natgrad.rollouts.collector import Collector
 
 ITERS = (1, 3, 10, 25)
 DAMPINGS = (0.0, 0.01, 0.1, 1.0)

@@ -26,7 +26,7 @@ class FisherThreeWays:
     hessian: Tensor
     """∇²_θ mean KL(π_θ₀ ‖ π_θ) at θ₀, by autograd"""
     fvp: Tensor
-    """columns F e_i from natgrad.fisher.fisher_vector_product"""
+    """columns F e_i from natgrad.natural.fisher.fisher_vector_product"""
 
     @property
     def eigenvalues(self) -> Tensor:

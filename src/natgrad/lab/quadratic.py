@@ -8,13 +8,13 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from natgrad.cg import conjugate_gradient
 from natgrad.config import NaturalConfig
-from natgrad.fisher import flat_grad
 from natgrad.lab.report import Section, Table, figure, sci
 from natgrad.lab.steps import scaled_to_kl
 from natgrad.lab.tiny import TinyPolicy, tiny_policy
-from natgrad.losses import surrogate
+from natgrad.natural.cg import conjugate_gradient
+from natgrad.natural.flat import flat_grad
+from natgrad.objectives.losses import surrogate
 
 KINDS = ("categorical", "gaussian")
 DIRECTIONS = ("random", "natural")

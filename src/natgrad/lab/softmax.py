@@ -10,10 +10,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from natgrad.distributions import Categorical
 from natgrad.lab.bandit import gradient_and_fvp
 from natgrad.lab.report import Section, Table, figure, sci
 from natgrad.lab.steps import natural_step_vector
+from natgrad.policy.distributions import Categorical
 
 
 @dataclass(frozen=True)

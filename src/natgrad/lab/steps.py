@@ -6,8 +6,8 @@ from collections.abc import Callable
 
 from torch import Tensor
 
-from natgrad.cg import conjugate_gradient
-from natgrad.natural import max_step_size
+from natgrad.natural.cg import conjugate_gradient
+from natgrad.natural.step import max_step_size
 
 Matvec = Callable[[Tensor], Tensor]
 

@@ -10,10 +10,11 @@ import torch
 from torch import Tensor
 from torch.func import functional_call
 
-from natgrad.distributions import Distribution
-from natgrad.fisher import fisher_vector_product, flat_params
 from natgrad.lab.steps import Matvec
-from natgrad.policy import Actor
+from natgrad.natural.fisher import fisher_vector_product
+from natgrad.natural.flat import flat_params
+from natgrad.policy.actor_critic import Actor
+from natgrad.policy.distributions import Distribution
 
 OBS_DIM = 3
 ACTION_SPACES = {

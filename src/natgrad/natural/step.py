@@ -1,0 +1,156 @@
+"""The natural-gradient step shared by NPG and TRPO; they differ only in how the step is accepted.
+
+g = ∇L(θ_old);  solve F x = g by CG;  β = √(2δ / xᵀFx);
+NPG: θ = θ_old + β x.   TRPO: θ = θ_old + α^j β x for the first j with L improved and KL ≤ δ.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from natgrad.config import NaturalConfig
+from natgrad.natural.cg import conjugate_gradient
+from natgrad.natural.flat import flat_params, set_flat_params
+from natgrad.natural.line_search import backtracking_line_search
+from natgrad.natural.linearized import LinearizedActor
+from natgrad.objectives.losses import surrogate
+from natgrad.policy.actor_critic import Actor, PolicyInputs, as_inputs
+from natgrad.policy.distributions import Distribution
+from natgrad.policy.spaces import Obs, tree_map
+
+
+@dataclass(frozen=True)
+class NaturalStep:
+    """What one natural-gradient update did, for logging."""
+
+    accepted: bool
+    """False: θ stayed exactly θ_old"""
+    kl: float
+    """mean KL(π_old ‖ π_θ) reached"""
+    surrogate_improvement: float
+    """L(θ) − L(θ_old)"""
+    backtracks: int
+    """line-search j accepted (0 for NPG); backtrack_iters when rejected"""
+    cg_iterations: int
+    cg_residual: float
+    step_size: float
+    """β = √(2δ / xᵀFx); nan when the step was refused"""
+    grad_norm: float
+    """‖g‖"""
+
+    def metrics(self) -> dict[str, float]:
+        """The step as ``metrics.csv`` columns (``policy/kl``, ``policy/line_search_backtracks``, …)."""
+        return {
+            "policy/kl": self.kl,
+            "policy/surrogate_improvement": self.surrogate_improvement,
+            "policy/accepted": float(self.accepted),
+            "policy/line_search_backtracks": float(self.backtracks),
+            "policy/cg_iterations": float(self.cg_iterations),
+            "policy/cg_residual": self.cg_residual,
+            "policy/step_size": self.step_size,
+            "policy/grad_norm": self.grad_norm,
+        }
+
+
+def max_step_size(max_kl: float, xfx: float) -> float:
+    """β = √(2δ / xᵀFx), so that ½ (βx)ᵀ F (βx) = δ; nan when xᵀFx is not a finite positive number."""
+    if not math.isfinite(xfx) or xfx <= 0:
+        return math.nan
+    return math.sqrt(2 * max_kl / xfx)
+
+
+def natural_step(
+    actor: Actor,
+    inputs: PolicyInputs | Obs,
+    actions: Tensor,
+    log_probs_old: Tensor,
+    advantages: Tensor,
+    cfg: NaturalConfig,
+    line_search: bool,
+    generator: torch.Generator | None = None,
+) -> NaturalStep:
+    """One NPG (``line_search=False``) or TRPO (``line_search=True``) update of ``actor``, in place.
+
+    The states of the batch have the leading shape of ``log_probs_old``, (T, N) say; the means (L, KL, F)
+    run over all of them. A recurrent actor re-runs each sequence (a column) from its stored state."""
+    inputs = as_inputs(inputs)
+    params = actor.policy_parameters()
+    linear = LinearizedActor(actor, inputs)  # one forward serves L(θ_old), g and, on the full batch, the FVPs
+    old = linear.dist
+
+    def objective(dist: Distribution) -> Tensor:
+        return surrogate(dist.log_prob(actions), log_probs_old, advantages)
+
+    def evaluate(theta: Tensor) -> tuple[float, float]:
+        """(L(θ), mean KL(π_old ‖ π_θ)) with θ written into the actor."""
+        set_flat_params(params, theta)
+        with torch.no_grad():
+            new = actor(inputs)
+            return float(objective(new)), float(old.kl(new).mean())
+
+    loss_old, g = linear.value_and_grad(objective)
+    if cfg.fvp_fraction < 1.0:
+        linear = LinearizedActor(actor, subsample(inputs, log_probs_old.dim(), cfg.fvp_fraction, generator,
+                                                  actor.recurrent))
+    return trust_region_step(params, g, float(loss_old), linear.fisher_vector_product(cfg.damping), evaluate,
+                             cfg.max_kl, cfg.max_kl, cfg, line_search)
+
+
+def trust_region_step(
+    params: list[torch.nn.Parameter],
+    g: Tensor,
+    value_old: float,
+    fvp: Callable[[Tensor], Tensor],
+    evaluate: Callable[[Tensor], tuple[float, float]],
+    radius: float,
+    bound: float,
+    cfg: NaturalConfig,
+    line_search: bool,
+) -> NaturalStep:
+    """Raise an objective of ``params`` (value ``value_old`` and gradient g at θ_old) in policy space, in place.
+
+    Solve F x = g by CG with the Fisher-vector product ``fvp``; β = √(2·radius / xᵀFx), a step whose quadratic
+    KL is ``radius``. NPG: θ_old + βx. TRPO: θ_old + α^j βx for the first j where ``evaluate`` (which writes θ
+    into the parameters and returns (objective, mean KL(π_old ‖ π_θ))) shows the objective improved and the KL
+    within ``bound``; if none, θ_old bit for bit. A step that is not finite is never taken."""
+    theta_old = flat_params(params)
+    cg = conjugate_gradient(fvp, g, cfg.cg_iters, cfg.cg_tol)
+    beta = max_step_size(radius, float(cg.x @ fvp(cg.x)))
+    refused = NaturalStep(False, 0.0, 0.0, cfg.backtrack_iters, cg.iterations, cg.residual_norm,
+                          math.nan, float(g.norm()))
+    if math.isnan(beta) or not torch.isfinite(cg.x).all():
+        return refused  # xᵀFx ≤ 0 or non-finite: a NaN step, never taken
+    full_step = beta * cg.x
+    if line_search:
+        result = backtracking_line_search(
+            evaluate, theta_old, full_step, value_old, bound, cfg.backtrack_coef, cfg.backtrack_iters
+        )
+        set_flat_params(params, result.theta)
+        if not result.accepted:
+            return refused
+        return NaturalStep(True, result.kl, result.surrogate - value_old, result.backtracks,
+                           cg.iterations, cg.residual_norm, beta, float(g.norm()))
+    new_value, kl = evaluate(theta_old + full_step)
+    if not (math.isfinite(new_value) and math.isfinite(kl)):
+        set_flat_params(params, theta_old)
+        return refused
+    return NaturalStep(True, kl, new_value - value_old, 0, cg.iterations, cg.residual_norm, beta, float(g.norm()))
+
+
+def subsample(inputs: PolicyInputs, lead: int, fraction: float, generator: torch.Generator | None,
+              sequences: bool) -> PolicyInputs:
+    """A random ``fraction`` (at least one) of a batch whose states have ``lead`` leading dimensions: whole
+    sequences (columns of (T, N)) when ``sequences``, each from its stored state; else single states, (n, …)."""
+    if sequences:
+        count = inputs.first.shape[1]
+        return inputs.columns(torch.randperm(count, generator=generator)[: max(1, int(count * fraction))])
+    flat = lambda x: x.reshape(-1, *x.shape[lead:])
+    obs = tree_map(flat, inputs.obs)
+    count = len(next(iter(obs.values())) if isinstance(obs, dict) else obs)
+    pick = torch.randperm(count, generator=generator)[: max(1, int(count * fraction))]
+    return PolicyInputs(tree_map(lambda x: x[pick], obs), None if inputs.mask is None else flat(inputs.mask)[pick])

@@ -1,0 +1,414 @@
+"""What natgrad makes of Gymnasium spaces: observations as named arrays, actions as a distribution's samples.
+
+An observation space is walked once (nested Dict and Tuple included) into *leaves*, each stored in the
+form its encoder wants (``natgrad.policy.encoders``):
+
+- ``vector``: every Box that is not an image, flattened and concatenated into one float vector, the only
+  part the running normalizer sees;
+- ``image:PATH``: a uint8 or bool Box of 2 or 3 dimensions, stored as uint8 (C, H, W);
+- ``discrete:PATH`` / ``multidiscrete:PATH``: Discrete / MultiDiscrete as int64 indices from 0;
+- ``binary:PATH``: MultiBinary as float 0/1.
+
+A batch of observations (``Obs``) is that leaf's tensor when the space has one leaf (a flat Box: the
+plain (…, D) tensor), else a dict of tensors by leaf key. A top-level Dict entry ``action_mask`` is not an
+observation: it is the mask of legal actions. Spaces are also written to and read from plain data, so a
+checkpoint can rebuild them without the env.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, Union
+
+import numpy as np
+import torch
+from gymnasium import spaces
+from torch import Tensor
+
+from natgrad.errors import NatgradError
+from natgrad.policy.distributions import Bernoulli, Categorical, DiagGaussian, Distribution, MultiCategorical
+
+Obs = Union[Tensor, dict[str, Tensor]]
+NumpyObs = Union[np.ndarray, dict[str, np.ndarray]]
+MASK_KEY = "action_mask"
+VECTOR = "vector"
+SUPPORTED = ("observations: Box, Discrete, MultiDiscrete, MultiBinary, and Dict or Tuple of them; "
+             "actions: Box (1-D), Discrete, MultiDiscrete, MultiBinary")
+
+
+def tree_map(fn: Callable[[Any], Any], obs: Any) -> Any:
+    """``fn`` on every leaf of an observation batch (a tensor or array, or a dict of them)."""
+    return {k: fn(v) for k, v in obs.items()} if isinstance(obs, dict) else fn(obs)
+
+
+def tree_cat(parts: list[Any], dim: int) -> Any:
+    """Observation batches joined along ``dim``, leaf by leaf."""
+    if isinstance(parts[0], dict):
+        return {k: torch.cat([p[k] for p in parts], dim) for k in parts[0]}
+    return torch.cat(parts, dim)
+
+
+def leading_shape(obs: Obs, leaf_ndim: int) -> torch.Size:
+    """The batch dimensions of ``obs``: its first leaf's shape without that leaf's own ``leaf_ndim`` dims."""
+    first = next(iter(obs.values())) if isinstance(obs, dict) else obs
+    return first.shape[: first.dim() - leaf_ndim]
+
+
+@dataclass(frozen=True)
+class Leaf:
+    """One stored part of an observation."""
+
+    key: str
+    """``"vector"``, or ``"<kind>:<path>"``."""
+    kind: str
+    """vector | image | discrete | multidiscrete | binary"""
+    shape: tuple[int, ...]
+    """per observation, as stored: (D,), (C, H, W), (), (K,)"""
+    dtype: np.dtype
+    nvec: tuple[int, ...] = ()
+    """discrete: (n,); multidiscrete: every entry's n, flattened"""
+    scale: float = 1.0
+    """image: stored value × scale lies in [0, 1]"""
+
+
+@dataclass(frozen=True)
+class Part:
+    """Where a leaf, or a piece of the vector, is read from in a raw observation."""
+
+    path: tuple[Any, ...]
+    space: spaces.Space
+    kind: str
+    channels_last: bool = False
+
+
+class ObsLayout:
+    """The leaves of an observation space and how to turn raw observations into them."""
+
+    def __init__(self, space: spaces.Space, image_channels: str = "auto") -> None:
+        if image_channels not in ("auto", "first", "last"):
+            raise NatgradError(f"invalid image_channels={image_channels!r}: must be 'auto', 'first' or 'last'")
+        self.space = space
+        self.has_mask = isinstance(space, spaces.Dict) and MASK_KEY in space.spaces
+        self.mask_size = int(np.prod(space[MASK_KEY].shape)) if self.has_mask else 0
+        parts = list(_walk(space, (), image_channels))
+        self._vector = [p for p in parts if p.kind == VECTOR]
+        self._others = [p for p in parts if p.kind != VECTOR]
+        leaves = []
+        if self._vector:
+            size = sum(int(np.prod(p.space.shape)) for p in self._vector)
+            leaves.append(Leaf(VECTOR, VECTOR, (size,), np.dtype(np.float64)))
+        leaves += [_leaf(p) for p in self._others]
+        if not leaves:
+            raise NatgradError(f"observation space {space} has nothing to observe besides its {MASK_KEY!r}")
+        self.leaves = leaves
+        self.single = len(leaves) == 1
+        self.vector_size = leaves[0].shape[0] if self._vector else 0
+
+    @property
+    def parts(self) -> list[Part]:
+        """Where the leaves are read from in a raw observation: the vector's pieces first, then the other leaves."""
+        return [*self._vector, *self._others]
+
+    def encode(self, raw: Any, rows: int) -> dict[str, np.ndarray]:
+        """``rows`` raw observations (a vector env's batch; one unbatched observation with rows=1) as leaf
+        arrays of (rows, *leaf.shape); the vector in float64, not yet normalized."""
+        out = {}
+        if self._vector:
+            pieces = [np.asarray(entry(raw, p.path), np.float64).reshape(rows, -1) for p in self._vector]
+            out[VECTOR] = pieces[0] if len(pieces) == 1 else np.concatenate(pieces, 1)
+        for part, leaf in zip(self._others, self.leaves[len(self.leaves) - len(self._others):]):
+            x = np.asarray(entry(raw, part.path))
+            if part.kind == "image":
+                x = x.reshape(rows, *part.space.shape)
+                if x.ndim == 3:
+                    x = x[:, None]
+                elif part.channels_last:
+                    x = np.moveaxis(x, -1, 1)
+                out[leaf.key] = np.ascontiguousarray(x, np.uint8)
+            elif part.kind in ("discrete", "multidiscrete"):
+                start = np.asarray(part.space.start).reshape(-1)
+                out[leaf.key] = (x.reshape(rows, -1) - start).astype(np.int64).reshape(rows, *leaf.shape)
+            else:
+                out[leaf.key] = x.reshape(rows, -1).astype(np.float32)
+        return out
+
+    def mask(self, raw: Any, rows: int) -> np.ndarray | None:
+        """The legal-action mask carried in the observation, (rows, n) bool; None without one."""
+        if not self.has_mask:
+            return None
+        return np.asarray(raw[MASK_KEY]).reshape(rows, -1).astype(bool)
+
+    def rows_of(self, raw: Any) -> int:
+        """How many observations ``raw`` holds, 0 for one unbatched observation. An entry that is missing, not
+        numbers, of the wrong shape, or batched unlike the others is refused in one line saying so."""
+        mask = [Part((MASK_KEY,), self.space[MASK_KEY], "mask")] if self.has_mask else []
+        rows = {part.path: _rows(raw, part) for part in [*self.parts, *mask]}
+        if len(set(rows.values())) > 1:
+            sizes = ", ".join(f"{_name(path) or 'it'}: {n or 'unbatched'}" for path, n in rows.items())
+            raise NatgradError(f"its entries have different batch sizes ({sizes}): give every entry the same first "
+                               "axis, or none")
+        return next(iter(rows.values()))
+
+    def pack(self, arrays: dict[str, np.ndarray]) -> Obs:
+        """Leaf arrays as the tensors a network takes: one tensor for a single leaf, else a dict."""
+        tensors = {k: torch.from_numpy(v) for k, v in arrays.items()}
+        return tensors[self.leaves[0].key] if self.single else tensors
+
+    def unpack(self, obs: Obs) -> dict[str, Tensor]:
+        """Network tensors as a dict by leaf key (the inverse of ``pack``)."""
+        return {self.leaves[0].key: obs} if self.single else obs
+
+    def empty(self, shape: tuple[int, ...]) -> dict[str, np.ndarray]:
+        """Zeroed storage of (*shape, *leaf.shape) per leaf, the vector in float32 (normalized)."""
+        return {leaf.key: np.zeros((*shape, *leaf.shape), np.float32 if leaf.kind == VECTOR else leaf.dtype)
+                for leaf in self.leaves}
+
+
+def _walk(space: spaces.Space, path: tuple[Any, ...], image_channels: str) -> Iterator[Part]:
+    where = f" at {_name(path)}" if path else ""
+    if isinstance(space, spaces.Dict):
+        for key, sub in space.spaces.items():
+            if not (path == () and key == MASK_KEY):
+                yield from _walk(sub, (*path, key), image_channels)
+    elif isinstance(space, spaces.Tuple):
+        for i, sub in enumerate(space.spaces):
+            yield from _walk(sub, (*path, i), image_channels)
+    elif isinstance(space, (spaces.Box, spaces.MultiDiscrete, spaces.MultiBinary)) and not np.prod(space.shape):
+        raise NatgradError(f"observation space {space}{where} holds no values: drop that entry with a wrapper (e.g. "
+                           "gymnasium.wrappers.FilterObservation), or observe at least one value")
+    elif isinstance(space, spaces.Box):
+        if _is_image(space):
+            last = image_channels == "last" or (image_channels == "auto" and space.shape[0] >= space.shape[-1])
+            yield Part(path, space, "image", channels_last=len(space.shape) == 3 and last)
+        else:
+            yield Part(path, space, VECTOR)
+    elif isinstance(space, spaces.Discrete):
+        yield Part(path, space, "discrete")
+    elif isinstance(space, spaces.MultiDiscrete):
+        yield Part(path, space, "multidiscrete")
+    elif isinstance(space, spaces.MultiBinary):
+        yield Part(path, space, "binary")
+    else:
+        raise NatgradError(
+            f"unsupported observation space {type(space).__name__}{where}: natgrad supports {SUPPORTED} "
+            "(drop or convert that entry with a wrapper, e.g. gymnasium.wrappers.FilterObservation)"
+        )
+
+
+def _name(path: tuple[Any, ...]) -> str:
+    """An entry's path in a raw observation as error messages name it: ``"pos"``, ``"t/0"``; "" for the whole."""
+    return "/".join(map(str, path))
+
+
+def _rows(raw: Any, part: Part) -> int:
+    """How many observations the raw entry of ``part`` holds (0: one, unbatched); refused in one line unless it is
+    there, holds numbers (integers for an image) and has the space's shape, with or without a batch axis."""
+    name = _name(part.path)
+    where = f"its entry {name!r}" if name else "it"
+    try:
+        x = np.asarray(entry(raw, part.path))
+    except (KeyError, IndexError, TypeError):
+        raise NatgradError(f"it has no entry {name!r}: pass every entry of the space") from None
+    except ValueError:  # a ragged nesting of lists
+        raise NatgradError(f"{where} is not an array of numbers") from None
+    space, shape = part.space, tuple(part.space.shape)
+    if x.shape != shape and (x.shape[1:] != shape or len(x) == 0):
+        batch = str(("n", *shape)).replace("'", "")
+        raise NatgradError(f"{where} has shape {x.shape}: expected shape {shape} (one observation) or {batch} "
+                           "(a batch)")
+    if x.dtype.kind not in "biuf":
+        raise NatgradError(f"{where} holds {x.dtype} values: pass numbers")
+    if part.kind == "image" and x.dtype.kind == "f":
+        raise NatgradError(f"{where} holds {x.dtype} pixels where the space's are {space.dtype}: pass the image as "
+                           f"the env returns it ({space.dtype})")
+    if not _in_space(x, part):
+        raise NatgradError(f"{where} holds values outside {space}: pass values the space contains")
+    return 0 if x.shape == shape else len(x)
+
+
+def _in_space(x: np.ndarray, part: Part) -> bool:
+    """Whether the values of a raw entry lie in its space: indices of a (Multi)Discrete, 0/1 of a MultiBinary, an
+    image's pixel range. A vector's values are not bounded (its finiteness is checked once encoded)."""
+    space = part.space
+    if part.kind in ("discrete", "multidiscrete"):
+        index = x - np.asarray(space.start)
+        n = np.asarray(space.n if part.kind == "discrete" else space.nvec)
+        return bool(((index == np.round(index)) & (index >= 0) & (index < n)).all())
+    if part.kind == "binary":
+        return bool(np.isin(x, (0, 1)).all())
+    if part.kind == "image":
+        return bool(((x >= space.low) & (x <= space.high)).all())
+    return True
+
+
+def _is_image(space: spaces.Box) -> bool:
+    return space.dtype in (np.uint8, np.bool_) and len(space.shape) in (2, 3)
+
+
+def _leaf(part: Part) -> Leaf:
+    key = f"{part.kind}:{_name(part.path)}"
+    space = part.space
+    if part.kind == "image":
+        shape = space.shape
+        chw = (1, *shape) if len(shape) == 2 else (shape[2], shape[0], shape[1]) if part.channels_last else shape
+        high = float(np.max(space.high)) if space.dtype == np.uint8 else 1.0
+        return Leaf(key, "image", tuple(int(s) for s in chw), np.dtype(np.uint8), scale=1.0 / high if high > 0 else 1.0)
+    if part.kind == "discrete":
+        return Leaf(key, "discrete", (), np.dtype(np.int64), nvec=(int(space.n),))
+    if part.kind == "multidiscrete":
+        nvec = tuple(int(n) for n in np.asarray(space.nvec).reshape(-1))
+        return Leaf(key, "multidiscrete", (len(nvec),), np.dtype(np.int64), nvec=nvec)
+    return Leaf(key, "binary", (int(np.prod(space.shape)),), np.dtype(np.float32))
+
+
+def entry(raw: Any, path: tuple[Any, ...]) -> Any:
+    """The entry of a raw observation at ``path`` (keys and indices of nested Dicts and Tuples)."""
+    for key in path:
+        raw = raw[key]
+    return raw
+
+
+@dataclass(frozen=True)
+class ActionSpec:
+    """An action space as the policy sees it: network outputs, the distribution over them, storage, env form."""
+
+    space: spaces.Space
+    kind: str
+    """box | discrete | multidiscrete | binary"""
+    n_out: int
+    """network outputs: the Gaussian's mean, or the logits"""
+    shape: tuple[int, ...]
+    """one stored action: (A,), (), (K,), (K,)"""
+    nvec: tuple[int, ...] = ()
+    """discrete: (n,); multidiscrete: every entry's n, flattened"""
+
+    @classmethod
+    def of(cls, space: spaces.Space) -> ActionSpec:
+        """The spec of an action space; an unsupported one is a one-line error."""
+        if isinstance(space, spaces.Box) and len(space.shape) == 1:
+            return cls(space, "box", space.shape[0], space.shape)
+        if isinstance(space, spaces.Discrete):
+            return cls(space, "discrete", int(space.n), (), (int(space.n),))
+        if isinstance(space, spaces.MultiDiscrete):
+            nvec = tuple(int(n) for n in np.asarray(space.nvec).reshape(-1))
+            return cls(space, "multidiscrete", sum(nvec), (len(nvec),), nvec)
+        if isinstance(space, spaces.MultiBinary):
+            k = int(np.prod(space.shape))
+            return cls(space, "binary", k, (k,))
+        hint = " (a Box action must be 1-D: flatten it with a wrapper)" if isinstance(space, spaces.Box) else ""
+        raise NatgradError(f"unsupported action space {space}: natgrad supports {SUPPORTED}{hint}")
+
+    @property
+    def continuous(self) -> bool:
+        """Whether the actions are a Box."""
+        return self.kind == "box"
+
+    @property
+    def mask_size(self) -> int:
+        """Entries of a legal-action mask: one per action (Discrete) or per value of each entry (MultiDiscrete)."""
+        return self.n_out if self.kind in ("discrete", "multidiscrete") else 0
+
+    @property
+    def dtype(self) -> np.dtype:
+        """How one stored action is typed: int64 indices, or float32."""
+        return np.dtype(np.int64) if self.kind in ("discrete", "multidiscrete") else np.dtype(np.float32)
+
+    def distribution(self, out: Tensor, mask: Tensor | None = None, log_std: Tensor | None = None) -> Distribution:
+        """The distribution whose parameters are the network output ``out`` (and log σ for a Box)."""
+        if self.kind == "box":
+            return DiagGaussian(out, log_std)
+        if self.kind == "discrete":
+            return Categorical(out, mask)
+        if self.kind == "multidiscrete":
+            return MultiCategorical(out, self.nvec, mask)
+        return Bernoulli(out)
+
+    def to_env(self, actions: np.ndarray) -> np.ndarray:
+        """(rows, *shape) policy actions in the env's form: Box clipped to its bounds, indices shifted by the
+        space's ``start``, MultiDiscrete and MultiBinary in the space's shape."""
+        space, rows = self.space, len(actions)
+        if self.kind == "box":  # np.clip's value, without its Python-level dispatch (per step, this counts)
+            return np.minimum(np.maximum(actions, space.low), space.high)
+        if self.kind == "discrete":
+            return actions + space.start if space.start else actions
+        if self.kind == "multidiscrete":
+            return (actions + np.asarray(space.start).reshape(-1)).reshape(rows, *space.shape).astype(space.dtype)
+        return actions.reshape(rows, *space.shape).astype(space.dtype)
+
+
+def check_masks(mask: np.ndarray, action: ActionSpec) -> np.ndarray:
+    """``mask`` as (rows, n) bool, refused in one line unless it fits ``action`` and leaves a legal action."""
+    if action.mask_size == 0:
+        raise NatgradError(f"action masks need a Discrete or MultiDiscrete action space, not {action.space}")
+    mask = np.asarray(mask).astype(bool).reshape(len(mask), -1)
+    if mask.shape[1] != action.mask_size:
+        raise NatgradError(f"an action mask has {mask.shape[1]} entries, the action space {action.space} needs "
+                           f"{action.mask_size} (one per action{', entry by entry' if len(action.nvec) > 1 else ''})")
+    heads = np.split(mask, np.cumsum(action.nvec)[:-1], axis=1)
+    for head in heads:
+        empty = np.flatnonzero(~head.any(1))
+        if len(empty):
+            raise NatgradError(f"a state (row {empty[0]}) has no legal action in its mask: every state needs at "
+                               "least one (per entry of a MultiDiscrete); end the episode instead")
+    return mask
+
+
+# ---- spaces as plain data (checkpoints load with weights_only=True) ----------------------------------------------
+
+def space_to_data(space: spaces.Space) -> dict[str, Any]:
+    """``space`` as nested dicts, lists, strings, numbers and tensors."""
+    if isinstance(space, spaces.Box):
+        return {"type": "Box", "low": torch.from_numpy(np.array(space.low)),
+                "high": torch.from_numpy(np.array(space.high)), "dtype": str(space.dtype)}
+    if isinstance(space, spaces.Discrete):
+        return {"type": "Discrete", "n": int(space.n), "start": int(space.start)}
+    if isinstance(space, spaces.MultiDiscrete):
+        return {"type": "MultiDiscrete", "nvec": torch.from_numpy(np.array(space.nvec, np.int64)),
+                "start": torch.from_numpy(np.array(space.start, np.int64)), "dtype": str(space.dtype)}
+    if isinstance(space, spaces.MultiBinary):
+        return {"type": "MultiBinary", "n": [int(n) for n in np.atleast_1d(space.n)]}
+    if isinstance(space, spaces.Dict):
+        return {"type": "Dict", "keys": list(space.spaces), "spaces": [space_to_data(s) for s in space.spaces.values()]}
+    if isinstance(space, spaces.Tuple):
+        return {"type": "Tuple", "spaces": [space_to_data(s) for s in space.spaces]}
+    raise NatgradError(f"cannot save space {space}: natgrad supports {SUPPORTED}")
+
+
+def describe(space: spaces.Space) -> str:
+    """``space`` in short, with what the networks depend on (kinds, shapes, sizes, a Box's dtype unless a float;
+    not a Box's bounds): ``Box(4,)``, ``Box(7, 7, 3) uint8``, ``Discrete(2)``, ``Dict(image: ..., direction: ...)``."""
+    if isinstance(space, spaces.Box):
+        return f"Box{space.shape}" + ("" if np.issubdtype(space.dtype, np.floating) else f" {space.dtype}")
+    if isinstance(space, spaces.Discrete):
+        return f"Discrete({int(space.n)}" + (f", start={int(space.start)})" if space.start else ")")
+    if isinstance(space, spaces.MultiDiscrete):
+        start = f", start={space.start.tolist()}" if space.start.any() else ""
+        return f"MultiDiscrete({space.nvec.tolist()}{start})"
+    if isinstance(space, spaces.MultiBinary):
+        return f"MultiBinary({space.n})"
+    if isinstance(space, spaces.Dict):
+        return "Dict(" + ", ".join(f"{key}: {describe(s)}" for key, s in space.spaces.items()) + ")"
+    if isinstance(space, spaces.Tuple):
+        return "Tuple(" + ", ".join(map(describe, space.spaces)) + ")"
+    return str(space)
+
+
+def space_from_data(data: dict[str, Any]) -> spaces.Space:
+    """The space ``space_to_data`` wrote."""
+    kind = data["type"]
+    if kind == "Box":
+        dtype = np.dtype(data["dtype"])
+        return spaces.Box(data["low"].numpy().astype(dtype), data["high"].numpy().astype(dtype), dtype=dtype)
+    if kind == "Discrete":
+        return spaces.Discrete(data["n"], start=data["start"])
+    if kind == "MultiDiscrete":
+        return spaces.MultiDiscrete(data["nvec"].numpy(), dtype=np.dtype(data["dtype"]), start=data["start"].numpy())
+    if kind == "MultiBinary":
+        n = data["n"]
+        return spaces.MultiBinary(n[0] if len(n) == 1 else n)
+    if kind == "Dict":
+        return spaces.Dict({k: space_from_data(s) for k, s in zip(data["keys"], data["spaces"])})
+    if kind == "Tuple":
+        return spaces.Tuple([space_from_data(s) for s in data["spaces"]])
+    raise NatgradError(f"unknown space type {kind!r} in a checkpoint; the file is damaged")
