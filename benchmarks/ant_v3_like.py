@@ -13,7 +13,7 @@ to the published numbers is the env; the benchmark table itself uses Ant-v5. Use
 Run as a script, it prints what Ant-v5's contact-force entries look like under Gaussian actions of the
 Ant presets' initial σ = e⁻¹ (clipped to the action bounds), over a fixed number of steps:
 
-    python benchmarks/ant_v3_like.py [--steps 3000]
+    python -m benchmarks.ant_v3_like [--steps 3000]
 """
 
 import argparse

@@ -8,7 +8,7 @@ with the ratio. A summary written before `natgrad report` computed that peak (it
 only bounds it: mean final evaluation ≤ peak ≤ mean of the per-seed best evaluations; the verdict then
 says whether the bound alone decides it.
 
-    python benchmarks/compare_published.py bench-out/mujoco/summary.json > table.md
+    python -m benchmarks.compare_published bench-out/mujoco/summary.json > table.md
 
 Then a table of every run's own numbers (seed by seed). Given several summaries, a later one's
 (env, algo) rows replace an earlier one's (a row re-run after a preset changed replaces the old row);

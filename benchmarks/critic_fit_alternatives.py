@@ -3,10 +3,10 @@ full-batch L-BFGS, against the same Adam fit on a ``torch.compile``d critic, and
 fit with the layers called as functions and the gradient taken by ``torch.autograd.grad`` (no
 ``nn.Module`` calls, no ``.grad`` accumulation: the same steps, less Python per step).
 
-    python benchmarks/critic_fit_alternatives.py [--repeats 9]
+    python -m benchmarks.critic_fit_alternatives [--repeats 9]
 
 Prints the median CPU milliseconds per fit of each variant (interleaved repeats, one torch thread).
-The numbers feed docs/performance.md ("What did not pay"); nothing here is used by the library.
+The numbers feed docs/results/performance.md ("What did not pay"); nothing here is used by the library.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """How much of a trained Gaussian policy's Fisher lies below the CG damping: the eigenvalues of the
 explicit F on states of the policy's own rollout, and how damping turns the natural step.
 
-    python benchmarks/fisher_spectrum.py MODEL.pt [--states 4096] [--seed 1] [--cg-iters 25]
+    python -m benchmarks.fisher_spectrum MODEL.pt [--states 4096] [--seed 1] [--cg-iters 25]
 
 F = [2·I for log σ; E_s[J_sᵀ diag(1/σ²) J_s] for the mean network's weights] (a diagonal Gaussian
 actor), from ``torch.func`` Jacobians in chunks of states, and checked against natgrad's own

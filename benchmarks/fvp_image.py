@@ -6,7 +6,7 @@ forward convolution (``natgrad.policy.encoders._ImageConv``); with ``own_backwar
 and batch (random observations of the space), one torch thread, taking turns; median seconds over repeats of
 a whole product (J v, the distribution's Fisher block, Jᵀw) and of J v alone.
 
-    python benchmarks/fvp_image.py --states 2048 --repeats 5 --out bench-out/fvp-image.json
+    python -m benchmarks.fvp_image --states 2048 --repeats 5 --out bench-out/fvp-image.json
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 import time
 from pathlib import Path
 
@@ -22,6 +21,7 @@ import numpy as np
 import torch
 from gymnasium import spaces
 
+from benchmarks._harness import record, refuse_existing
 from natgrad.natural.linearized import LinearizedActor
 from natgrad.policy.actor_critic import Actor
 from natgrad.policy.encoders import ScaledConv2d
@@ -72,10 +72,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
-    if args.out.exists():
-        sys.exit(f"error: {args.out} exists: choose a new --out")
+    refuse_existing(args.out)
     torch.set_num_threads(1)
-    results = {"command": " ".join(sys.argv), "states": args.states, "repeats": args.repeats, "rows": {}}
+    results = {**record(), "states": args.states, "repeats": args.repeats, "rows": {}}
     print("| network | first convolution | one product (s) | J v (s) |\n|---|---|---|---|")
     for name, (space, cnn, features) in NETWORKS.items():
         results["rows"][name] = rows = measure(space, cnn, features, args.states, args.repeats)

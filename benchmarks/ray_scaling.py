@@ -13,7 +13,7 @@ using it. On a machine shared with other jobs the second gets a different CPU sh
 scheduler (Linux autogroups): same CPU seconds, other wall time. It is the fair baseline for the
 Ray rows, which all run in such a process.
 
-    python benchmarks/ray_scaling.py --envs Hopper-v5,CartPole-v1 --workers 1,2,4 --repeats 3 \
+    python -m benchmarks.ray_scaling --envs Hopper-v5,CartPole-v1 --workers 1,2,4 --repeats 3 \
         --out bench-out/ray_scaling.json
 """
 
@@ -21,12 +21,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
+
+from benchmarks._harness import medians, record, refuse_existing, take_turns
 
 
 def child(env_id: str, workers: int, with_ray: bool, cpus: float, n_envs: int, n_steps: int, updates: int) -> dict:
@@ -65,14 +65,6 @@ def child(env_id: str, workers: int, with_ray: bool, cpus: float, n_envs: int, n
             "ray_start_s": ray_start, "first_update_s": first_update}
 
 
-def run_child(**kwargs) -> dict:
-    out = subprocess.run([sys.executable, __file__, "--child", json.dumps(kwargs)], capture_output=True, text=True)
-    for line in out.stdout.splitlines():
-        if line.startswith("RESULT "):
-            return json.loads(line[7:])
-    raise RuntimeError(f"{kwargs} failed:\n{out.stderr[-3000:]}")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--envs", default="Hopper-v5,CartPole-v1")
@@ -84,23 +76,20 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out", type=Path, default=Path("bench-out/ray_scaling.json"))
     args = parser.parse_args()
-    if args.out.exists():
-        sys.exit(f"error: {args.out} exists: choose a new --out (benchmarks never overwrite results)")
+    refuse_existing(args.out)
     configs = [("local", 0, False), ("local, Ray started", 0, True)]
     configs += [(f"Ray, {w} worker{'s' * (w > 1)} × {args.cpus / w:g} CPU", w, True)
                 for w in map(int, args.workers.split(","))]
-    results: dict = {"command": " ".join(sys.argv), "cpu_count": os.cpu_count(),
-                     "load_average_at_start": os.getloadavg(), "rows": []}
+    results: dict = {**record(), "rows": []}
     print("| env | sampler | steps/s | rollout steps/s | rollout s/update | update s/update | overhead s/update "
           "| Ray start s | first update s |\n|---|---|---|---|---|---|---|---|---|", flush=True)
     for env_id in args.envs.split(","):
-        runs: dict[str, list[dict]] = {name: [] for name, _, _ in configs}
-        for _ in range(args.repeats):
-            for name, workers, with_ray in configs:
-                runs[name].append(run_child(env_id=env_id, workers=workers, with_ray=with_ray, cpus=args.cpus,
-                                            n_envs=args.n_envs, n_steps=args.n_steps, updates=args.updates))
+        runs = take_turns({name: (sys.executable, child, dict(env_id=env_id, workers=workers, with_ray=with_ray,
+                                                              cpus=args.cpus, n_envs=args.n_envs,
+                                                              n_steps=args.n_steps, updates=args.updates))
+                           for name, workers, with_ray in configs}, args.repeats)
         for name, workers, _ in configs:
-            row = {k: statistics.median(r[k] for r in runs[name]) for k in runs[name][0]}
+            row = medians(runs[name])
             row.update(env=env_id, sampler=name, workers=workers, repeats=args.repeats,
                        steps_per_s_each_repeat=[r["steps_per_s"] for r in runs[name]])
             results["rows"].append(row)
@@ -113,7 +102,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 3 and sys.argv[1] == "--child":
-        print("RESULT " + json.dumps(child(**json.loads(sys.argv[2]))))
-    else:
-        main()
+    main()

@@ -1,4 +1,4 @@
-"""The results tables of README.md and docs/benchmarks.md, and the README's figure, from committed result files.
+"""The results tables of README.md and docs/results/benchmarks.md, and the README's figure, from committed result files.
 
 Every number comes from files in the repository, never from a run directory:
 
@@ -6,14 +6,14 @@ Every number comes from files in the repository, never from a run directory:
   algorithm on nine envs (``docs/benchmarks/summary.json``), as ``natgrad report`` wrote them;
 - the published numbers of Tianshou and rl-baselines3-zoo (``compare_published.PUBLISHED``);
 - the zoo's own code (sb3-contrib's TRPO, SB3's PPO) re-trained here with its hyperparameters for the same 1M
-  steps (``ZOO``, written by ``benchmarks/zoo_rerun.py``);
-- the throughput measurement against sb3-contrib (``THROUGHPUT``, written by ``benchmarks/throughput.py``).
+  steps (``ZOO_RERUNS``, written by ``benchmarks.zoo_rerun``);
+- the throughput measurement against sb3-contrib (``THROUGHPUT``, written by ``benchmarks.throughput``).
 
 Each table sits between ``<!-- results:NAME -->`` and ``<!-- /results:NAME -->`` in its page; this script
 rewrites what is between them and draws the figure:
 
-    python benchmarks/readme_results.py            # rewrite the tables and the figure
-    python benchmarks/readme_results.py --check    # exit 1 if a table differs from what the files give now
+    python -m benchmarks.readme_results            # rewrite the tables and the figure
+    python -m benchmarks.readme_results --check    # exit 1 if a table differs from what the files give now
 
 ``tests/test_readme_results.py`` runs the check, so the pages cannot drift from the files.
 """
@@ -28,18 +28,18 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).parent))
-from compare_published import PUBLISHED, merge  # noqa: E402
+from benchmarks._harness import ROOT
+from benchmarks.compare_published import PUBLISHED, merge
+from natgrad.tools.report import ci
 
-ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "docs" / "benchmarks"
 # later files' (env, algo) rows replace earlier ones': the ten-seed grid, then the two cells whose presets moved
 # after it (their ten evaluation seeds run again at the shipped preset)
 HEADLINE = [DATA / "goal-10seeds" / "summary.json", DATA / "walker-ppo-std1" / "summary-10seeds.json",
             DATA / "swimmer-ppo-tkl" / "summary-10seeds.json"]
 ALL_ALGORITHMS = [DATA / "summary.json"]
-ZOO = [DATA / "zoo-rerun" / "summary.json", DATA / "zoo-rerun-ant" / "summary.json",
-       DATA / "zoo-rerun-hc" / "summary.json", DATA / "zoo-rerun-10" / "summary.json"]
+ZOO_RERUNS = [DATA / "zoo-rerun" / "summary.json", DATA / "zoo-rerun-ant" / "summary.json",
+              DATA / "zoo-rerun-hc" / "summary.json", DATA / "zoo-rerun-10" / "summary.json"]
 THROUGHPUT = ROOT / "docs" / "performance" / "throughput-trpo-2026-11-26.json"
 FIGURE = DATA / "results.png"
 GOAL_ENVS = ("Hopper", "HalfCheetah", "Walker2d", "Ant", "Swimmer")
@@ -62,10 +62,6 @@ def speedups() -> dict[tuple[str, str], dict[str, float]]:
     return out
 
 
-def ci(stat: dict) -> str:
-    return f"{stat['mean']:.0f} [{stat['ci_low']:.0f}, {stat['ci_high']:.0f}]"
-
-
 def best_published(env: str, algo: str) -> tuple[str, float] | None:
     """The higher of the published numbers of the cell: (source, mean)."""
     numbers = {source: mean for source, (mean, _) in PUBLISHED.get(env, {}).get(algo, {}).items()}
@@ -84,7 +80,7 @@ def like_for_like(row: dict, source: str) -> float:
 def readme_table() -> str:
     """One row per (env, algorithm) of the goal cells: natgrad, the best published number, the zoo's code here,
     the speed ratio."""
-    ours, zoo, speed = rows(HEADLINE), rows(ZOO), speedups()
+    ours, zoo, speed = rows(HEADLINE), rows(ZOO_RERUNS), speedups()
     lines = ["| env | algorithm | natgrad: final eval [95% CI] | best published | natgrad ÷ best "
              "| zoo's code here [95% CI] | steps/s vs sb3-contrib |",
              "|---|---|---|---|---|---|---|"]
@@ -95,17 +91,17 @@ def readme_table() -> str:
             ratio = like_for_like(row, source) / published
             label = "Tianshou" if source == "tianshou" else "rl-zoo"
             peer = zoo.get((env, algo))
-            peer_cell = ci(peer["final_eval"]) if peer else "—"
+            peer_cell = ci(peer["final_eval"], 0) if peer else "—"
             layouts = speed.get((env, algo), {})
             speed_cell = " / ".join(f"{layouts[k]:.1f}×" for k in ("1x2048", "16x128") if k in layouts) or "—"
             mark = "**" if ratio >= 1 else ""
-            lines.append(f"| {env} | {ALGO_NAMES[algo]} | {ci(row['final_eval'])} | {published:.0f} ({label}) "
+            lines.append(f"| {env} | {ALGO_NAMES[algo]} | {ci(row['final_eval'], 0)} | {published:.0f} ({label}) "
                          f"| {mark}{ratio:.2f}×{mark} | {peer_cell} | {speed_cell} |")
     return "\n".join(lines)
 
 
 def headline_table() -> str:
-    """docs/benchmarks.md: the goal cells on ten seeds, each metric beside the published number it compares with."""
+    """docs/results/benchmarks.md: the goal cells on ten seeds, each metric beside the published number."""
     ours = rows(HEADLINE)
     lines = ["| env | algorithm | final eval [95% CI] | rl-zoo agent | ratio | peak of the mean eval ± std "
              "| Tianshou | ratio |",
@@ -115,14 +111,14 @@ def headline_table() -> str:
             r = ours[(env, algo)]
             pub = PUBLISHED[env][algo]
             peak, final = r["peak_mean_eval"], r["final_eval"]["mean"]
-            lines.append(f"| {env}-v5 | {ALGO_NAMES[algo]} | {_ci1(r['final_eval'])} | {pub['zoo'][0]:.1f} "
+            lines.append(f"| {env}-v5 | {ALGO_NAMES[algo]} | {ci(r['final_eval'])} | {pub['zoo'][0]:.1f} "
                          f"| {_ratio(final, pub['zoo'][0])} | {peak['mean']:.1f} ± {peak['std']:.1f} "
                          f"| {pub['tianshou'][0]:.1f} | {_ratio(peak['mean'], pub['tianshou'][0])} |")
     return "\n".join(lines)
 
 
 def algorithm_tables() -> str:
-    """docs/benchmarks.md: every algorithm on every env with a preset, seeds 0–4, beside Tianshou's number."""
+    """docs/results/benchmarks.md: every algorithm on every env with a preset, seeds 0–4, beside Tianshou's number."""
     ours = merge([json.loads(p.read_text()) for p in ALL_ALGORITHMS])
     lines = ["| env | algorithm | final eval [95% CI] | peak of the mean eval ± std | Tianshou | ratio "
              "| final train return [95% CI] | hours/run |",
@@ -134,15 +130,15 @@ def algorithm_tables() -> str:
         peak = r["peak_mean_eval"]
         pub = f"{tianshou[0]:.1f}" if tianshou else "—"
         ratio = _ratio(peak["mean"], tianshou[0]) if tianshou else "—"
-        lines.append(f"| {r['env']} | {ALGO_NAMES[r['algo']]} | {_ci1(r['final_eval'])} "
-                     f"| {peak['mean']:.1f} ± {peak['std']:.1f} | {pub} | {ratio} | {_ci1(r['final_train'])} "
+        lines.append(f"| {r['env']} | {ALGO_NAMES[r['algo']]} | {ci(r['final_eval'])} "
+                     f"| {peak['mean']:.1f} ± {peak['std']:.1f} | {pub} | {ratio} | {ci(r['final_train'])} "
                      f"| {r['wall_hours']:.2f} |")
     return "\n".join(lines)
 
 
 def zoo_table() -> str:
-    """docs/benchmarks.md: the zoo's code re-trained here beside natgrad's ten seeds of the same cells."""
-    ours, zoo = rows(HEADLINE), rows(ZOO)
+    """docs/results/benchmarks.md: the zoo's code re-trained here beside natgrad's ten seeds of the same cells."""
+    ours, zoo = rows(HEADLINE), rows(ZOO_RERUNS)
     lines = ["| env | the zoo's code | seeds | final eval [95% CI] | natgrad, 10 seeds | natgrad ÷ zoo's code "
              "| zoo's published agent |",
              "|---|---|---|---|---|---|---|"]
@@ -152,14 +148,10 @@ def zoo_table() -> str:
             if peer is None:
                 continue
             r = ours[(env, algo)]
-            lines.append(f"| {env}-v5 | {PEER[algo]} | {len(peer['seeds'])} | {_ci1(peer['final_eval'])} "
-                         f"| {_ci1(r['final_eval'])} | {r['final_eval']['mean'] / peer['final_eval']['mean']:.2f}× "
+            lines.append(f"| {env}-v5 | {PEER[algo]} | {len(peer['seeds'])} | {ci(peer['final_eval'])} "
+                         f"| {ci(r['final_eval'])} | {r['final_eval']['mean'] / peer['final_eval']['mean']:.2f}× "
                          f"| {PUBLISHED[env][algo]['zoo'][0]:.1f} |")
     return "\n".join(lines)
-
-
-def _ci1(stat: dict) -> str:
-    return f"{stat['mean']:.1f} [{stat['ci_low']:.1f}, {stat['ci_high']:.1f}]"
 
 
 def _ratio(ours: float, published: float) -> str:
@@ -176,7 +168,7 @@ def figure(path: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    ours, zoo = rows(HEADLINE), rows(ZOO)
+    ours, zoo = rows(HEADLINE), rows(ZOO_RERUNS)
     fig, axes = plt.subplots(2, len(GOAL_ENVS), figsize=(13, 6.2), layout="constrained")
     for i, algo in enumerate(("trpo", "ppo")):
         for j, env in enumerate(GOAL_ENVS):
@@ -226,7 +218,7 @@ def replace_between(text: str, name: str, body: str) -> str:
 def pages() -> dict[Path, str]:
     """Every page this script owns tables in, as it should read now."""
     readme = ROOT / "README.md"
-    results = ROOT / "docs" / "benchmarks.md"
+    results = ROOT / "docs" / "results" / "benchmarks.md"
     out = {readme: replace_between(readme.read_text(), "readme", readme_table())}
     text = results.read_text()
     for name, body in (("headline", headline_table()), ("algorithms", algorithm_tables()), ("zoo", zoo_table())):
@@ -243,7 +235,7 @@ def main() -> None:
     if args.check:
         for path in stale:
             print(f"{path.relative_to(ROOT)}: its results tables differ from the committed result files; "
-                  "run python benchmarks/readme_results.py", file=sys.stderr)
+                  "run python -m benchmarks.readme_results", file=sys.stderr)
         raise SystemExit(1 if stale else 0)
     for path, text in pages().items():
         path.write_text(text)

@@ -6,11 +6,11 @@ one, 1e5 steps) and seeds:
 
 - natgrad's recurrent TRPO, NPG and PPO (their presets for these envs), and the same algorithms with an MLP
   (``--set recurrent=none``), each a ``natgrad bench`` grid whose summary.json this script reads;
-- sb3-contrib's RecurrentPPO with the hyperparameters of rl-baselines3-zoo's published agents (copied into ZOO
-  below) on the same masked envs, trained here in the peers' venv (``--peer-python``) and scored the way
-  ``natgrad bench`` scores natgrad: the final deterministic policy over 10 episodes on the evaluation seeds
-  10000, 10001, …, and the mean return of the last 10% of training episodes; steps/s is env steps over the
-  seconds of ``learn``.
+- sb3-contrib's RecurrentPPO with the hyperparameters of rl-baselines3-zoo's published agents (copied into
+  ``RECURRENT_PPO_HYPERPARAMETERS`` below) on the same masked envs, trained here in the peers' venv
+  (``--peer-python``) and scored the way ``natgrad bench`` scores natgrad: the final deterministic policy over
+  10 episodes on the evaluation seeds 10000, 10001, …, and the mean return of the last 10% of training episodes;
+  steps/s is env steps over the seconds of ``learn``.
 
 It also measures the cost of one TRPO update, recurrent against MLP, on the same batch size: the seconds of a
 Fisher-vector product and of the whole natural-gradient step, and the CG iterations (medians over repeats).
@@ -19,7 +19,7 @@ Fisher-vector product and of the whole natural-gradient step, and the CG iterati
         --steps 1e5 --eval-every 10000 --jobs 2 --out bench-out/recurrent
     natgrad bench --algos trpo,npg,ppo --envs natgrad/CartPoleNoVel-v1,natgrad/PendulumNoVel-v1 --seeds 0-2 \\
         --steps 1e5 --eval-every 10000 --jobs 2 --set recurrent=none --out bench-out/recurrent-mlp
-    python benchmarks/recurrent.py --peer-python PEERS/bin/python --seeds 0-2 --jobs 2 \\
+    python -m benchmarks.recurrent --peer-python PEERS/bin/python --seeds 0-2 --jobs 2 \\
         --natgrad bench-out/recurrent --mlp bench-out/recurrent-mlp --out bench-out/recurrent-peer \\
         --speed-steps 16384 --speed-repeats 3
 """
@@ -29,14 +29,14 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-EVAL_SEED = 10_000  # natgrad.runs.evaluation.EVAL_SEED
+from benchmarks._harness import clocked, medians, run_jobs, take_turns
+from benchmarks.peers import evaluate, final_train, training_returns
+
 ENVS = {"natgrad/CartPoleNoVel-v1": ("CartPole-v1", (0, 2)), "natgrad/PendulumNoVel-v1": ("Pendulum-v1", (0, 1))}
 # rl-baselines3-zoo's published RecurrentPPO agents for these envs (their model cards; benchmark.md: CartPoleNoVel
 # 500.0 ± 0.0, PendulumNoVel -217.9 ± 140.1, at 1e5 steps): hyperparams/ppo_lstm.yml's entries plus the observation
@@ -44,7 +44,7 @@ ENVS = {"natgrad/CartPoleNoVel-v1": ("CartPole-v1", (0, 2)), "natgrad/PendulumNo
 # (without them, here: CartPoleNoVel 316.5, 235.8, 146.6; PendulumNoVel -1244.7, -1242.6). "lin_x": x·(1 − progress).
 AGENT_NETWORK = dict(ortho_init=False, activation_fn="relu", lstm_hidden_size=64, enable_critic_lstm=True,
                      net_arch=dict(pi=[64], vf=[64]))
-ZOO: dict[str, dict[str, Any]] = {
+RECURRENT_PPO_HYPERPARAMETERS: dict[str, dict[str, Any]] = {
     "natgrad/CartPoleNoVel-v1": dict(n_envs=8, n_timesteps=1e5, n_steps=32, batch_size=256, gae_lambda=0.8,
                                      gamma=0.98, n_epochs=20, ent_coef=0.0, learning_rate="lin_0.001",
                                      clip_range="lin_0.2", normalize_obs=True, policy_kwargs=AGENT_NETWORK),
@@ -82,7 +82,7 @@ def peer_model(env_id: str, seed: int):
     from stable_baselines3.common.vec_env import VecNormalize
 
     torch.set_num_threads(1)
-    kwargs = dict(ZOO[env_id])
+    kwargs = dict(RECURRENT_PPO_HYPERPARAMETERS[env_id])
     n_envs, normalize_obs = kwargs.pop("n_envs"), kwargs.pop("normalize_obs")
     kwargs.pop("n_timesteps")
     kwargs["policy_kwargs"] = {**kwargs["policy_kwargs"], "activation_fn": torch.nn.ReLU}
@@ -95,61 +95,28 @@ def peer_model(env_id: str, seed: int):
     return RecurrentPPO("MlpLstmPolicy", env, seed=seed, device="cpu", **kwargs), env, vec
 
 
-def worker(env_id: str, seed: int, steps: int, eval_episodes: int, out: Path) -> None:
-    """Train one RecurrentPPO agent with the zoo's settings and write its scores to ``out``."""
+def worker(env_id: str, seed: int, steps: int, eval_episodes: int) -> dict[str, Any]:
+    """Train one RecurrentPPO agent with the zoo's settings: its scores (runs in the peers' environment)."""
     import numpy as np
-    from stable_baselines3.common.env_util import unwrap_wrapper
-    from stable_baselines3.common.monitor import Monitor
 
     model, env, vec = peer_model(env_id, seed)
-    normalize_obs = ZOO[env_id]["normalize_obs"]
+    settings = RECURRENT_PPO_HYPERPARAMETERS[env_id]
     start = time.perf_counter()
-    model.learn(int(steps or ZOO[env_id]["n_timesteps"]))
+    model.learn(int(steps or settings["n_timesteps"]))
     seconds = time.perf_counter() - start
-    monitors = [unwrap_wrapper(e, Monitor) for e in vec.envs]
-    ended = sorted((t, r) for m in monitors for t, r in zip(m.get_episode_times(), m.get_episode_rewards()))
-    rewards = [r for _, r in ended]
-    tail = rewards[-max(1, len(rewards) // 10):]
-    eval_env = masked_env(env_id)
-    returns = []
-    for i in range(eval_episodes):
-        obs, _ = eval_env.reset(seed=EVAL_SEED + i)
-        state, start_flag, total, done = None, np.ones(1, bool), 0.0, False
-        while not done:
-            seen = env.normalize_obs(obs[None]) if normalize_obs else obs[None]  # the training statistics
-            action, state = model.predict(seen, state=state, episode_start=start_flag, deterministic=True)
-            obs, reward, terminated, truncated, _ = eval_env.step(action[0])
-            total, done, start_flag = total + float(reward), terminated or truncated, np.zeros(1, bool)
-        returns.append(total)
-    result = {"env": env_id, "seed": seed, "steps": int(model.num_timesteps), "final_train": float(np.mean(tail)),
-              "final_eval": float(np.mean(returns)), "final_eval_std": float(np.std(returns)),
-              "steps_per_second": model.num_timesteps / seconds, "hyperparameters": ZOO[env_id]}
-    tmp = out.with_suffix(".tmp")
-    tmp.write_text(json.dumps(result, indent=2) + "\n")
-    tmp.rename(out)
+    seen = env.normalize_obs if settings["normalize_obs"] else lambda obs: obs  # the training statistics
+    returns = evaluate(model, masked_env(env_id), eval_episodes, seen)
+    return {"env": env_id, "seed": seed, "steps": int(model.num_timesteps),
+            "final_train": final_train(training_returns(vec)), "final_eval": float(np.mean(returns)),
+            "final_eval_std": float(np.std(returns)), "steps_per_second": model.num_timesteps / seconds,
+            "hyperparameters": settings}
 
 
 def run_peers(peer_python: str, seeds: list[int], steps: int, eval_episodes: int, jobs: int, out: Path) -> None:
-    """One worker process per (env, seed) not yet done, ``jobs`` at a time (resumable)."""
-    todo = []
-    for env_id in ZOO:
-        for seed in seeds:
-            path = out / env_id.replace("/", "_") / f"s{seed}.json"
-            if not path.exists():
-                path.parent.mkdir(parents=True, exist_ok=True)
-                todo.append((env_id, seed, path))
-
-    def one(job: tuple[str, int, Path]) -> None:
-        env_id, seed, path = job
-        cmd = [peer_python, __file__, "--worker", "--env", env_id, "--seeds", str(seed), "--steps", str(steps),
-               "--eval-episodes", str(eval_episodes), "--out", str(path)]
-        with open(path.with_suffix(".log"), "w") as log:
-            code = subprocess.call(cmd, stdout=log, stderr=subprocess.STDOUT)
-        print(f"RecurrentPPO {env_id} seed {seed}: {'done' if code == 0 else f'failed ({code}), see {log.name}'}",
-              flush=True)
-
-    with ThreadPoolExecutor(jobs) as pool:
-        list(pool.map(one, todo))
+    """The RecurrentPPO runs of every (env, seed) not yet done, ``jobs`` at a time."""
+    run_jobs(peer_python, {out / env_id.replace("/", "_") / f"s{seed}.json":
+                           (worker, dict(env_id=env_id, seed=seed, steps=steps, eval_episodes=eval_episodes))
+                           for env_id in ENVS for seed in seeds}, jobs)
 
 
 # ---------------------------------------------------------------- speed side by side
@@ -158,8 +125,6 @@ SPEED_CONTENDERS = ("natgrad TRPO", "natgrad NPG", "natgrad PPO", "RecurrentPPO"
 
 def speed_child(contender: str, env_id: str, steps: int) -> dict[str, float]:
     """``steps`` env steps of one contender (natgrad: its preset for ``env_id``), clocked in ``learn`` only."""
-    from throughput import clocked
-
     if contender == "RecurrentPPO":
         model = peer_model(env_id, 0)[0]
         return clocked(lambda: model.learn(steps).num_timesteps)
@@ -176,23 +141,14 @@ def speed(peer_python: str, steps: int, repeats: int) -> list[dict[str, Any]]:
     """Steps/s of every contender on both envs: one child process per measurement, the contenders taking turns
     within each repeat (so a change in the machine's load hits all alike); medians over ``repeats``."""
     rows = []
-    for env_id in ZOO:
-        each: dict[str, list[float]] = {c: [] for c in SPEED_CONTENDERS}
-        for _ in range(repeats):
-            for contender in SPEED_CONTENDERS:
-                python = peer_python if contender == "RecurrentPPO" else sys.executable
-                out = subprocess.run([python, __file__, "--speed-child", json.dumps([contender, env_id, steps])],
-                                     capture_output=True, text=True)
-                result = next((json.loads(line[7:]) for line in out.stdout.splitlines() if line.startswith("RESULT ")),
-                              None)
-                if result is None:
-                    raise RuntimeError(f"{contender} on {env_id} failed:\n{out.stderr[-3000:]}")
-                each[contender].append(result["steps"] / result["wall"])
-                print(f"{env_id} {contender}: {each[contender][-1]:.0f} steps/s", flush=True)
-        peer = statistics.median(each["RecurrentPPO"])
-        rows += [{"env": env_id, "contender": c, "steps": steps, "each_steps_per_second": v,
-                  "steps_per_second": statistics.median(v), "ratio": statistics.median(v) / peer}
-                 for c, v in each.items()]
+    for env_id in ENVS:
+        contenders = {c: (peer_python if c == "RecurrentPPO" else sys.executable, speed_child,
+                          dict(contender=c, env_id=env_id, steps=steps)) for c in SPEED_CONTENDERS}
+        speeds = {c: medians(runs) for c, runs in take_turns(contenders, repeats, label=f"{env_id} ").items()}
+        peer = speeds["RecurrentPPO"]["steps_per_second"]
+        rows += [{"env": env_id, "contender": c, "steps": steps, "each_steps_per_second": s["each_steps_per_second"],
+                  "steps_per_second": s["steps_per_second"], "ratio": s["steps_per_second"] / peer}
+                 for c, s in speeds.items()]
     return rows
 
 
@@ -253,7 +209,7 @@ def table(natgrad_root: Path, mlp_root: Path, peer_root: Path) -> list[dict[str,
             rows.append(_row(env_id, f"natgrad {algo.upper()} {label}", [r.seed for r in group],
                              [r.final_eval for r in group], [r.final_train for r in group],
                              [r.steps_per_second for r in group]))
-    for env_id in ZOO:
+    for env_id in ENVS:
         peers = [json.loads(p.read_text()) for p in sorted((peer_root / env_id.replace("/", "_")).glob("s*.json"))]
         if peers:
             rows.append(_row(env_id, "sb3-contrib RecurrentPPO", [p["seed"] for p in peers],
@@ -304,18 +260,13 @@ def main() -> None:
     parser.add_argument("--speed-steps", type=int, default=0,
                         help="also measure steps/s side by side: this many env steps per measurement (0: skip)")
     parser.add_argument("--speed-repeats", type=int, default=3, help="repeats of the side-by-side speed measurement")
-    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--env", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.worker:  # one env, one seed, in the peers' environment (no natgrad there)
-        worker(args.env, int(args.seeds), int(args.steps), args.eval_episodes, args.out)
-        return
     from natgrad.tools.bench import parse_seeds
 
     if args.peer_python:
         run_peers(args.peer_python, parse_seeds(args.seeds), int(args.steps), args.eval_episodes, args.jobs, args.out)
     rows = table(args.natgrad, args.mlp, args.out)
-    costs = [c for env_id in ZOO for c in update_cost(env_id, args.cost_repeats)] if args.cost_repeats else []
+    costs = [c for env_id in ENVS for c in update_cost(env_id, args.cost_repeats)] if args.cost_repeats else []
     speeds = speed(args.peer_python, args.speed_steps, args.speed_repeats) if args.speed_steps else []
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "summary.json").write_text(json.dumps({"rows": rows, "update_cost": costs, "speed": speeds},
@@ -326,8 +277,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(Path(__file__).parent))
-    if len(sys.argv) == 3 and sys.argv[1] == "--speed-child":
-        print("RESULT " + json.dumps(speed_child(*json.loads(sys.argv[2]))))
-    else:
-        main()
+    main()

@@ -17,7 +17,7 @@ update costs compare on equal terms (medians over repeats).
     natgrad bench --algos trpo --envs Hopper-v5 --seeds 0-2 --steps 1e6 --jobs 2 --out bench-out/shared/separate
     natgrad bench --algos trpo --envs Hopper-v5 --seeds 0-2 --steps 1e6 --jobs 2 --set share_trunk=true \\
         --set critic_step=natural --out bench-out/shared/trpo-natural          # likewise head, adam; and PPO
-    python benchmarks/shared_trunk.py --grid separate=bench-out/shared/separate \\
+    python -m benchmarks.shared_trunk --grid separate=bench-out/shared/separate \\
         --grid natural=bench-out/shared/trpo-natural ... --cost-env Hopper-v5 --out bench-out/shared/summary.json
 """
 

@@ -3,26 +3,26 @@
 Each rl-zoo number is one trained agent (its ± is over evaluation episodes; the zoo's benchmark.md itself
 calls its table one run per agent, a check of maximal performance rather than a quantitative benchmark).
 For every cell with a zoo number, this prints that number and, for natgrad's runs and for the zoo's own
-implementation re-trained here (`benchmarks/zoo_rerun.py`, same seeds, same scoring): the number of seeds, the
+implementation re-trained here (``benchmarks.zoo_rerun``, same seeds, same scoring): the number of seeds, the
 mean final evaluation, how many seeds end at or above the agent, the best seed, and P(mean ≥ agent): the
 bootstrap probability that the mean final evaluation of ``--n`` seeds drawn from that implementation's seeds
 reaches the agent's number, an estimate of how often a fresh ``--n``-seed run would pass the bar.
 
-    python benchmarks/single_agent_bar.py docs/benchmarks/goal-10seeds/summary.json \\
+    python -m benchmarks.single_agent_bar docs/benchmarks/goal-10seeds/summary.json \\
         docs/benchmarks/walker-ppo-std1/summary-10seeds.json --zoo docs/benchmarks/zoo-rerun/summary.json
 
-Summaries are merged as in compare_published.py (a later file's (env, algo) row replaces an earlier one's).
+Summaries are merged as in ``benchmarks.compare_published`` (a later file's (env, algo) row replaces an earlier one's).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 
+from benchmarks.compare_published import PUBLISHED, merge
 from natgrad.tools.report import bootstrap_means
 
 
@@ -45,8 +45,6 @@ def cells(evals: np.ndarray | None, bar: float, n: int) -> str:
 
 
 def table(natgrad: list[dict], zoo: list[dict], n: int) -> str:
-    from compare_published import PUBLISHED
-
     rerun = {(r["env"], r["algo"]): r for r in zoo}
     lines = [f"| cell | zoo's agent | natgrad: seeds | mean final eval | seeds ≥ agent | best seed "
              f"| P(mean of {n} ≥ agent) | zoo's code here: seeds | mean final eval | seeds ≥ agent | best seed "
@@ -67,16 +65,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("summary", type=Path, nargs="+", help="natgrad's summary.json files, oldest first")
     parser.add_argument("--zoo", type=Path, nargs="*", default=[],
-                        help="summary.json files of benchmarks/zoo_rerun.py (the zoo's code re-trained here)")
+                        help="summary.json files of benchmarks.zoo_rerun (the zoo's code re-trained here)")
     parser.add_argument("--n", type=int, default=10, help="seeds in the mean the bar is held to (default 10)")
     args = parser.parse_args()
-    from compare_published import merge
-
     natgrad = merge([json.loads(p.read_text()) for p in args.summary])
     zoo = [row for p in args.zoo for row in json.loads(p.read_text())]
     print(table(natgrad, zoo, args.n))
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(Path(__file__).parent))
     main()

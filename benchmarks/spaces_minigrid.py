@@ -4,8 +4,8 @@ Each env trains through the factory ``natgrad.wrappers:minigrid`` (the MiniGrid 
 with the hyperparameters and network of the MinAtar comparison (``spaces_peers.HYPER`` and ``NETWORK``), nothing
 tuned: one ``natgrad bench`` per (env, algorithm), since ``--set`` applies to every run of a grid.
 
-    python benchmarks/spaces_minigrid.py commands --out bench-out/minigrid    # the bench commands, one per line
-    python benchmarks/spaces_minigrid.py report --out bench-out/minigrid --docs docs/benchmarks/minigrid
+    python -m benchmarks.spaces_minigrid commands --out bench-out/minigrid    # the bench commands, one per line
+    python -m benchmarks.spaces_minigrid report --out bench-out/minigrid --docs docs/benchmarks/minigrid
 """
 
 from __future__ import annotations
@@ -13,11 +13,9 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
-from spaces_peers import HYPER, natgrad_sets, save_figure, write_report  # noqa: E402
+from benchmarks.spaces_peers import HYPER, draw_mean_std, natgrad_sets, save_figure, write_report
 
 ENVS = {"MiniGrid-DoorKey-5x5-v0": "5e5", "MiniGrid-Empty-Random-6x6-v0": "3e5"}  # env id: env steps per run
 FACTORY = "natgrad.wrappers:minigrid"
@@ -83,7 +81,6 @@ def plot(out: Path, path: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import numpy as np
     from matplotlib.ticker import EngFormatter
 
     from natgrad.tools.report import find_runs
@@ -95,10 +92,8 @@ def plot(out: Path, path: Path) -> None:
             runs = find_runs(root) if root.exists() else []
             if not runs:
                 continue
-            grid = np.linspace(0, min(r.curve_steps[-1] for r in runs), 200)
-            ys = np.array([np.interp(grid, r.curve_steps, np.nan_to_num(r.curve_returns, nan=0.0)) for r in runs])
-            ax.plot(grid, ys.mean(0), color=color, lw=1.6, label=f"natgrad {algo.upper()} ({len(runs)} seeds)")
-            ax.fill_between(grid, ys.mean(0) - ys.std(0), ys.mean(0) + ys.std(0), color=color, alpha=0.2, lw=0)
+            draw_mean_std(ax, [(r.curve_steps, r.curve_returns) for r in runs], color,
+                          f"natgrad {algo.upper()} ({len(runs)} seeds)")
         ax.set_title(env_id, fontsize=10)
         ax.xaxis.set_major_formatter(EngFormatter())
         ax.set_xlabel("env steps")

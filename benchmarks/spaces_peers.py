@@ -13,11 +13,11 @@ the mean return of the last 10% of training episodes, and the curve of the mean 
 training episodes at every update.
 
     # natgrad's grids: the commands, with --set from HYPER and NETWORK (one bench per algorithm)
-    python benchmarks/spaces_peers.py natgrad-commands --out bench-out/minatar
+    python -m benchmarks.spaces_peers natgrad-commands --out bench-out/minatar
     # the peers' grid, 2 runs at a time
-    python benchmarks/spaces_peers.py peers --peer-python PEERS/bin/python --jobs 2 --out bench-out/minatar/peers
+    python -m benchmarks.spaces_peers peers --peer-python PEERS/bin/python --jobs 2 --out bench-out/minatar/peers
     # the tables and the curves, once both have finished (or to see what has so far)
-    python benchmarks/spaces_peers.py report --out bench-out/minatar --docs docs/benchmarks/minatar
+    python -m benchmarks.spaces_peers report --out bench-out/minatar --docs docs/benchmarks/minatar
 """
 
 from __future__ import annotations
@@ -27,16 +27,15 @@ import json
 import math
 import shlex
 import shutil
-import subprocess
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-EVAL_SEED = 10_000  # natgrad.runs.evaluation.EVAL_SEED
+from benchmarks._harness import run_jobs, versions
+from benchmarks.peers import PEERS, evaluate, final_train
+
 GAMES = ("MinAtar/Breakout-v1", "MinAtar/SpaceInvaders-v1", "MinAtar/Asterix-v1")
-PEERS = {"trpo": "sb3-contrib", "ppo": "sb3"}
 
 # One set of hyperparameters per algorithm, in natgrad's --set names; sb3_kwargs maps them to the peers'.
 HYPER: dict[str, dict[str, Any]] = {
@@ -157,10 +156,8 @@ def peer_model(algo: str, env_id: str, seed: int, family: str = "minatar") -> An
     return cls(policy, env, seed=seed, device="cpu", policy_kwargs=peer_policy_kwargs(family), **sb3_kwargs(algo))
 
 
-def peer_worker(algo: str, env_id: str, seed: int, steps: int, eval_episodes: int, out: Path) -> None:
-    """Train one peer run and write its scores, curve and speed to ``out`` (runs in the peers' environment)."""
-    import importlib
-
+def peer_worker(algo: str, env_id: str, seed: int, steps: int, eval_episodes: int) -> dict[str, Any]:
+    """Train one peer run: its scores, curve and speed (runs in the peers' environment)."""
     import numpy as np
     from stable_baselines3.common.callbacks import BaseCallback
 
@@ -191,66 +188,25 @@ def peer_worker(algo: str, env_id: str, seed: int, steps: int, eval_episodes: in
     wall, cpu = time.perf_counter(), time.process_time()
     model.learn(steps, callback=Record())
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-    returns = np.array([e[1] for e in episodes])
-    tail = returns[-max(1, math.ceil(0.1 * len(returns))):]
-    evals = evaluate_peer(model, env_id, eval_episodes)
-    result = {"algo": algo, "peer": PEERS[algo], "env": env_id, "seed": seed, "steps": int(model.num_timesteps),
-              "final_train": float(tail.mean()), "final_eval": float(np.mean(evals)),
-              "final_eval_std": float(np.std(evals)), "eval_returns": evals, "episodes": len(episodes),
-              "learn_seconds": wall, "learn_cpu_seconds": cpu, "steps_per_second": model.num_timesteps / wall,
-              "steps_per_cpu_second": model.num_timesteps / cpu, "rollout_seconds": times["rollout"],
-              "update_seconds": float(np.median(times["update"])) if times["update"] else math.nan,
-              "curve_steps": [c[0] for c in curve], "curve_returns": [c[1] for c in curve],
-              "hyperparameters": {**sb3_kwargs(algo), "n_envs": HYPER[algo]["n_envs"]},
-              "versions": {m: importlib.import_module(m).__version__
-                           for m in ("stable_baselines3", "sb3_contrib", "torch", "gymnasium", "numpy")}}
-    tmp = out.with_suffix(".tmp")
-    tmp.write_text(json.dumps(result, indent=2) + "\n")
-    tmp.rename(out)
-
-
-def evaluate_peer(model: Any, env_id: str, episodes: int) -> list[float]:
-    """Raw returns of the deterministic policy on ``episodes`` fresh episodes, seeds EVAL_SEED, EVAL_SEED + 1, ..."""
-    env = make_env_fn(env_id)()
-    returns = []
-    for i in range(episodes):
-        obs, _ = env.reset(seed=EVAL_SEED + i)
-        total, done = 0.0, False
-        while not done:
-            action, _ = model.predict(obs[None], deterministic=True)
-            obs, reward, terminated, truncated, _ = env.step(int(action[0]))
-            total += float(reward)
-            done = terminated or truncated
-        returns.append(total)
-    env.close()
-    return returns
+    evals = evaluate(model, make_env_fn(env_id)(), eval_episodes)
+    return {"algo": algo, "peer": PEERS[algo], "env": env_id, "seed": seed, "steps": int(model.num_timesteps),
+            "final_train": final_train([e[1] for e in episodes]), "final_eval": float(np.mean(evals)),
+            "final_eval_std": float(np.std(evals)), "eval_returns": evals, "episodes": len(episodes),
+            "learn_seconds": wall, "learn_cpu_seconds": cpu, "steps_per_second": model.num_timesteps / wall,
+            "steps_per_cpu_second": model.num_timesteps / cpu, "rollout_seconds": times["rollout"],
+            "update_seconds": float(np.median(times["update"])) if times["update"] else math.nan,
+            "curve_steps": [c[0] for c in curve], "curve_returns": [c[1] for c in curve],
+            "hyperparameters": {**sb3_kwargs(algo), "n_envs": HYPER[algo]["n_envs"]},
+            "versions": versions("stable_baselines3", "sb3_contrib", "torch", "gymnasium", "numpy")}
 
 
 def run_peers(peer_python: str, algos: list[str], games: list[str], seeds: list[int], steps: int,
               eval_episodes: int, jobs: int, out: Path) -> None:
-    """One worker process per (algo, game, seed) not yet done, ``jobs`` at a time, seeds innermost."""
-    todo = []
-    for seed in seeds:
-        for game in games:
-            for algo in algos:
-                path = out / algo / game.replace("/", "_") / f"s{seed}.json"
-                if not path.exists():
-                    path.parent.mkdir(parents=True, exist_ok=True)
-                    todo.append((algo, game, seed, path))
-    print(f"{len(todo)} peer runs to do in {out}", flush=True)
-
-    def one(job: tuple[str, str, int, Path]) -> None:
-        algo, game, seed, path = job
-        cmd = [peer_python, __file__, "worker", "--algo", algo, "--env", game, "--seed", str(seed),
-               "--steps", str(steps), "--eval-episodes", str(eval_episodes), "--out", str(path)]
-        start = time.perf_counter()
-        with open(path.with_suffix(".log"), "w") as log:
-            code = subprocess.call(cmd, stdout=log, stderr=subprocess.STDOUT)
-        status = "done" if code == 0 else f"FAILED ({code}), see {path.with_suffix('.log')}"
-        print(f"{PEERS[algo]} {algo} {game} seed {seed}: {status} in {time.perf_counter() - start:.0f} s", flush=True)
-
-    with ThreadPoolExecutor(jobs) as pool:
-        list(pool.map(one, todo))
+    """The peers' runs of every (algo, game, seed) not yet done, ``jobs`` at a time, the seeds outermost."""
+    run_jobs(peer_python, {out / algo / game.replace("/", "_") / f"s{seed}.json":
+                           (peer_worker, dict(algo=algo, env_id=game, seed=seed, steps=steps,
+                                              eval_episodes=eval_episodes))
+                           for seed in seeds for game in games for algo in algos}, jobs)
 
 
 # ---------------------------------------------------------------- report (runs in natgrad's environment)
@@ -350,12 +306,8 @@ def plot(out: Path, path: Path) -> None:
                       PEERS[algo]: [(np.array(p["curve_steps"]), np.array(p["curve_returns"])) for p in peers
                                     if (p["algo"], p["env"]) == (algo, game)]}
             for (name, group), color in zip(curves.items(), ("C0", "C1")):
-                if not group:
-                    continue
-                grid = np.linspace(0, min(s[-1] for s, _ in group), 200)
-                ys = np.array([np.interp(grid, s, np.nan_to_num(y, nan=0.0)) for s, y in group])
-                ax.plot(grid, ys.mean(0), color=color, lw=1.6, label=f"{name} ({len(group)} seeds)")
-                ax.fill_between(grid, ys.mean(0) - ys.std(0), ys.mean(0) + ys.std(0), color=color, alpha=0.2, lw=0)
+                if group:
+                    draw_mean_std(ax, group, color, f"{name} ({len(group)} seeds)")
             ax.set_title(f"{game.split('/')[1]}: {algo.upper()}", fontsize=10)
             ax.xaxis.set_major_formatter(EngFormatter())
             ax.set_xlabel("env steps")
@@ -364,6 +316,16 @@ def plot(out: Path, path: Path) -> None:
             ax.grid(alpha=0.3)
             ax.legend(fontsize=8, loc="upper left")
     save_figure(fig, "MinAtar, natgrad beside sb3-contrib TRPO / SB3 PPO: mean ± std across seeds", path)
+
+
+def draw_mean_std(ax: Any, curves: list[tuple[Any, Any]], color: str, label: str) -> None:
+    """The mean ± std across seeds of training curves (env steps, return), up to the step all of them reached."""
+    import numpy as np
+
+    grid = np.linspace(0, min(s[-1] for s, _ in curves), 200)
+    ys = np.array([np.interp(grid, s, np.nan_to_num(y, nan=0.0)) for s, y in curves])
+    ax.plot(grid, ys.mean(0), color=color, lw=1.6, label=label)
+    ax.fill_between(grid, ys.mean(0) - ys.std(0), ys.mean(0) + ys.std(0), color=color, alpha=0.2, lw=0)
 
 
 def write_report(out: Path, docs: Path | None, texts: dict[str, str], draw: Callable[[Path], None]) -> None:
@@ -408,12 +370,6 @@ def main() -> None:
     peers.add_argument("--eval-episodes", type=int, default=10)
     peers.add_argument("--jobs", type=int, default=1)
     peers.add_argument("--out", type=Path, default=Path("bench-out/minatar/peers"))
-    worker = sub.add_parser("worker", help=argparse.SUPPRESS)
-    for name in ("algo", "env", "out"):
-        worker.add_argument(f"--{name}", required=True)
-    worker.add_argument("--seed", type=int, required=True)
-    worker.add_argument("--steps", type=int, required=True)
-    worker.add_argument("--eval-episodes", type=int, default=10)
     report = sub.add_parser("report", help="compare natgrad's grids with the peers' runs")
     report.add_argument("--out", type=Path, default=Path("bench-out/minatar"))
     report.add_argument("--docs", type=Path, help="also write summary.json, comparison.md and curves.png here")
@@ -422,8 +378,6 @@ def main() -> None:
         for algo in args.algos:
             print(shlex.join(natgrad_command(algo, args.out, tuple(args.games.split(",")), args.seeds, args.steps,
                                              args.jobs)))
-    elif args.command == "worker":
-        peer_worker(args.algo, args.env, args.seed, args.steps, args.eval_episodes, Path(args.out))
     elif args.command == "peers":
         from natgrad.tools.bench import parse_seeds
 

@@ -10,7 +10,7 @@ CPU time (steadier on a shared machine), of the time in ``learn`` only (model co
 the raw env loop (one env, random actions) for scale, and the *floor*: the tensor work of an update alone
 (``worker_floor``), a bound on the steps/s of an eager-PyTorch implementation of these settings on this machine.
 
-    python benchmarks/spaces_throughput.py --peer-python PEERS/bin/python --envs ALE/Pong-v5 \\
+    python -m benchmarks.spaces_throughput --peer-python PEERS/bin/python --envs ALE/Pong-v5 \\
         --steps ppo=10240,trpo=6144 --repeats 3 --out bench-out/throughput-atari.json
 """
 
@@ -19,15 +19,12 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import resource
-import statistics
-import subprocess
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
-from spaces_peers import HYPER, NETWORK, PEERS, algo_names, make_env_fn, peer_model  # noqa: E402
-from throughput import clocked, random_steps  # noqa: E402
+from benchmarks._harness import clocked, medians, random_steps, record, refuse_existing, take_turns
+from benchmarks.peers import PEERS
+from benchmarks.spaces_peers import HYPER, NETWORK, algo_names, make_env_fn, peer_model
 
 
 def family(env_id: str) -> str:
@@ -135,25 +132,6 @@ def worker_floor(algo: str, env_id: str, steps: int) -> dict:
     return clocked(run)
 
 
-WORKERS = {"raw": worker_raw, "natgrad": worker_natgrad, "peer": worker_peer, "floor": worker_floor}
-
-
-def run_child(python: str, kind: str, **kwargs) -> dict:
-    out = subprocess.run([python, __file__, "--child", kind, json.dumps(kwargs)], capture_output=True, text=True)
-    for line in out.stdout.splitlines():
-        if line.startswith("RESULT "):
-            return json.loads(line[7:])
-    raise RuntimeError(f"{kind} {kwargs} failed:\n{out.stderr[-3000:]}")
-
-
-def medians(runs: list[dict]) -> dict:
-    return {"steps": runs[0]["steps"], "repeats": len(runs),
-            "steps_per_second": statistics.median(r["steps"] / r["wall"] for r in runs),
-            "steps_per_cpu_second": statistics.median(r["steps"] / r["cpu"] for r in runs),
-            "each_steps_per_second": [r["steps"] / r["wall"] for r in runs],
-            "peak_rss_mb": max(r["peak_rss_mb"] for r in runs)}
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--peer-python", required=True)
@@ -168,25 +146,20 @@ def main() -> None:
     if args.render:
         print(markdown(json.loads(args.out.read_text())))
         return
-    if args.out.exists():
-        sys.exit(f"error: {args.out} exists: choose a new --out")
-    import os
-
+    refuse_existing(args.out)
     steps = {k: int(float(v)) for k, v in (kv.split("=") for kv in args.steps.split(","))}
-    results: dict = {"command": " ".join(sys.argv), "load_average_at_start": os.getloadavg(), "rows": []}
+    me = sys.executable
+    results: dict = {**record(), "rows": []}
     for env_id in args.envs.split(","):
-        raw = [run_child(sys.executable, "raw", env_id=env_id, steps=args.raw_steps) for _ in range(args.repeats)]
+        raw = take_turns({"raw env": (me, worker_raw, dict(env_id=env_id, steps=args.raw_steps))}, args.repeats,
+                         label=f"{env_id} ")
         for algo in args.algos:
-            contenders = {"natgrad": (sys.executable, "natgrad"), PEERS[algo]: (args.peer_python, "peer"),
-                          "floor": (sys.executable, "floor")}
-            runs: dict[str, list[dict]] = {name: [] for name in contenders}
-            for _ in range(args.repeats):
-                for name, (python, kind) in contenders.items():
-                    runs[name].append(run_child(python, kind, algo=algo, env_id=env_id, steps=steps[algo]))
-                    print(f"{env_id} {algo} {name}: {runs[name][-1]['steps'] / runs[name][-1]['wall']:.0f} steps/s",
-                          flush=True)
+            kwargs = dict(algo=algo, env_id=env_id, steps=steps[algo])
+            contenders = {"natgrad": (me, worker_natgrad, kwargs), PEERS[algo]: (args.peer_python, worker_peer, kwargs),
+                          "floor": (me, worker_floor, kwargs)}
+            runs = take_turns(contenders, args.repeats, label=f"{env_id} {algo} ")
             row = {"env": env_id, "algo": algo, "batch": HYPER[algo]["n_envs"] * HYPER[algo]["n_steps"],
-                   "raw env": medians(raw), **{name: medians(r) for name, r in runs.items()}}
+                   **{name: medians(r) for name, r in {**raw, **runs}.items()}}
             results["rows"].append(row)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n")
@@ -215,9 +188,4 @@ def markdown(results: dict) -> str:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 4 and sys.argv[1] == "--child":
-        result = WORKERS[sys.argv[2]](**json.loads(sys.argv[3]))
-        result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        print("RESULT " + json.dumps(result))
-    else:
-        main()
+    main()

@@ -1,7 +1,7 @@
 """One TRPO update on one shared batch: natgrad's step beside sb3-contrib's.
 
 Per (env, seed) a worker in the peers' virtual environment builds sb3-contrib's TRPO with rl-zoo's MuJoCo
-hyperparameters (zoo_rerun.ZOO), trains it for ``--warmup`` steps, collects one more rollout and records
+hyperparameters (zoo_rerun.ZOO_HYPERPARAMETERS), trains it for ``--warmup`` steps, collects one more rollout and records
 the policy before and after sb3-contrib's ``train()`` on it, with the batch that update used (normalized
 observations, actions, old log-probabilities, GAE advantages). The driver, in natgrad's environment, loads
 the same weights into natgrad's Actor and takes natgrad's TRPO step on the same batch with the same
@@ -19,7 +19,7 @@ numbers as written ("as written") and with them so scaled ("× d"). Even then th
 agree to float precision: sb3-contrib starts CG from 1e-4·N(0, I) rather than 0, and its line search
 checks KL(π_new ‖ π_old) where natgrad's checks KL(π_old ‖ π_new).
 
-    .venv/bin/python benchmarks/step_parity.py --peer-python PEERS/bin/python \\
+    .venv/bin/python -m benchmarks.step_parity --peer-python PEERS/bin/python \\
         --envs Hopper-v5,Walker2d-v5,Swimmer-v5,Ant-v5,HalfCheetah-v5 --seeds 0-1 --out bench-out/step-parity
 """
 
@@ -28,11 +28,10 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import subprocess
-import sys
 from pathlib import Path
 
-from zoo_rerun import ZOO, zoo_model
+from benchmarks._harness import run_child
+from benchmarks.zoo_rerun import ZOO_HYPERPARAMETERS, zoo_model
 
 # sb3-contrib's names of the actor's tensors → natgrad's Actor (net.0, net.2: hidden layers; net.4: mean)
 ACTOR_KEYS = {"mlp_extractor.policy_net.0.weight": "net.0.weight", "mlp_extractor.policy_net.0.bias": "net.0.bias",
@@ -40,7 +39,7 @@ ACTOR_KEYS = {"mlp_extractor.policy_net.0.weight": "net.0.weight", "mlp_extracto
               "action_net.weight": "net.4.weight", "action_net.bias": "net.4.bias", "log_std": "log_std"}
 
 
-def worker(env_id: str, seed: int, warmup: int, out: Path) -> None:
+def worker(env_id: str, seed: int, warmup: int, out: str) -> None:
     """sb3-contrib's TRPO: warm up, collect one batch, record the policy before and after one update."""
     import torch
 
@@ -132,11 +131,7 @@ def main() -> None:
     parser.add_argument("--seeds", default="0")
     parser.add_argument("--warmup", type=int, default=0, help="steps sb3-contrib trains before the recorded update")
     parser.add_argument("--out", type=Path, default=Path("bench-out/step-parity"))
-    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.worker:  # one env, one seed, in the peers' environment (no natgrad there)
-        worker(args.envs, int(args.seeds), args.warmup, args.out)
-        return
     import torch
 
     from natgrad.tools.bench import parse_seeds
@@ -144,8 +139,9 @@ def main() -> None:
     if not args.peer_python:
         parser.error("--peer-python is required: the python of a venv with sb3-contrib installed")
     for env_id in args.envs.split(","):
-        if env_id not in ZOO["trpo"]:
-            parser.error(f"no zoo TRPO hyperparameters for {env_id}: known envs are {', '.join(ZOO['trpo'])}")
+        if env_id not in ZOO_HYPERPARAMETERS["trpo"]:
+            parser.error(f"no zoo TRPO hyperparameters for {env_id}: known envs are "
+                         f"{', '.join(ZOO_HYPERPARAMETERS['trpo'])}")
     args.out.mkdir(parents=True, exist_ok=True)
     rows = []
     print("| env | seed | warm-up steps | natgrad's δ, damping | rel. diff of Δθ | cosine | ‖Δθ‖ natgrad / sb3 "
@@ -153,10 +149,8 @@ def main() -> None:
     for env_id in args.envs.split(","):
         for seed in parse_seeds(args.seeds):
             path = args.out / f"{env_id}-s{seed}-w{args.warmup}.pt"
-            if not path.exists():
-                cmd = [args.peer_python, __file__, "--worker", "--envs", env_id, "--seeds", str(seed),
-                       "--warmup", str(args.warmup), "--out", str(path)]
-                subprocess.run(cmd, check=True, stdout=sys.stderr)
+            if not path.exists():  # sb3-contrib's side, in the peers' environment
+                run_child(args.peer_python, worker, env_id=env_id, seed=seed, warmup=args.warmup, out=str(path))
             rec = torch.load(path)
             for scale in (False, True):
                 r = {"env": env_id, "seed": seed, "warmup": args.warmup, "scaled": scale, **compare(rec, scale)}

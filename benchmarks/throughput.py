@@ -10,7 +10,7 @@ shared machine), the shares of CPU time inside the simulator's ``step`` (env), i
 rollout (policy: acting, normalizing, storing) and in the updates, and the peak resident memory.
 The raw env loop (``gym.make`` stepped with actions drawn in advance) is the simulator's own limit.
 
-    python benchmarks/throughput.py --peer-python /path/to/peers/bin/python \\
+    python -m benchmarks.throughput --peer-python /path/to/peers/bin/python \\
         --envs Hopper-v5,HalfCheetah-v5,CartPole-v1 --steps 20480 --repeats 3 --out bench-out/throughput.json
 """
 
@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+
+from benchmarks._harness import Contender, clocked, medians, random_steps, record, refuse_existing, take_turns, versions
+from benchmarks.peers import PEERS
 
 
 # ---------------------------------------------------------------- helpers (run in children)
@@ -47,36 +48,17 @@ def timed(obj: object, method: str, totals: dict[str, float], key: str = "env", 
     setattr(obj, method, wrapper)
 
 
-def clocked(run: Callable[[], int]) -> dict[str, float]:
-    """Run ``run()`` (it returns the env steps taken) under the wall clock and the CPU clock."""
-    wall, cpu = time.perf_counter(), time.process_time()
-    steps = run()
-    return {"steps": steps, "wall": time.perf_counter() - wall, "cpu": time.process_time() - cpu}
-
-
-def versions(*modules: str) -> dict[str, str]:
-    import importlib
-
-    return {m: importlib.import_module(m).__version__ for m in modules}
+def cpu_median(run: Callable[[], object], times: int = 30) -> float:
+    """The median CPU seconds of ``run()`` over ``times`` calls."""
+    seconds = []
+    for _ in range(times):
+        t = time.process_time()
+        run()
+        seconds.append(time.process_time() - t)
+    return statistics.median(seconds)
 
 
 # ---------------------------------------------------------------- workers
-def random_steps(env, steps: int) -> dict[str, float]:
-    """``steps`` steps of one made env with random actions drawn in advance, clocked: the simulator's own rate
-    through Gymnasium and whatever wrappers ``env`` has."""
-    env.reset(seed=0)
-    actions = [env.action_space.sample() for _ in range(steps)]
-
-    def run() -> int:
-        for a in actions:
-            _, _, term, trunc, _ = env.step(a)
-            if term or trunc:
-                env.reset()
-        return steps
-
-    return clocked(run)
-
-
 def worker_raw(env_id: str, steps: int) -> dict:
     """The simulator's limit through Gymnasium: one env, actions drawn in advance."""
     import gymnasium as gym
@@ -215,6 +197,7 @@ def worker_update_natgrad(env_id: str, batch: int, timings: int) -> dict:
     import natgrad.algos.natural
     from natgrad.natural.fisher import fisher_vector_product
     from natgrad.natural.linearized import LinearizedActor
+    from natgrad.rollouts.advantages import update_batch
     from natgrad.rollouts.collector import Collector
 
     torch.set_num_threads(1)
@@ -232,8 +215,8 @@ def worker_update_natgrad(env_id: str, batch: int, timings: int) -> dict:
         policy.append(parts["policy_step_cpu"] - before["policy_step_cpu"])
         critic.append(parts["critic_fit_cpu"] - before["critic_fit_cpu"])
         fvps.append(metrics["policy/cg_iterations"] + 1)  # CG's products and xᵀFx
-    obs = data.flat(data.obs)
-    params = list(model.actor.parameters())
+    obs = update_batch(data, model.critic, model.config.gamma, model.config.gae_lambda).sequences(1).actor_inputs
+    params = model.actor.policy_parameters()
     v = torch.randn(sum(p.numel() for p in params))
     old = model.actor(obs).detach()
     products = {
@@ -243,18 +226,8 @@ def worker_update_natgrad(env_id: str, batch: int, timings: int) -> dict:
     result = {"update": statistics.median(times), "fvps": statistics.median(fvps),
               "policy_step": statistics.median(policy), "critic_fit": statistics.median(critic)}
     for name, fvp in products.items():
-        ts = []
-        for _ in range(30):
-            t = time.process_time()
-            fvp(v)
-            ts.append(time.process_time() - t)
-        result[name] = statistics.median(ts)
-    ts = []
-    for _ in range(30):
-        t = time.process_time()
-        LinearizedActor(model.actor, obs).fisher_vector_product(0.1)
-        ts.append(time.process_time() - t)
-    result["fvp_set_up"] = statistics.median(ts)
+        result[name] = cpu_median(lambda fvp=fvp: fvp(v))
+    result["fvp_set_up"] = cpu_median(lambda: LinearizedActor(model.actor, obs).fisher_vector_product(0.1))
     return result
 
 
@@ -271,64 +244,27 @@ def worker_update_sb3(env_id: str, batch: int, timings: int) -> dict:
                  line_search_shrinking_factor=0.5, gae_lambda=0.97, target_kl=0.01, seed=0, device="cpu")
     model._logger = configure_logger(0, None, "", False)
     model.learn(batch)  # one rollout + one update: fills the buffer
-    times = []
-    for _ in range(timings):
-        t = time.process_time()
-        model.train()
-        times.append(time.process_time() - t)
-    return {"update": statistics.median(times), "fvps": 10 + 1}
-
-
-WORKERS = {"raw": worker_raw, "natgrad": worker_natgrad, "sb3": worker_sb3, "tianshou": worker_tianshou,
-           "update-natgrad": worker_update_natgrad, "update-sb3": worker_update_sb3}
-
-
-def child_main(kind: str, kwargs: dict) -> None:
-    result = WORKERS[kind](**kwargs)
-    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print("RESULT " + json.dumps(result))
+    return {"update": cpu_median(model.train, timings), "fvps": 10 + 1}
 
 
 # ---------------------------------------------------------------- driver
-def run_child(python: str, kind: str, **kwargs) -> dict:
-    cmd = [python, __file__, "--child", kind, json.dumps(kwargs)]
-    out = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    for line in out.stdout.splitlines():
-        if line.startswith("RESULT "):
-            return json.loads(line[7:])
-    raise RuntimeError(f"{kind} {kwargs} failed:\n{out.stderr[-2000:]}")
+def with_shares(runs: list[dict]) -> dict:
+    """``medians`` of the runs of a learning contender, with the shares of its CPU time in env, policy and update."""
+    # the env's share of the rollout is read on the wall clock (a CPU clock read per env step would cost as much
+    # as a CartPole step) and scaled to the rollout's CPU time
+    return {**medians(runs),
+            "update_share": statistics.median(r["update_cpu"] / r["cpu"] for r in runs),
+            "env_share": statistics.median(r["env"] / r["rollout"] * r["rollout_cpu"] / r["cpu"] for r in runs),
+            "policy_share": statistics.median((1 - r["env"] / r["rollout"]) * r["rollout_cpu"] / r["cpu"]
+                                              for r in runs)}
 
 
-def medians(runs: list[dict]) -> dict:
-    """Median of every number over the repeats, with steps/s by wall and by CPU time."""
-    result = {k: statistics.median(r[k] for r in runs) for k, v in runs[0].items() if isinstance(v, (int, float))}
-    result.update({k: v for k, v in runs[0].items() if isinstance(v, str)})
-    if "wall" in runs[0]:
-        result["steps_per_second"] = statistics.median(r["steps"] / r["wall"] for r in runs)
-        result["steps_per_cpu_second"] = statistics.median(r["steps"] / r["cpu"] for r in runs)
-        # shares of CPU time; the env's share of the rollout is read on the wall clock (a CPU clock
-        # read per env step would cost as much as a CartPole step) and scaled to the rollout's CPU time
-        result["update_share"] = statistics.median(r["update_cpu"] / r["cpu"] for r in runs)
-        result["env_share"] = statistics.median(r["env"] / r["rollout"] * r["rollout_cpu"] / r["cpu"] for r in runs)
-        result["policy_share"] = statistics.median((1 - r["env"] / r["rollout"]) * r["rollout_cpu"] / r["cpu"]
-                                                   for r in runs)
-    result["repeats"] = len(runs)
-    return result
-
-
-def side_by_side(contenders: dict[str, tuple[str, str, dict]], repeats: int) -> dict[str, dict | str]:
-    """Run every contender once per round, ``repeats`` rounds; a contender that fails is reported, not fatal."""
-    runs: dict[str, list[dict]] = {name: [] for name in contenders}
-    failed: dict[str, str] = {}
-    for _ in range(repeats):
-        for name, (python, kind, kwargs) in contenders.items():
-            if name in failed:
-                continue
-            try:
-                runs[name].append(run_child(python, kind, **kwargs))
-            except RuntimeError as e:
-                failed[name] = str(e).strip().splitlines()[-1]
-    return {name: failed.get(name) or medians(runs[name]) for name in contenders}
+def side_by_side(contenders: dict[str, Contender], repeats: int,
+                 summary: Callable[[list[dict]], dict] = medians) -> dict[str, dict | str]:
+    """The contenders taking turns for ``repeats`` rounds, each one's runs summed up by ``summary``; a contender
+    that fails is reported, not fatal."""
+    runs = take_turns(contenders, repeats, keep_going=True)
+    return {name: r if isinstance(r, str) else summary(r) for name, r in runs.items()}
 
 
 def main() -> None:
@@ -349,46 +285,33 @@ def main() -> None:
     if args.render:
         print(markdown(json.loads(args.render.read_text())))
         return
-    if args.out.exists():
-        sys.exit(f"error: {args.out} exists: choose a new --out (benchmarks never overwrite results)")
+    refuse_existing(args.out)
     me, peer = sys.executable, args.peer_python
-    results: dict = {"command": " ".join(sys.argv), "machine": machine(), "throughput": [], "update": []}
+    results: dict = {**record(), "throughput": [], "update": []}
     for env_id in args.envs.split(","):
         for algo in args.algos.split(","):
             for layout in args.layouts.split(","):
                 n_envs, n_steps = (int(x) for x in layout.split("x"))
                 common = dict(env_id=env_id, steps=args.steps, n_envs=n_envs, n_steps=n_steps)
-                contenders = {"raw env": (me, "raw", dict(env_id=env_id, steps=args.steps)),
-                              "natgrad": (me, "natgrad", dict(algo=algo, **common)),
-                              PEERS[algo]: (peer, "sb3", dict(algo=algo, **common))}
+                contenders = {"raw env": (me, worker_raw, dict(env_id=env_id, steps=args.steps)),
+                              "natgrad": (me, worker_natgrad, dict(algo=algo, **common)),
+                              PEERS[algo]: (peer, worker_sb3, dict(algo=algo, **common))}
                 if algo == "trpo" and not args.no_tianshou:
-                    contenders["tianshou"] = (peer, "tianshou", common)
-                row = {"env": env_id, "algo": algo, "layout": layout, **side_by_side(contenders, args.repeats)}
+                    contenders["tianshou"] = (peer, worker_tianshou, common)
+                row = {"env": env_id, "algo": algo, "layout": layout,
+                       **side_by_side(contenders, args.repeats, with_shares)}
                 results["throughput"].append(row)
                 print_row(row)
         if "trpo" in args.algos.split(",") and env_id != "CartPole-v1":
             kwargs = dict(env_id=env_id, batch=args.update_batch, timings=5)
             row = {"env": env_id, "batch": args.update_batch,
-                   **side_by_side({"natgrad": (me, "update-natgrad", kwargs),
-                                   "sb3-contrib": (peer, "update-sb3", kwargs)}, 1)}
+                   **side_by_side({"natgrad": (me, worker_update_natgrad, kwargs),
+                                   PEERS["trpo"]: (peer, worker_update_sb3, kwargs)}, 1)}
             results["update"].append(row)
             print_update(row)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2))
     print(f"wrote {args.out}\n\n{markdown(results)}")
-
-
-PEERS = {"trpo": "sb3-contrib", "ppo": "sb3"}
-
-
-def machine() -> dict:
-    """What a run directory records (``natgrad.runs.directories.machine``), plus the cores and the load at the start."""
-    import os
-
-    from natgrad.runs.directories import machine as run_machine
-
-    return {**run_machine(), "cores": os.cpu_count() or 0,
-            "load_average_at_start": " ".join(f"{x:.2f}" for x in os.getloadavg())}
 
 
 def print_row(row: dict) -> None:
@@ -461,7 +384,4 @@ def print_update(row: dict) -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 4 and sys.argv[1] == "--child":
-        child_main(sys.argv[2], json.loads(sys.argv[3]))
-    else:
-        main()
+    main()

@@ -2,7 +2,7 @@
 
 The zoo's benchmark.md reports one trained agent per (algo, env). This script trains the same
 implementation (sb3-contrib's TRPO, Stable-Baselines3's PPO) with the same hyperparameters (the zoo's
-hyperparams/trpo.yml and ppo.yml, copied into ZOO below) on natgrad's envs and seeds, and scores it
+hyperparams/trpo.yml and ppo.yml, copied into ZOO_HYPERPARAMETERS below) on natgrad's envs and seeds, and scores it
 the way `natgrad bench` scores natgrad: the final deterministic policy over 10 episodes on the
 evaluation seeds 10000, 10001, ... (observation statistics frozen, raw rewards), and the mean raw return
 of the last 10% of training episodes. Beside it: natgrad's row and the zoo's published single agent.
@@ -10,7 +10,7 @@ of the last 10% of training episodes. Beside it: natgrad's row and the zoo's pub
 Workers run in the peers' virtual environment (the library never imports sb3); the driver runs in
 natgrad's. Resumable: a run whose JSON exists is not redone.
 
-    .venv/bin/python benchmarks/zoo_rerun.py --peer-python PEERS/bin/python \\
+    .venv/bin/python -m benchmarks.zoo_rerun --peer-python PEERS/bin/python \\
         --cells trpo:Hopper-v5,trpo:Walker2d-v5 --seeds 0-4 --jobs 2 --out bench-out/zoo-rerun \\
         --natgrad docs/benchmarks/summary.json
 """
@@ -19,21 +19,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
-import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-EVAL_SEED = 10_000  # natgrad.runs.evaluation.EVAL_SEED: the same evaluation episodes as natgrad's
+from benchmarks._harness import run_jobs
+from benchmarks.peers import evaluate, final_train, training_returns
 
 # The zoo's hyperparameters (DLR-RM/rl-baselines3-zoo, hyperparams/trpo.yml at 13a3fe7 and
 # hyperparams/ppo.yml at 00128b5; the v3/v4 entries, used here for v5). "normalize" is VecNormalize
 # on observations and rewards, with the algorithm's γ.
 _TRPO_MUJOCO = dict(n_envs=2, batch_size=128, n_steps=1024, gamma=0.99, gae_lambda=0.95, sub_sampling_factor=1,
                     cg_max_steps=25, cg_damping=0.1, n_critic_updates=20, learning_rate=1e-3)
-ZOO: dict[str, dict[str, dict[str, Any]]] = {
+ZOO_HYPERPARAMETERS: dict[str, dict[str, dict[str, Any]]] = {
     "trpo": {
         "Hopper-v5": _TRPO_MUJOCO,
         "Walker2d-v5": _TRPO_MUJOCO,
@@ -66,7 +64,7 @@ def zoo_model(algo: str, env_id: str, seed: int, time_feature: bool = False) -> 
     from stable_baselines3.common.vec_env import VecNormalize
 
     torch.set_num_threads(1)
-    kwargs = dict(ZOO[algo][env_id])
+    kwargs = dict(ZOO_HYPERPARAMETERS[algo][env_id])
     n_envs = kwargs.pop("n_envs")
     if "policy_kwargs" in kwargs:
         kwargs["policy_kwargs"] = {**kwargs["policy_kwargs"], "activation_fn": torch.nn.ReLU}
@@ -77,57 +75,37 @@ def zoo_model(algo: str, env_id: str, seed: int, time_feature: bool = False) -> 
     return cls("MlpPolicy", env, seed=seed, device="cpu", **kwargs)
 
 
-def worker(algo: str, env_id: str, seed: int, steps: int, eval_episodes: int, out: Path,
-           time_feature: bool = False) -> None:
-    """Train one zoo agent and write its scores to ``out`` (runs in the peers' environment)."""
+def worker(algo: str, env_id: str, seed: int, steps: int, eval_episodes: int,
+           time_feature: bool = False) -> dict[str, Any]:
+    """Train one zoo agent: its scores (runs in the peers' environment)."""
     import gymnasium as gym
     import numpy as np
     from sb3_contrib.common.wrappers import TimeFeatureWrapper
-    from stable_baselines3.common.env_util import unwrap_wrapper
-    from stable_baselines3.common.monitor import Monitor
 
     model = zoo_model(algo, env_id, seed, time_feature)
     env = model.get_env()  # the VecNormalize itself
     start = time.time()
     model.learn(int(steps))
     hours = (time.time() - start) / 3600
-    # every training episode's raw return, in the order the episodes ended (Monitor sits inside VecNormalize
-    # and inside the time feature)
-    monitors = [unwrap_wrapper(e, Monitor) for e in env.venv.envs]
-    ended = sorted((t, r) for monitor in monitors
-                   for t, r in zip(monitor.get_episode_times(), monitor.get_episode_rewards()))
-    rewards = [r for _, r in ended]
-    tail = rewards[-max(1, len(rewards) // 10):]
+    rewards = training_returns(env.venv)  # Monitor sits inside VecNormalize and inside the time feature
     env.training, env.norm_reward = False, False
     eval_env = gym.make(env_id, **ENV_KWARGS.get(env_id, {}))
     eval_env = TimeFeatureWrapper(eval_env) if time_feature else eval_env
-    returns = []
-    for i in range(eval_episodes):
-        obs, _ = eval_env.reset(seed=EVAL_SEED + i)
-        total, done = 0.0, False
-        while not done:
-            action, _ = model.predict(env.normalize_obs(obs[None]), deterministic=True)
-            obs, reward, terminated, truncated, _ = eval_env.step(action[0])
-            total += float(reward)
-            done = terminated or truncated
-        returns.append(total)
-    result = {"algo": algo, "env": env_id, "seed": seed, "steps": int(model.num_timesteps),
-              "final_train": float(np.mean(tail)), "final_eval": float(np.mean(returns)),
-              "final_eval_std": float(np.std(returns)), "wall_hours": hours,
-              "env_kwargs": ENV_KWARGS.get(env_id, {}),
-              "hyperparameters": {**ZOO[algo][env_id],
-                                  **({"env_wrapper": "TimeFeatureWrapper"} if time_feature else {})}}
-    tmp = out.with_suffix(".tmp")
-    tmp.write_text(json.dumps(result, indent=2) + "\n")
-    tmp.rename(out)
+    returns = evaluate(model, eval_env, eval_episodes, env.normalize_obs)
+    return {"algo": algo, "env": env_id, "seed": seed, "steps": int(model.num_timesteps),
+            "final_train": final_train(rewards), "final_eval": float(np.mean(returns)),
+            "final_eval_std": float(np.std(returns)), "wall_hours": hours,
+            "env_kwargs": ENV_KWARGS.get(env_id, {}),
+            "hyperparameters": {**ZOO_HYPERPARAMETERS[algo][env_id],
+                                **({"env_wrapper": "TimeFeatureWrapper"} if time_feature else {})}}
 
 
 def _cells(text: str) -> list[tuple[str, str]]:
     cells = []
     for cell in text.split(","):
         algo, _, env_id = cell.partition(":")
-        if env_id not in ZOO.get(algo, {}):
-            known = ", ".join(f"{a}:{e}" for a in ZOO for e in ZOO[a])
+        if env_id not in ZOO_HYPERPARAMETERS.get(algo, {}):
+            known = ", ".join(f"{a}:{e}" for a, envs in ZOO_HYPERPARAMETERS.items() for e in envs)
             raise SystemExit(f"no zoo hyperparameters for {cell!r}: known cells are {known}")
         cells.append((algo, env_id))
     return cells
@@ -135,34 +113,18 @@ def _cells(text: str) -> list[tuple[str, str]]:
 
 def run_grid(peer_python: str, cells: list[tuple[str, str]], seeds: list[int], steps: int, eval_episodes: int,
              jobs: int, out: Path, time_feature: bool = False) -> None:
-    """One worker process per (cell, seed) not yet done, ``jobs`` at a time; a failed run is reported, not retried."""
-    todo = []
-    for algo, env_id in cells:
-        for seed in seeds:
-            path = out / algo / env_id / f"s{seed}.json"
-            if not path.exists():
-                path.parent.mkdir(parents=True, exist_ok=True)
-                todo.append((algo, env_id, seed, path))
-
-    def one(job: tuple[str, str, int, Path]) -> None:
-        algo, env_id, seed, path = job
-        cmd = [peer_python, __file__, "--worker", "--cells", f"{algo}:{env_id}", "--seeds", str(seed),
-               "--steps", str(steps), "--eval-episodes", str(eval_episodes), "--out", str(path)]
-        cmd += ["--time-feature"] if time_feature else []
-        with open(path.with_suffix(".log"), "w") as log:
-            code = subprocess.call(cmd, stdout=log, stderr=subprocess.STDOUT)
-        status = "done" if code == 0 else f"failed ({code}), see {log.name}"
-        print(f"{algo} {env_id} seed {seed}: {status}", flush=True)
-
-    with ThreadPoolExecutor(jobs) as pool:
-        list(pool.map(one, todo))
+    """The zoo agents' runs of every (cell, seed) not yet done, ``jobs`` at a time."""
+    run_jobs(peer_python, {out / algo / env_id / f"s{seed}.json":
+                           (worker, dict(algo=algo, env_id=env_id, seed=seed, steps=steps, eval_episodes=eval_episodes,
+                                         time_feature=time_feature))
+                           for algo, env_id in cells for seed in seeds}, jobs)
 
 
 def aggregate(out: Path, cells: list[tuple[str, str]], natgrad_summary: Path | None) -> list[dict]:
     """Per cell: the zoo agents' scores across seeds (mean, 95% bootstrap CI, each seed), natgrad's and the zoo's."""
     import numpy as np
-    from compare_published import PUBLISHED
 
+    from benchmarks.compare_published import PUBLISHED
     from natgrad.tools.report import stats
 
     natgrad = {(r["algo"], r["env"]): r for r in json.loads(natgrad_summary.read_text())} if natgrad_summary else {}
@@ -214,13 +176,8 @@ def main() -> None:
     parser.add_argument("--time-feature", action="store_true",
                         help="wrap every env in sb3-contrib's TimeFeatureWrapper, as the zoo's published PPO Swimmer "
                              "agent was (its model card's env_wrapper)")
-    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     cells = _cells(args.cells)
-    if args.worker:  # one cell, one seed, in the peers' environment (no natgrad there)
-        (algo, env_id), = cells
-        worker(algo, env_id, int(args.seeds), int(args.steps), args.eval_episodes, args.out, args.time_feature)
-        return
     from natgrad.tools.bench import parse_seeds
 
     seeds = parse_seeds(args.seeds)
@@ -233,5 +190,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(Path(__file__).parent))
     main()

@@ -1,20 +1,18 @@
-"""benchmarks/readme_results.py: the results tables of README.md and docs/benchmarks.md are what the committed
+"""benchmarks.readme_results: the results tables of README.md and docs/results/benchmarks.md are what the committed
 result files give now, so the pages cannot drift from the numbers."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))
-import readme_results  # noqa: E402
+from benchmarks import readme_results
 
 
 def test_the_results_tables_equal_what_the_committed_files_give() -> None:
     for path, text in readme_results.pages().items():
         assert path.read_text() == text, (
             f"{path.name}: its results tables differ from the committed result files; "
-            "run python benchmarks/readme_results.py")
+            "run python -m benchmarks.readme_results")
 
 
 def test_the_readme_table_has_one_row_per_goal_cell_and_names_its_sources() -> None:

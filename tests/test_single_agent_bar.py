@@ -1,14 +1,11 @@
-"""benchmarks/single_agent_bar.py: the bootstrap pass probability against the exact binomial one."""
+"""benchmarks.single_agent_bar: the bootstrap pass probability against the exact binomial one."""
 
 import math
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))
-from single_agent_bar import pass_probability  # noqa: E402
+from benchmarks.single_agent_bar import pass_probability
 
 
 @pytest.mark.parametrize("n", [5, 10])
