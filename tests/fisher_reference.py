@@ -1,14 +1,38 @@
-"""The independent reference for every Fisher-vector product: the explicit float64 Hessian of the mean KL."""
+"""The independent reference for every Fisher-vector product: the explicit float64 Hessian of the mean KL, and the
+float64 actors moved off their init that it is checked on."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
+import gymnasium as gym
 import torch
 from torch import Tensor, nn
 from torch.func import functional_call
 
+from natgrad.policy.actor_critic import Actor
+from natgrad.policy.spaces import ObsLayout
+
 Forward = Callable[..., object]
+
+
+def jitter(module: nn.Module, scale: float) -> None:
+    """θ ← θ + scale·ε, ε ~ N(0, I) from torch's global generator, for every parameter of ``module``, in place."""
+    with torch.no_grad():
+        for p in module.parameters():
+            p.add_(scale * torch.randn_like(p))
+
+
+def float64_actor(observations: gym.Space | ObsLayout, actions: gym.Space, scale: float = 0.3, seed: int = 1,
+                  **options: Any) -> Actor:
+    """``Actor(observations, actions, hidden=(4,), log_std_init=-0.3, **options)`` in float64, built after
+    ``torch.manual_seed(seed)`` and jittered by ``scale``: off the near-zero output init, so that F is well
+    conditioned and the action probabilities are far from uniform."""
+    torch.manual_seed(seed)
+    actor = Actor(observations, actions, **{"hidden": (4,), "log_std_init": -0.3, **options}).double()
+    jitter(actor, scale)
+    return actor
 
 
 def kl_hessian(module: nn.Module, params: list[nn.Parameter], mean_kl: Callable[[Forward], Tensor]) -> Tensor:

@@ -5,17 +5,22 @@ enumeration of the joint actions; masked actions never sampled; TRPO's KL bound 
 from __future__ import annotations
 
 import copy
+import inspect
 import itertools
 import math
+import typing
 
 import gymnasium as gym
 import numpy as np
 import pytest
 import torch
-from fisher_reference import assert_both_fvp_routes_exact, random_trpo_step
+from fisher_reference import assert_both_fvp_routes_exact, float64_actor, jitter, random_trpo_step
 
 from natgrad.config import NaturalConfig
+from natgrad.policy import distributions
 from natgrad.policy.actor_critic import Actor, PolicyInputs
+from natgrad.policy.distributions import Distribution
+from natgrad.policy.spaces import ACTION_KINDS, ActionKind
 
 OBS = gym.spaces.Box(-1.0, 1.0, (3,), np.float32)
 SPACES = {
@@ -40,10 +45,7 @@ def random_mask(actor: Actor, shape: tuple[int, ...], gen: torch.Generator) -> t
 
 def setup(kind: str, masked: bool, shape=(4, 3)):
     """A float64 actor moved off its near-zero output init, states of leading ``shape`` and (maybe) masks."""
-    torch.manual_seed(1)
-    actor = Actor(OBS, SPACES[kind], hidden=(5,), log_std_init=-0.3).double()
-    for p in actor.parameters():
-        p.data.add_(0.5 * torch.randn_like(p))
+    actor = float64_actor(OBS, SPACES[kind], scale=0.5, hidden=(5,))
     gen = torch.Generator().manual_seed(2)
     mask = random_mask(actor, shape, gen) if masked else None
     return actor, PolicyInputs(torch.randn(*shape, 3, dtype=torch.float64, generator=gen), mask)
@@ -96,8 +98,7 @@ def test_log_prob_entropy_and_kl_against_enumeration(kind, masked):
     with torch.no_grad():
         p = actor(inputs)
         other = copy.deepcopy(actor)
-        for param in other.parameters():
-            param.add_(0.3 * torch.randn_like(param))
+        jitter(other, 0.3)
         q = other(inputs)
         actions = joint_actions(actor)
         # log π(a|s) of every joint action at every state: (A, S)
@@ -156,3 +157,22 @@ def test_kl_within_the_trust_region_after_every_accepted_trpo_step_with_masks(ki
             assert kl == 0.0
     assert accepted >= 6
     assert math.isfinite(step.cg_residual)
+
+
+def test_every_distribution_class_has_the_distribution_interface():
+    classes = [c for c in vars(distributions).values()
+               if inspect.isclass(c) and c.__module__ == distributions.__name__ and c is not Distribution]
+    assert len(classes) == 4 and all(issubclass(c, Distribution) for c in classes)
+    assert not isinstance(object(), Distribution)  # the check has teeth
+
+
+def test_every_action_kind_has_one_entry_and_builds_its_distribution():
+    assert tuple(ACTION_KINDS) == typing.get_args(ActionKind)
+    built = {}
+    for kind in SPACES:
+        actor, inputs = setup(kind, masked=False)
+        dist = actor(inputs)
+        assert isinstance(dist, Distribution) and isinstance(dist[0], Distribution)
+        assert dist.sample().shape == dist.mode().shape == (*inputs.obs.shape[:-1], *actor.action.shape)
+        built[actor.action.kind] = type(dist)
+    assert set(built) == set(ACTION_KINDS)

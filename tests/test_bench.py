@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_cli import assert_complete_run
 from typer.testing import CliRunner
 
 from natgrad import NatgradError
@@ -161,7 +162,8 @@ def test_bench_takes_a_module_factory_as_natgrad_train_does(tmp_path):
     assert result.exit_code == 0, result.output
     [run] = find_runs(out)
     assert (run.env_id, run.env_kwargs, run.steps) == ("natgrad.wrappers:no_velocity", {"env_id": "CartPole-v1"}, 128)
-    assert (out / "natgrad.wrappers_no_velocity" / "ppo" / "s0" / "model.pt").exists()
+    assert_complete_run(out / "natgrad.wrappers_no_velocity" / "ppo" / "s0", steps=[64, 128], checkpoints=2,
+                        eval_episodes=1)
 
 
 def test_a_killed_grid_run_resumes_from_its_newest_valid_checkpoint(tmp_path):

@@ -2,13 +2,16 @@
 
 import csv
 import json
+import math
 import shlex
 import shutil
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -20,11 +23,50 @@ from natgrad.runs.directories import joined_rows, new_run_dir
 from natgrad.runs.training import train_run
 
 runner = CliRunner()
-REQUIRED_COLUMNS = {
-    "rollout/ep_return_mean", "policy/kl", "policy/surrogate_improvement", "policy/line_search_backtracks",
-    "policy/accepted", "policy/cg_iterations", "policy/cg_residual", "policy/entropy", "critic/loss",
+REQUIRED_COLUMNS = {  # of every algorithm
+    "rollout/ep_return_mean", "policy/kl", "policy/surrogate_improvement", "policy/entropy", "critic/loss",
     "time/steps_per_second", "time/steps",
 }
+NATURAL_COLUMNS = {"policy/line_search_backtracks", "policy/accepted", "policy/cg_iterations", "policy/cg_residual"}
+
+
+def csv_rows(path: Path) -> list[dict[str, str]]:
+    """The rows of the CSV file ``path``; none if it does not exist."""
+    if not path.exists():
+        return []
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def assert_complete_run(run_dir: Path, *, steps: Sequence[int], checkpoints: int, eval_episodes: int,
+                        evals: Sequence[int] = ()) -> dict[str, Any]:
+    """``run_dir`` as a finished ``natgrad train`` leaves it: config.json naming this machine's torch; one
+    metrics.csv row per update, at the env steps ``steps``, with every ``REQUIRED_COLUMNS`` column (NPG and TRPO:
+    and every ``NATURAL_COLUMNS`` one); episodes.csv with every training episode those rows count; TensorBoard
+    events; ``checkpoints`` checkpoints; model.pt at ``steps[-1]``; periodic evaluations (evals.csv) at ``evals``;
+    eval.json over ``eval_episodes`` episodes (none when 0); no failed.json. Returns config.json."""
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["machine"]["torch"] == torch.__version__
+    assert config["machine"]["torch_cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+    rows = csv_rows(run_dir / "metrics.csv")
+    assert [int(float(r["time/steps"])) for r in rows] == list(steps)
+    natural = NATURAL_COLUMNS if config["algo"] in ("npg", "trpo") else set()
+    assert REQUIRED_COLUMNS | natural <= set(rows[0])
+    assert len(csv_rows(run_dir / "episodes.csv")) == sum(int(float(r["rollout/episodes"])) for r in rows)
+    assert list((run_dir / "tb").glob("events.out.tfevents.*"))
+    assert len(list((run_dir / "checkpoints").glob("step_*.pt"))) == checkpoints
+    model = load(run_dir / "model.pt")
+    assert model.num_timesteps == steps[-1]
+    model.close()
+    assert [int(r["step"]) for r in csv_rows(run_dir / "evals.csv")] == list(evals)
+    if eval_episodes:
+        final = json.loads((run_dir / "eval.json").read_text())
+        assert final["episodes"] == eval_episodes and final["num_timesteps"] == steps[-1], final
+        assert math.isfinite(final["mean"])
+    else:
+        assert not (run_dir / "eval.json").exists()
+    assert not (run_dir / "failed.json").exists()
+    return config
 
 
 def test_train_writes_run_directory_and_eval_reads_it(tmp_path):
@@ -34,19 +76,10 @@ def test_train_writes_run_directory_and_eval_reads_it(tmp_path):
                                  "--checkpoint-every", "1024", "--eval-episodes", "2", "--no-progress"])
     assert result.exit_code == 0, result.output
     assert "final evaluation" in result.output
-    config = json.loads((out / "config.json").read_text())
+    config = assert_complete_run(out, steps=[1024, 2048], checkpoints=2, eval_episodes=2)
     assert config["algo"] == "trpo" and config["seed"] == 1 and config["config"]["n_steps"] == 512
-    assert config["machine"]["torch"] == torch.__version__
-    assert config["machine"]["torch_cpu_capability"] == torch.backends.cpu.get_cpu_capability()
-    rows = list(csv.DictReader(open(out / "metrics.csv")))
-    assert len(rows) == 2 and REQUIRED_COLUMNS <= set(rows[0])
-    assert [int(float(r["time/steps"])) for r in rows] == [1024, 2048]
-    episodes = list(csv.DictReader(open(out / "episodes.csv")))  # every training episode, raw return
-    assert len(episodes) == sum(int(float(r["rollout/episodes"])) for r in rows) > 0
-    assert all(float(e["return"]) == int(e["length"]) for e in episodes)  # CartPole: reward 1 per step
-    assert (out / "model.pt").exists() and len(list((out / "checkpoints").glob("step_*.pt"))) == 2
-    assert list((out / "tb").glob("events.out.tfevents.*"))
-    assert json.loads((out / "eval.json").read_text())["episodes"] == 2
+    episodes = csv_rows(out / "episodes.csv")  # every training episode, raw return
+    assert episodes and all(float(e["return"]) == int(e["length"]) for e in episodes)  # CartPole: 1 per step
     result = runner.invoke(app, ["eval", str(out), "--episodes", "2"])
     assert result.exit_code == 0 and "± " in result.output and "over 2 episodes" in result.output
 
@@ -205,35 +238,51 @@ def test_eval_and_resume_fall_back_from_a_corrupt_newest_checkpoint(finished_run
     assert "no model.pt and no readable checkpoint" in one_line_error(monkeypatch, capsys, ["eval", str(run_dir)])
 
 
-def test_ctrl_c_prints_one_line_with_the_checkpoint_and_the_command_that_resumes_it(tmp_path):
-    out = tmp_path / "run"
+def interrupted_train(out: Path, sig: signal.Signals, updates: int, *options: str) -> tuple[int, str]:
+    """``natgrad train --steps 1e6 --set n_steps=64 --out OUT OPTIONS`` in a child process, sent ``sig`` once
+    metrics.csv has ``updates`` rows: its exit status and stderr. It names the run directory as training starts,
+    and prints nothing else on stdout."""
     child = subprocess.Popen(
         [sys.executable, "-m", "natgrad", "train", "--steps", "1e6", "--set", "n_steps=64", "--out", str(out),
-         "--checkpoint-every", "0", "--eval-every", "0", "--eval-episodes", "3", "--no-progress"],
+         *options, "--no-progress"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        # Ctrl-C as at a terminal, also when the suite itself runs in the background (where SIGINT is ignored)
+        # signals as at a terminal, also when the suite itself runs in the background (where SIGINT is ignored)
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    assert child.stdout.readline() == f"run directory: {out}\n"  # named as training starts
+    assert child.stdout.readline() == f"run directory: {out}\n"
     deadline = time.monotonic() + 60
-    while len(_lines(out / "metrics.csv")) < 3 and time.monotonic() < deadline:
+    while len(csv_rows(out / "metrics.csv")) < updates and time.monotonic() < deadline:
         time.sleep(0.1)
-    child.send_signal(signal.SIGINT)
+    child.send_signal(sig)
     stdout, stderr = child.communicate(timeout=60)
-    assert child.returncode == 130 and stdout == "", stderr
+    assert stdout == "", stderr
+    return child.returncode, stderr
+
+
+def assert_resumes(command: str, checkpoint: Path, out: Path, eval_episodes: int) -> None:
+    """``command``, the ``natgrad train --resume ...`` an interrupted run printed (with ``--checkpoint-every`` 0
+    or past the steps it adds, no periodic evaluations), trains 64 steps (whole updates) on from ``checkpoint`` into
+    a complete run ``out``."""
+    resumed = runner.invoke(app, [*shlex.split(command)[1:], "--steps", "64", "--out", str(out), "--no-progress"])
+    assert resumed.exit_code == 0, resumed.output
+    model = load(checkpoint)
+    start, batch = model.num_timesteps, model.config.batch_size
+    model.close()
+    steps = range(start + batch, start + 64 + batch, batch)
+    config = assert_complete_run(out, steps=steps, checkpoints=0, eval_episodes=eval_episodes)
+    assert config["resumed_from"]["step"] == start
+
+
+def test_ctrl_c_prints_one_line_with_the_checkpoint_and_the_command_that_resumes_it(tmp_path):
+    out = tmp_path / "run"
+    options = ["--checkpoint-every", "0", "--eval-every", "0", "--eval-episodes", "3"]
+    status, stderr = interrupted_train(out, signal.SIGINT, 2, *options)
+    assert status == 130, stderr
     checkpoint = Path(stderr.split("saved ")[1].split(";")[0])
     command = f"natgrad train --resume {out} --checkpoint-every 0 --eval-every 0 --eval-episodes 3"
     assert stderr == f"interrupted: saved {checkpoint}; resume with: {command}\n"
-    last_row = list(csv.DictReader(open(out / "metrics.csv")))[-1]  # (the signal may land between an update's
+    last_row = csv_rows(out / "metrics.csv")[-1]  # (the signal may land between an update's
     assert 0 <= load(checkpoint).num_timesteps - float(last_row["time/steps"]) <= 64  # step count and its row)
-    resumed = runner.invoke(app, [*shlex.split(command)[1:], "--steps", "64", "--out", str(tmp_path / "resumed"),
-                                  "--no-progress"])
-    assert resumed.exit_code == 0, resumed.output
-    assert json.loads((tmp_path / "resumed" / "config.json").read_text())["resumed_from"]["step"] == \
-        load(checkpoint).num_timesteps
-
-
-def _lines(path: Path) -> list[str]:
-    return path.read_text().splitlines() if path.exists() else []
+    assert_resumes(command, checkpoint, tmp_path / "resumed", 3)
 
 
 def test_help_names_the_ray_extra():
@@ -248,4 +297,4 @@ def test_default_run_directory_of_an_env_id_with_a_module_is_one_safe_name(tmp_p
     assert runner.invoke(app, args).exit_code == 0
     [run_dir] = tmp_path.iterdir()
     assert run_dir.name.startswith("gymnasium.envs.classic_control_CartPole-v1-trpo-s0-")
-    assert (run_dir / "model.pt").exists()
+    assert_complete_run(run_dir, steps=[64], checkpoints=0, eval_episodes=0)

@@ -1,4 +1,5 @@
-"""The env families of docs/spaces.md train end to end: Atari through the CLI, MinAtar and MiniGrid in Python."""
+"""The env families of docs/results/spaces.md train end to end: Atari through the CLI, MinAtar and MiniGrid in
+Python."""
 
 import json
 

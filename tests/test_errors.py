@@ -143,3 +143,29 @@ def test_predict_refuses_an_observation_of_the_wrong_shape_naming_the_right_one(
         with pytest.raises(NatgradError, match=r"expected shape \(4,\) \(one observation\) or \(n, 4\)"):
             model.predict(obs)
     model.close()
+
+
+def test_every_algorithm_lookup_is_one_line_naming_the_known_ones(tmp_path, capsys, monkeypatch):
+    """``natgrad.algos.algorithm`` serves building, loading, tuning, benchmark grids and ``natgrad presets``."""
+    from natgrad.algos import algorithm
+    from natgrad.algos.checkpoint import write
+    from natgrad.runs.training import build_model
+    from natgrad.tools.bench import GridSettings, RunSpec, check_configs
+    from natgrad.tools.tune import TuneSettings
+
+    model = build_model("TRPO", "CartPole-v1", 0, {"n_steps": 8})  # the CLI's --algo is not case-sensitive
+    assert algorithm("ppo-kl") is natgrad.PPOKL and type(model) is algorithm("trpo") is natgrad.TRPO
+    write({**model.state(), "algo": "sac"}, tmp_path / "sac.pt")
+    model.close()
+    message = "unknown algorithm 'sac': use one of npg, ppo, ppo-kl, trpo, vpg"
+    for call in (lambda: algorithm("sac"), lambda: build_model("SAC", "CartPole-v1", 0, {}),
+                 lambda: natgrad.load(tmp_path / "sac.pt"),
+                 lambda: TuneSettings("sac", "CartPole-v1", 1024, 2, 256, 2, 0, {}, {}),
+                 lambda: check_configs([RunSpec("sac", "CartPole-v1", 0)], GridSettings(10))):
+        with pytest.raises(NatgradError) as error:
+            call()
+        assert str(error.value).endswith(message) and "\n" not in str(error.value)
+    monkeypatch.setattr("sys.argv", ["natgrad", "presets", "--algo", "sac"])
+    with pytest.raises(SystemExit):
+        main()
+    assert capsys.readouterr().err == f"error: {message}\n"

@@ -3,6 +3,8 @@
 
 import dataclasses
 import math
+import re
+import typing
 import warnings
 
 import numpy as np
@@ -15,6 +17,7 @@ import natgrad
 from natgrad import NatgradError
 from natgrad.cli import main
 from natgrad.config import Config, CriticFitConfig, NaturalConfig, PPOConfig, PPOKLConfig, ProximalConfig, VPGConfig
+from natgrad.policy.networks import ACTIVATIONS, mlp
 
 CONFIGS = [Config, CriticFitConfig, NaturalConfig, VPGConfig, ProximalConfig, PPOConfig, PPOKLConfig]
 FLOAT_FIELDS = [(cls, f.name) for cls in CONFIGS for f in dataclasses.fields(cls) if f.type in ("float", float)]
@@ -43,6 +46,34 @@ def test_log_std_init_is_checked_at_construction_not_blamed_on_the_env():
 def test_an_integer_option_given_inf_is_one_line():
     with pytest.raises(NatgradError, match=r"^invalid n_steps='inf': expected a value like 2048$"):
         NaturalConfig().replace(n_steps="inf")
+
+
+CHOICES = [(cls, name, alias) for cls in CONFIGS for name, alias in typing.get_type_hints(cls).items()
+           if typing.get_origin(alias) is typing.Literal]
+
+
+def test_the_options_that_name_a_choice_are_annotated_with_their_alias():
+    assert {name for cls, name, _ in CHOICES if cls is NaturalConfig} == {
+        "vectorization", "activation", "image_channels", "cnn", "recurrent", "critic_step"}
+
+
+@pytest.mark.parametrize("cls, name, alias", CHOICES, ids=[f"{c.__name__}.{n}" for c, n, _ in CHOICES])
+def test_every_choice_is_checked_against_its_alias_listing_the_choices(cls, name, alias):
+    choices = typing.get_args(alias)
+    listed = ", ".join(map(repr, choices[:-1])) + f" or {choices[-1]!r}"
+    for value in ("other", 1):
+        with pytest.raises(NatgradError, match=rf"^invalid {name}={value!r}: must be {re.escape(listed)}$"):
+            cls().replace(**{name: value})
+    assert [getattr(cls().replace(**{name: c}), name) for c in choices] == list(choices)
+
+
+def test_an_unknown_activation_is_one_line_from_the_config_and_from_the_network():
+    message = r"^invalid activation='sigmoid': must be 'tanh', 'relu' or 'elu'$"
+    with pytest.raises(NatgradError, match=message):
+        natgrad.TRPO("CartPole-v1", activation="sigmoid")
+    with pytest.raises(NatgradError, match=message):
+        mlp(3, (4,), 2, activation="sigmoid")
+    assert tuple(ACTIVATIONS) == typing.get_args(natgrad.config.Activation)  # a module for every choice
 
 
 def test_cli_refuses_a_non_finite_option_and_warns_of_a_huge_step_count(tmp_path, capsys, monkeypatch):

@@ -112,7 +112,7 @@ def test_cg_lowers_its_quadratic_model_every_iteration_and_the_residual_by_decad
     assert all(s.step.accepted and s.step.kl <= DELTA * (1 + 1e-6) for s in steps.values())
     assert cg.cosine(steps[10].delta, steps[25].delta) > 0.999  # converged by 10 iterations
     assert cg.cosine(steps[1].delta, steps[25].delta) < 0.99  # one iteration is the plain gradient's direction
-    assert steps[10].step.surrogate_improvement > steps[1].step.surrogate_improvement
+    assert steps[10].step.improvement > steps[1].step.improvement
 
 
 def test_every_experiment_renders_into_one_report(tmp_path, monkeypatch):

@@ -5,14 +5,14 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
-from fisher_reference import assert_fvp_matches, kl_hessian
+from fisher_reference import assert_both_fvp_routes_exact, assert_fvp_matches, float64_actor, kl_hessian
 
 from natgrad.natural.fisher import fisher_vector_product
 from natgrad.natural.flat import flat_grad
 from natgrad.natural.linearized import LinearizedActor
 from natgrad.natural.step import subsample
 from natgrad.objectives.losses import surrogate
-from natgrad.policy.actor_critic import Actor, PolicyInputs
+from natgrad.policy.actor_critic import PolicyInputs
 
 OBS = gym.spaces.Box(-1.0, 1.0, (3,), np.float32)
 ACTION_SPACES = {"categorical": gym.spaces.Discrete(3), "gaussian": gym.spaces.Box(-1.0, 1.0, (2,), np.float32)}
@@ -20,10 +20,7 @@ ACTION_SPACES = {"categorical": gym.spaces.Discrete(3), "gaussian": gym.spaces.B
 
 def actor_and_batch(kind: str, activation: str = "tanh"):
     """A float64 actor moved off its near-zero output init, a batch of 6 states and sampled actions."""
-    torch.manual_seed(1)
-    actor = Actor(OBS, ACTION_SPACES[kind], hidden=(4,), activation=activation, log_std_init=-0.3).double()
-    for p in actor.parameters():
-        p.data.add_(0.3 * torch.randn_like(p))
+    actor = float64_actor(OBS, ACTION_SPACES[kind], activation=activation)
     obs = torch.randn(6, 3, dtype=torch.float64)
     actions = actor(obs).sample(torch.Generator().manual_seed(2)).detach()
     return actor, obs, actions
@@ -74,16 +71,11 @@ def test_fvp_of_a_time_by_env_batch_equals_the_explicit_hessian_of_the_mean_kl(k
 def test_fvp_through_an_image_encoder_equals_the_explicit_hessian_of_the_mean_kl(space):
     """Through the CNN and the first convolution's own backward, by both routes, on its weights and the output
     layer's (the explicit Hessian of every weight is large)."""
-    from fisher_reference import assert_both_fvp_routes_exact
-
     from natgrad.policy.encoders import ScaledConv2d
     from natgrad.policy.spaces import ObsLayout
 
-    torch.manual_seed(1)
     layout = ObsLayout(space)
-    actor = Actor(layout, gym.spaces.Discrete(3), hidden=(4,), cnn="small", cnn_features=8).double()
-    for p in actor.parameters():
-        p.data.add_(0.3 * torch.randn_like(p))
+    actor = float64_actor(layout, gym.spaces.Discrete(3), cnn="small", cnn_features=8)
     space.seed(0)
     obs = layout.pack(layout.encode(np.stack([space.sample() for _ in range(5)]), 5))
     first = next(m for m in actor.modules() if isinstance(m, ScaledConv2d))

@@ -8,6 +8,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from fisher_reference import float64_actor
 from torch.func import functional_call
 
 from natgrad.natural.cg import conjugate_gradient
@@ -15,7 +16,6 @@ from natgrad.natural.fisher import fisher_vector_product
 from natgrad.natural.flat import flat_params
 from natgrad.natural.line_search import backtracking_line_search
 from natgrad.natural.step import max_step_size
-from natgrad.policy.actor_critic import Actor
 
 OBS = gym.spaces.Box(-1.0, 1.0, (3,), np.float32)
 ACTION_SPACES = {
@@ -27,10 +27,7 @@ ACTION_SPACES = {
 def tiny_policy(kind: str):
     """A float64 actor with one hidden layer of 4, a batch of 6 states, and its distribution
     and mean KL as functions of the flat parameter vector θ."""
-    torch.manual_seed(1)
-    actor = Actor(OBS, ACTION_SPACES[kind], hidden=(4,), log_std_init=-0.3).double()
-    for p in actor.parameters():  # move off the near-zero output init so F is well conditioned
-        p.data.add_(0.3 * torch.randn_like(p))
+    actor = float64_actor(OBS, ACTION_SPACES[kind])
     obs = torch.randn(6, 3, dtype=torch.float64)
     names = [n for n, _ in actor.named_parameters()]
     shapes = [p.shape for p in actor.parameters()]

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import torch
 from test_algorithms import seeds_reaching
+from test_cli import assert_complete_run
 from typer.testing import CliRunner
 
 import natgrad
@@ -202,8 +203,9 @@ def test_bench_grid_on_ray_gives_the_local_grid(kill_marker, tmp_path):
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     assert "wrote" in result.output and (tmp_path / "ray" / "summary.md").read_text().count("| CartPole-v1 |") == 1
-    for name in ["eval.json", "evals.csv", "metrics.csv", "model.pt", "config.json"]:
-        assert (specs[1].path(tmp_path / "ray") / name).exists(), name
+    for spec in specs:  # 2 updates of 256 steps, a checkpoint and an evaluation after each
+        assert_complete_run(spec.path(tmp_path / "ray"), steps=[256, 512], checkpoints=2, eval_episodes=2,
+                            evals=[256, 512])
     assert specs[0].path(tmp_path / "ray").with_suffix(".log").exists()
     local, remote = (json.loads((specs[0].path(tmp_path / d) / "eval.json").read_text()) for d in ("local", "ray"))
     assert local["returns"] == remote["returns"]  # the same `natgrad train` command, the same seed
@@ -213,8 +215,8 @@ def test_bench_grid_on_ray_gives_the_local_grid(kill_marker, tmp_path):
         (killed / name).unlink()
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0 and "resuming it from" in result.output, result.output
-    assert json.loads((killed / "config.json").read_text())["resumed_from"]["step"] == 256
-    assert json.loads((killed / "eval.json").read_text())["num_timesteps"] == 512
+    config = assert_complete_run(killed, steps=[512], checkpoints=1, eval_episodes=2, evals=[512])
+    assert config["resumed_from"]["step"] == 256
 
 
 def test_more_cpus_than_the_cluster_has_is_refused(kill_marker):

@@ -7,11 +7,11 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
-from fisher_reference import assert_both_fvp_routes_exact, random_trpo_step
+from fisher_reference import assert_both_fvp_routes_exact, float64_actor, random_trpo_step
 
 import natgrad
 from natgrad.config import NaturalConfig
-from natgrad.policy.actor_critic import Actor, Critic, PolicyInputs
+from natgrad.policy.actor_critic import Critic, PolicyInputs
 from natgrad.policy.recurrent import RecurrentCore
 from natgrad.rollouts.advantages import critic_values
 from natgrad.rollouts.collector import Collector
@@ -24,10 +24,7 @@ ACTIONS = {"categorical": gym.spaces.Discrete(3), "gaussian": gym.spaces.Box(-1.
 def recurrent_problem(kind: str, core: str, steps: int = 5, envs: int = 3, seed: int = 1):
     """A float64 recurrent actor moved off its init, and (T, N) inputs with episode starts inside and a
     non-zero stored state."""
-    torch.manual_seed(seed)
-    actor = Actor(OBS, ACTIONS[kind], hidden=(4,), log_std_init=-0.3, recurrent=core, rnn_hidden=3).double()
-    for p in actor.parameters():
-        p.data.add_(0.3 * torch.randn_like(p))
+    actor = float64_actor(OBS, ACTIONS[kind], seed=seed, recurrent=core, rnn_hidden=3)
     gen = torch.Generator().manual_seed(seed + 1)
     first = torch.rand(steps, envs, generator=gen) < 0.3
     first[2, 0] = True  # at least one reset inside a sequence

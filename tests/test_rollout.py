@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import torch
+from fisher_reference import jitter
 
 from natgrad import TRPO
 from natgrad.rollouts.advantages import critic_values
@@ -47,8 +48,7 @@ def test_numpy_actor_samples_the_torch_actor_distribution(env_id, activation):
     from natgrad.policy.inference import NumpyActor
 
     model = TRPO(env_id, hidden=(16, 16), activation=activation)
-    for p in model.actor.parameters():
-        p.data.add_(0.5 * torch.randn_like(p))  # away from the near-uniform initial policy
+    jitter(model.actor, 0.5)  # away from the near-uniform initial policy
     obs = np.random.default_rng(0).normal(size=(3, model.actor.net[0].in_features)).astype(np.float32)
     rng = np.random.default_rng(1)
     samples = np.stack([NumpyActor(model.actor)(obs, rng) for _ in range(20000)])  # (S, 3, ...)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from test_cli import assert_complete_run
 
 import natgrad
 from natgrad import NatgradError
@@ -77,8 +78,7 @@ def test_cli_resume_writes_a_new_run_that_continues(tmp_path):
                           eval_episodes=0, progress=False)
     final = natgrad.load(latest_model(second))
     assert final.num_timesteps == 1536
-    assert (first / "model.pt").exists()  # the original run is untouched
-    assert natgrad.load(first / "model.pt").num_timesteps == 1024
+    assert_complete_run(first, steps=[512, 1024], checkpoints=0, eval_episodes=0)  # the original run is untouched
     final.close()
 
 

@@ -1,20 +1,16 @@
 """SIGTERM stops a run as Ctrl-C does; an unwritable destination is one line before any work; a failed run says so."""
 
 import json
-import shlex
 import shutil
 import signal
-import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
-from test_cli import one_line_error
+from test_cli import assert_resumes, interrupted_train, one_line_error
 from typer.testing import CliRunner
 
-from natgrad import load
 from natgrad.cli import app
 from natgrad.errors import NatgradError
 from natgrad.runs.directories import FAILED, check_writable
@@ -35,25 +31,12 @@ def trained(tmp_path_factory) -> Path:
 
 def test_sigterm_saves_a_checkpoint_prints_the_resume_command_and_exits_143(tmp_path):
     out = tmp_path / "run"
-    child = subprocess.Popen(
-        [sys.executable, "-m", "natgrad", "train", "--steps", "1e6", "--set", "n_steps=64", "--out", str(out),
-         "--checkpoint-every", "1e9", "--eval-episodes", "1", "--no-progress"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    assert child.stdout.readline() == f"run directory: {out}\n"
-    deadline = time.monotonic() + 60
-    while len(_lines(out / "metrics.csv")) < 2 and time.monotonic() < deadline:
-        time.sleep(0.1)
-    child.send_signal(signal.SIGTERM)
-    stdout, stderr = child.communicate(timeout=60)
-    assert child.returncode == 143 and stdout == "", stderr
+    status, stderr = interrupted_train(out, signal.SIGTERM, 1, "--checkpoint-every", "1e9", "--eval-episodes", "1")
+    assert status == 143, stderr
     [checkpoint] = (out / "checkpoints").glob("step_*.pt")  # a run shorter than --checkpoint-every keeps one
     command = f"natgrad train --resume {out} --checkpoint-every 1000000000 --eval-every 0 --eval-episodes 1"
     assert stderr == f"terminated (SIGTERM): saved {checkpoint}; resume with: {command}\n"
-    resumed = runner.invoke(app, [*shlex.split(command)[1:], "--steps", "64", "--out", str(tmp_path / "resumed"),
-                                  "--no-progress"])
-    assert resumed.exit_code == 0, resumed.output
-    assert json.loads((tmp_path / "resumed" / "config.json").read_text())["resumed_from"]["step"] == \
-        load(checkpoint).num_timesteps
+    assert_resumes(command, checkpoint, tmp_path / "resumed", 1)
 
 
 def test_the_sigterm_handler_is_there_only_while_training_and_only_in_the_main_thread():
@@ -71,10 +54,6 @@ def test_the_sigterm_handler_is_there_only_while_training_and_only_in_the_main_t
     thread.start()
     thread.join()
     assert seen == [before]
-
-
-def _lines(path: Path) -> list[str]:
-    return path.read_text().splitlines() if path.exists() else []
 
 
 @pytest.fixture

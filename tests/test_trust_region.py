@@ -9,9 +9,11 @@ import pytest
 import torch
 
 from natgrad import NPG, TRPO
-from natgrad.natural import step as natural_module
-from natgrad.natural.step import natural_step
+from natgrad.natural.flat import flat_params, set_flat_params
+from natgrad.natural.linearized import LinearizedActor
+from natgrad.natural.step import natural_step, trust_region_step
 from natgrad.objectives.gae import normalize
+from natgrad.objectives.losses import surrogate
 from natgrad.rollouts.advantages import update_batch
 from natgrad.rollouts.collector import Collector
 
@@ -37,7 +39,7 @@ def test_kl_within_trust_region_after_every_accepted_update(env_id, fvp_fraction
             accepted += 1
             assert kl <= model.config.max_kl * (1 + 1e-6)
             assert kl == pytest.approx(step.kl, rel=1e-4, abs=1e-9)
-            assert step.surrogate_improvement > 0
+            assert step.improvement > 0
     assert accepted >= 10
     model.close()
 
@@ -61,23 +63,26 @@ def assert_bitwise_equal(a, b):
         assert torch.equal(a[k], b[k]), k
 
 
-def test_rejected_line_search_leaves_parameters_bit_for_bit(monkeypatch):
+def test_rejected_line_search_leaves_parameters_bit_for_bit():
+    """Every try writes its θ into the actor and fails: the step is refused and θ_old is back bit for bit."""
     model = TRPO("Pendulum-v1", seed=0, n_envs=2, n_steps=64)
-    real = natural_module.backtracking_line_search
+    cfg = model.config
+    obs, actions, log_probs, adv = next(real_batches(model, 1))
+    params = model.actor.policy_parameters()
+    linear = LinearizedActor(model.actor, obs)
+    value, g = linear.value_and_grad(lambda dist: surrogate(dist.log_prob(actions), log_probs, adv))
+    before, theta_old = snapshot(model.actor), flat_params(params)
     tried = []
 
-    def never_improves(evaluate, *args, **kwargs):
-        def worse(theta):
-            evaluate(theta)  # really moves the parameters, as a failing try does
-            tried.append(theta)
-            return -math.inf, 0.0
-        return real(worse, *args, **kwargs)
+    def never_improves(theta: torch.Tensor) -> tuple[float, float]:
+        set_flat_params(params, theta)  # really moves the parameters, as a failing try does
+        tried.append(theta)
+        return -math.inf, 0.0
 
-    monkeypatch.setattr(natural_module, "backtracking_line_search", never_improves)
-    obs, actions, log_probs, adv = next(real_batches(model, 1))
-    before = snapshot(model.actor)
-    step = natural_step(model.actor, obs, actions, log_probs, adv, model.config, line_search=True)
-    assert not step.accepted and len(tried) == model.config.backtrack_iters
+    step = trust_region_step(params, g, float(value), linear.fisher_vector_product(cfg.damping),
+                             evaluate=never_improves, radius=cfg.max_kl, bound=cfg.max_kl, cfg=cfg, line_search=True)
+    assert not step.accepted and len(tried) == cfg.backtrack_iters
+    assert not any(torch.equal(theta, theta_old) for theta in tried)
     assert_bitwise_equal(before, snapshot(model.actor))
     model.close()
 

@@ -11,6 +11,7 @@ import time
 from contextlib import closing
 
 import pytest
+from test_cli import assert_complete_run
 from typer.testing import CliRunner
 
 from natgrad import NatgradError
@@ -73,7 +74,9 @@ def test_a_killed_study_resumes_to_its_trials_and_its_preset_trains(tmp_path):
                        for t in study.trials)
     assert (out / "importance.png").read_bytes()[:4] == b"\x89PNG"
     best = study.best_trial
-    assert (out / "trials" / f"{best.number:04d}" / "eval.json").exists()
+    n_steps = best.params["n_steps"]
+    assert_complete_run(out / "trials" / f"{best.number:04d}", steps=range(n_steps, 1025, n_steps), checkpoints=0,
+                        eval_episodes=2, evals=[256, 512, 768, 1024])
     assert json.loads((out / "trials" / f"{best.number:04d}" / "eval.json").read_text())["mean"] == best.value
 
     run = tmp_path / "best-run"

@@ -9,10 +9,9 @@ import sys
 from pathlib import Path
 
 import gymnasium as gym
-import numpy as np
 import pytest
 import torch
-from test_cli import natgrad_cli, one_line_error
+from test_cli import assert_complete_run, natgrad_cli, one_line_error
 
 import natgrad
 import natgrad.wrappers
@@ -202,9 +201,8 @@ def test_a_trusted_module_factory_checkpoint_loads_and_trains(tmp_path, monkeypa
     assert trusted.env_id == "legit_envs:make_env"
     output = natgrad_cli("train", "--resume", str(tmp_path / "m.pt"), "--trust-env", "--steps", "64", "--out",
                          str(tmp_path / "run"), "--eval-episodes", "1", "--no-progress")
-    assert json.loads((tmp_path / "run" / "config.json").read_text())["env_id"] == "legit_envs:make_env"
-    assert "final evaluation" in output
-    assert np.isfinite(json.loads((tmp_path / "run" / "eval.json").read_text())["mean"])
+    config = assert_complete_run(tmp_path / "run", steps=[64], checkpoints=0, eval_episodes=1)
+    assert config["env_id"] == "legit_envs:make_env" and "final evaluation" in output
 
 
 def test_a_natgrad_env_made_from_itself_is_one_line(run_dir, tmp_path):

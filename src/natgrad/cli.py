@@ -1,4 +1,8 @@
-"""The ``natgrad`` command line: train, eval (and the experiment groups registered below)."""
+"""The ``natgrad`` command line: train, eval, presets, bench, tune, report, export, plot, lab and version.
+
+Each command checks its options and calls the library function that does the work (in ``runs``, ``tools``,
+``lab``, ``presets``).
+"""
 
 from __future__ import annotations
 
@@ -152,12 +156,10 @@ def presets_(
     env: Annotated[Optional[str], typer.Option(help="only this env id")] = None,
 ) -> None:
     """List the tuned presets: per algorithm and env, the values that differ from the defaults."""
-    from natgrad.algos import ALGORITHMS
+    from natgrad.algos import ALGORITHMS, algorithm
     from natgrad.presets import presets
 
-    if algo is not None and algo not in ALGORITHMS:
-        raise NatgradError(f"unknown algorithm {algo!r}: use one of {', '.join(sorted(ALGORITHMS))}")
-    names = [algo] if algo else list(ALGORITHMS)
+    names = [algorithm(algo).name] if algo is not None else list(ALGORITHMS)
     known = sorted({env_id for name in names for env_id in presets(name)})
     if env is not None and env not in known:
         raise NatgradError(f"no {algo + ' ' if algo else ''}preset for {env}: the envs with one are "

@@ -7,12 +7,13 @@ the presets and the checkpoints use the same classes.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 import numbers
 import operator
 from dataclasses import dataclass, field, fields
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal, get_args, get_origin, get_type_hints
 
 from natgrad.errors import NatgradError
 
@@ -20,6 +21,23 @@ from natgrad.errors import NatgradError
 # torch.manual_seed refuses 2**64 and up; the seeds derived from one (seed + env steps for the rollouts,
 # + env index for each env) stay far below 2**64.
 MAX_SEED = 2**32 - 1
+
+# The allowed values of the options that name a choice: the fields below are annotated with them, the config checks
+# them, and the modules that branch on a choice import them.
+Vectorization = Literal["sync", "async"]
+"""How the envs run: ``"sync"`` (every env in this process) or ``"async"`` (one process per env)."""
+Activation = Literal["tanh", "relu", "elu"]
+"""The hidden layers' activation function."""
+ImageChannels = Literal["auto", "first", "last"]
+"""Where an image observation keeps its channels: ``"last"`` (H, W, C), ``"first"`` (C, H, W), ``"auto"`` (by shape)."""
+Cnn = Literal["auto", "nature", "small"]
+"""The image encoder's layout: the Nature-DQN CNN, one 3×3 convolution, or by image size."""
+RecurrentCell = Literal["lstm", "gru"]
+"""The cell of a recurrent core."""
+Recurrent = Literal["none", RecurrentCell]
+"""The recurrent core after the encoder: none, or layers of a ``RecurrentCell``."""
+CriticStep = Literal["natural", "head", "adam"]
+"""How a critic that shares the actor's trunk moves it (``NaturalConfig.critic_step``)."""
 
 
 @dataclass(frozen=True)
@@ -33,7 +51,7 @@ class Config:
     """Parallel environments in the vector env."""
     n_steps: int = 2048
     """Steps per env per update; the batch is ``n_envs * n_steps``."""
-    vectorization: str = "sync"
+    vectorization: Vectorization = "sync"
     """``"sync"`` (every env in this process) or ``"async"`` (one process per env)."""
     gamma: float = 0.99
     """Discount γ."""
@@ -41,7 +59,7 @@ class Config:
     """GAE λ: 0 is the one-step TD advantage, 1 the Monte Carlo return minus V."""
     hidden: tuple[int, ...] = (64, 64)
     """Hidden layer sizes of actor and critic (``--set hidden=64,64``)."""
-    activation: str = "tanh"
+    activation: Activation = "tanh"
     """Hidden-layer activation: ``tanh``, ``relu`` or ``elu``."""
     log_std_init: float = 0.0
     """Initial log σ of the Gaussian policy (Box actions; state-independent, learned), in [-20, 20]."""
@@ -51,15 +69,15 @@ class Config:
     """Scale rewards by the running std of the discounted return."""
     normalize_advantage: bool = True
     """Â ← (Â − mean) / std over the batch (PPO: over each minibatch)."""
-    image_channels: str = "auto"
+    image_channels: ImageChannels = "auto"
     """Layout of image observations: ``"last"`` (H, W, C), ``"first"`` (C, H, W), or ``"auto"`` (channels first
     only when the first axis is shorter than the last, e.g. (4, 84, 84))."""
-    cnn: str = "auto"
+    cnn: Cnn = "auto"
     """Image encoder: ``"nature"`` (the Nature-DQN CNN, images of at least 36×36), ``"small"`` (one 3×3
     convolution), ``"auto"`` (by image size)."""
     cnn_features: int = 0
     """Units of the CNN's last layer (0: 512 for ``nature``, 128 for ``small``)."""
-    recurrent: str = "none"
+    recurrent: Recurrent = "none"
     """Recurrent core after the encoder, in actor and critic: ``"none"``, ``"lstm"`` or ``"gru"``."""
     rnn_hidden: int = 64
     """Units of each recurrent layer."""
@@ -83,17 +101,14 @@ class Config:
                "env_kwargs", self.env_kwargs, 'a mapping of keyword to value, e.g. {"g": 9.81}')
         _check(self.n_envs >= 1, "n_envs", self.n_envs, "an integer >= 1")
         _check(self.n_steps >= 1, "n_steps", self.n_steps, "an integer >= 1")
-        _check(self.vectorization in ("sync", "async"), "vectorization", self.vectorization, "'sync' or 'async'")
+        for name, choices in _choice_fields(type(self)).items():  # every option annotated with a Literal alias
+            check_choice(name, getattr(self, name), choices)
         _check(0 < self.gamma <= 1, "gamma", self.gamma, "in (0, 1]")
         _check(0 <= self.gae_lambda <= 1, "gae_lambda", self.gae_lambda, "in [0, 1]")
         _check(abs(self.log_std_init) <= 20, "log_std_init", self.log_std_init, "in [-20, 20] (σ from 2e-9 to 5e8)")
         _check(len(self.hidden) >= 1 and all(h >= 1 for h in self.hidden), "hidden", self.hidden,
                "one or more positive layer sizes, e.g. 64,64")
-        _check(self.image_channels in ("auto", "first", "last"), "image_channels", self.image_channels,
-               "'auto', 'first' or 'last'")
-        _check(self.cnn in ("auto", "nature", "small"), "cnn", self.cnn, "'auto', 'nature' or 'small'")
         _check(self.cnn_features >= 0, "cnn_features", self.cnn_features, ">= 0 (0: the layout's default)")
-        _check(self.recurrent in ("none", "lstm", "gru"), "recurrent", self.recurrent, "'none', 'lstm' or 'gru'")
         _check(self.rnn_hidden >= 1, "rnn_hidden", self.rnn_hidden, ">= 1")
         _check(self.rnn_layers >= 1, "rnn_layers", self.rnn_layers, ">= 1")
         _check(self.seq_len >= 0 and (self.seq_len == 0 or self.n_steps % self.seq_len == 0), "seq_len",
@@ -177,7 +192,7 @@ class NaturalConfig(CriticFitConfig):
     """Fraction of the batch the Fisher-vector products use (drawn anew each update)."""
     anneal_kl: bool = False
     """δ_t = δ·(1 − t/T): t = ``num_timesteps``, T = where ``learn()`` ends (a resumed run keeps its schedule)."""
-    critic_step: str = "natural"
+    critic_step: CriticStep = "natural"
     """With ``share_trunk``: how the critic moves the shared trunk after the policy step. ``"natural"``: its output
     layer by Adam, then the trunk by a natural-gradient step on the value loss that keeps the whole update's
     KL(π_old ‖ π) within ``max_kl + critic_kl``; ``"head"``: its output layer only (the trunk moves with the policy
@@ -194,8 +209,6 @@ class NaturalConfig(CriticFitConfig):
         _check(0 < self.backtrack_coef < 1, "backtrack_coef", self.backtrack_coef, "in (0, 1)")
         _check(self.backtrack_iters >= 1, "backtrack_iters", self.backtrack_iters, ">= 1")
         _check(0 < self.fvp_fraction <= 1, "fvp_fraction", self.fvp_fraction, "in (0, 1]")
-        _check(self.critic_step in ("natural", "head", "adam"), "critic_step", self.critic_step,
-               "'natural', 'head' or 'adam'")
         _check(self.critic_kl > 0, "critic_kl", self.critic_kl, "a finite ε_v > 0")
 
 
@@ -315,6 +328,20 @@ def check_steps(steps: Any, name: str) -> int:
     if isinstance(steps, bool) or not isinstance(steps, numbers.Real) or not math.isfinite(steps):
         raise NatgradError(f"{name} must be a finite number of env steps, e.g. 1e6; got {steps!r}")
     return int(steps)
+
+
+def check_choice(name: str, value: Any, choices: Any) -> None:
+    """A one-line NatgradError unless ``value`` is one of the ``Literal`` alias ``choices``, which it lists."""
+    allowed = get_args(choices)
+    listed = ", ".join(map(repr, allowed[:-1])) + f" or {allowed[-1]!r}"
+    _check(isinstance(value, str) and value in allowed, name, value, listed)
+
+
+@functools.cache
+def _choice_fields(cls: type[Config]) -> dict[str, Any]:
+    """The options of a config class annotated with a ``Literal`` alias, and that alias."""
+    hints = get_type_hints(cls)
+    return {f.name: hints[f.name] for f in fields(cls) if get_origin(hints[f.name]) is Literal}
 
 
 def _check(ok: bool, name: str, value: Any, want: str) -> None:

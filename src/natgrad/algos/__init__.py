@@ -1,4 +1,4 @@
-"""The algorithms, by the name the CLI and the checkpoints use.
+"""The algorithms, by the name the CLI and the checkpoints use (``ALGORITHMS``; ``algorithm(name)`` looks one up).
 
 In the order one reads them:
 
@@ -15,8 +15,19 @@ from natgrad.algos.base import Algorithm
 from natgrad.algos.natural import NPG, TRPO
 from natgrad.algos.ppo import PPO, PPOKL
 from natgrad.algos.vpg import VPG
+from natgrad.errors import NatgradError
 
 ALGORITHMS: dict[str, type[Algorithm]] = {cls.name: cls for cls in (TRPO, NPG, VPG, PPO, PPOKL)}
 """The algorithm classes by the name the CLI and checkpoints use: ``trpo``, ``npg``, ``vpg``, ``ppo``, ``ppo-kl``."""
 
-__all__ = ["ALGORITHMS", "NPG", "PPO", "PPOKL", "TRPO", "VPG", "Algorithm"]
+
+def algorithm(name: object) -> type[Algorithm]:
+    """The algorithm class called ``name`` in ``ALGORITHMS``; anything else is a one-line NatgradError naming the
+    known ones."""
+    cls = ALGORITHMS.get(name) if isinstance(name, str) else None
+    if cls is None:
+        raise NatgradError(f"unknown algorithm {name!r}: use one of {', '.join(sorted(ALGORITHMS))}")
+    return cls
+
+
+__all__ = ["ALGORITHMS", "NPG", "PPO", "PPOKL", "TRPO", "VPG", "Algorithm", "algorithm"]

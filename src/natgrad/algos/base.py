@@ -63,6 +63,23 @@ class Algorithm:
     """Its config class: every hyperparameter, with defaults."""
     config: Config
     """This model's hyperparameters (an instance of ``config_cls``)."""
+    env_id: str | None
+    """The env's id or ``module:factory``, as checkpoints name it; None for an env object."""
+    preset: dict[str, Any]
+    """The preset values this model started from (empty without one)."""
+    env: VectorEnv | None
+    """The vector env the model trains on (None for a model that can only predict)."""
+    no_env_reason: str
+    """Why the model has no env and how to give it one (``natgrad.load`` says which file and env), as ``learn``
+    and evaluation say it."""
+    env_masks: bool
+    """Whether training takes legal-action masks from the env's ``action_masks()`` (saved with the model)."""
+    num_timesteps: int
+    """Env steps trained so far, over every ``learn`` call (restored by ``natgrad.load``)."""
+    num_updates: int
+    """Updates made so far."""
+    recent_returns: deque[float]
+    """Raw returns of the last 100 training episodes (``rollout/ep_return_mean``)."""
 
     def __init__(self, env: EnvLike | None, seed: int = 0, config: Config | None = None,
                  preset: bool | Mapping[str, Any] = True,
@@ -88,51 +105,35 @@ class Algorithm:
         (``natgrad.load`` builds one when the env it was trained on cannot be made again)."""
         self.env_source = None if env is None else env_source(env)
         self.env_id = None if self.env_source is None else self.env_source.name
-        """The env's id or ``module:factory``, as checkpoints name it; None for an env object."""
-        preset_id = None if self.env_source is None else self.env_source.id
+        self.preset = self._starting_preset(preset, config)
+        self.config = self._resolved_config(config, overrides)
+        self.seed = check_seed(seed)
+        self.sampling = Sampling(workers, ray_address, worker_cpus).check(self.config.n_envs)
+        self.threads = check_threads(threads)
+        self.env = self._make_env()
+        self.no_env_reason = ("this model has no env (it was built from spaces only): build or load it with env=... "
+                              "to train or evaluate it")
+        self.observation_space, self.action_space = self._spaces(spaces)
+        self._build_networks()
+        self._start_training_state()
+        self._setup()
+
+    def _starting_preset(self, preset: bool | Mapping[str, Any], config: Config | None) -> dict[str, Any]:
+        """The preset under the overrides: ``preset`` itself when a mapping, else the tuned one for the env's id
+        when ``preset`` is True; none when a ``config`` is given."""
         if isinstance(preset, Mapping):
-            self.preset = dict(preset) if config is None else {}
-        else:
-            self.preset = preset_of(self.name, preset_id) if config is None and preset and preset_id else {}
-        """The preset values this model started from (empty without one)."""
+            return dict(preset) if config is None else {}
+        preset_id = None if self.env_source is None else self.env_source.id
+        return preset_of(self.name, preset_id) if config is None and preset and preset_id else {}
+
+    def _resolved_config(self, config: Config | None, overrides: dict[str, Any]) -> Config:
+        """``config`` (else the defaults), then the preset, then a vector env's own n_envs, then ``overrides``."""
         vector = None if self.env_source is None else self.env_source.vector
         fixed = {"n_envs": vector.num_envs} if vector is not None and "n_envs" not in overrides else {}
         cfg = (config or self.config_cls()).replace(**{**self.preset, **fixed, **overrides})
         if not isinstance(cfg, self.config_cls):
             raise NatgradError(f"{type(self).__name__} takes a {self.config_cls.__name__}, got {type(cfg).__name__}")
-        self.seed, self.config = check_seed(seed), cfg
-        self.sampling = Sampling(workers, ray_address, worker_cpus).check(cfg.n_envs)
-        self.threads = check_threads(threads)
-        self.env = self._make_env()
-        """The vector env the model trains on (None for a model that can only predict)."""
-        self.no_env_reason = ("this model has no env (it was built from spaces only): build or load it with env=... "
-                              "to train or evaluate it")
-        """Why the model has no env and how to give it one (``natgrad.load`` says which file and env), as ``learn``
-        and evaluation say it."""
-        if self.env is not None:
-            spaces = (self.env.single_observation_space, self.env.single_action_space)
-        elif spaces is None:
-            raise NatgradError("a model needs an env, or spaces=(observation_space, action_space) to predict with")
-        self.observation_space, self.action_space = spaces
-        torch.manual_seed(self.seed)
-        self.actor, self.obs_normalizer, self.reward_scaler = rollout_parts(*spaces, cfg.n_envs, cfg)
-        self.layout = self.actor.layout
-        self.env_masks = self.env is not None and uses_env_masks(self.env, self.actor)
-        """Whether training takes legal-action masks from the env's ``action_masks()`` (saved with the model)."""
-        self.critic = Critic.from_config(self.layout, cfg, self.actor)
-        self.generator = torch.Generator().manual_seed(self.seed)
-        self.num_timesteps = 0
-        """Env steps trained so far, over every ``learn`` call (restored by ``natgrad.load``)."""
-        self.num_updates = 0
-        """Updates made so far."""
-        self.recent_returns: deque[float] = deque(maxlen=100)
-        """Raw returns of the last 100 training episodes (``rollout/ep_return_mean``)."""
-        self.recent_lengths: deque[int] = deque(maxlen=100)
-        self.last_episodes: list[tuple[float, int]] = []  # (return, length) of episodes ended in the last batch
-        self._sampler: Sampler | None = None
-        self._critic_state: torch.Tensor | None = None  # a recurrent critic's state entering the next batch
-        self.optimizers: dict[str, torch.optim.Optimizer] = {}  # saved with checkpoints
-        self._setup()
+        return cfg
 
     def _make_env(self) -> VectorEnv | None:
         """The model's vector env; with Ray the envs live in the workers, and the driver keeps one for its spaces."""
@@ -145,6 +146,37 @@ class Algorithm:
                                    "picklable zero-argument factory, not an env instance")
             return make_vec_env(source, env_kwargs=cfg.env_kwargs)
         return make_vec_env(source, cfg.n_envs, cfg.vectorization, cfg.env_kwargs)
+
+    def _spaces(self, spaces: tuple[Space, Space] | None) -> tuple[Space, Space]:
+        """(observation space, action space): the env's, else the ``spaces`` given for a model without one."""
+        if self.env is not None:
+            return self.env.single_observation_space, self.env.single_action_space
+        if spaces is None:
+            raise NatgradError("a model needs an env, or spaces=(observation_space, action_space) to predict with")
+        return spaces
+
+    def _build_networks(self) -> None:
+        """π_θ (the actor), the observation and reward normalizers and V_φ, their initial weights drawn from
+        ``seed``; and the model's own generator for sampling and minibatches."""
+        cfg = self.config
+        torch.manual_seed(self.seed)
+        self.actor, self.obs_normalizer, self.reward_scaler = rollout_parts(self.observation_space, self.action_space,
+                                                                            cfg.n_envs, cfg)
+        self.layout = self.actor.layout
+        self.env_masks = self.env is not None and uses_env_masks(self.env, self.actor)
+        self.critic = Critic.from_config(self.layout, cfg, self.actor)
+        self.generator = torch.Generator().manual_seed(self.seed)
+
+    def _start_training_state(self) -> None:
+        """No steps or updates yet, no episodes, no sampler or recurrent critic state, no optimizers."""
+        self.num_timesteps = 0
+        self.num_updates = 0
+        self.recent_returns = deque(maxlen=100)
+        self.recent_lengths: deque[int] = deque(maxlen=100)
+        self.last_episodes: list[tuple[float, int]] = []  # (return, length) of episodes ended in the last batch
+        self._sampler: Sampler | None = None
+        self._critic_state: torch.Tensor | None = None  # a recurrent critic's state entering the next batch
+        self.optimizers: dict[str, torch.optim.Optimizer] = {}  # saved with checkpoints; _setup fills it
 
     # ---- what a subclass provides -------------------------------------------------------
     def _setup(self) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 
 from gymnasium import Space
 
-from natgrad.algos import ALGORITHMS
+from natgrad.algos import algorithm
 from natgrad.algos.base import Algorithm
 from natgrad.algos.checkpoint import read
 from natgrad.config import Config
@@ -40,10 +40,10 @@ def load(path: str | Path, env: EnvLike | None = None, trust_env: bool = False, 
     ``activation``, ``recurrent``, ...) are refused.
     """
     payload = read(path)
-    algo = payload.get("algo")
-    cls = ALGORITHMS.get(algo) if isinstance(algo, str) else None
-    if cls is None:
-        raise NatgradError(f"{path} holds an unknown algorithm {algo!r}: known are {sorted(ALGORITHMS)}")
+    try:
+        cls = algorithm(payload.get("algo"))
+    except NatgradError as e:
+        raise NatgradError(f"{path} holds an {e}") from None
     try:
         config = cls.config_cls.from_dict(payload["config"])
     except (NatgradError, TypeError, ValueError, AttributeError, KeyError) as e:  # a refused value, or no mapping

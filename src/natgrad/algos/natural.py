@@ -14,6 +14,7 @@ from natgrad.natural.shared_critic import critic_fit_parameters, natural_critic_
 from natgrad.natural.step import natural_step
 from natgrad.objectives.gae import normalize
 from natgrad.objectives.optim import adam
+from natgrad.policy.distributions import Distribution
 from natgrad.rollouts.batch import UpdateBatch
 
 
@@ -49,14 +50,14 @@ class NaturalGradient(Algorithm):
             metrics.update(self._shared_trunk_step(seq, old, cfg))
         return metrics
 
-    def _shared_trunk_step(self, seq: UpdateBatch, old, cfg: NaturalConfig) -> dict[str, float]:
+    def _shared_trunk_step(self, seq: UpdateBatch, old: Distribution, cfg: NaturalConfig) -> dict[str, float]:
         """The critic's step on the shared trunk ("natural" only), and the KL the whole update reached."""
         metrics = {}
         if cfg.critic_step == "natural":
             step = natural_critic_step(self.actor, self.critic, seq.actor_inputs, seq.critic_inputs, seq.returns,
                                        old, cfg)
             metrics = {"critic/trunk_step_accepted": float(step.accepted),
-                       "critic/trunk_loss_decrease": step.surrogate_improvement}
+                       "critic/trunk_loss_decrease": step.improvement}
         with torch.no_grad():
             metrics["policy/kl_update"] = float(old.kl(self.actor(seq.actor_inputs)).mean())
         metrics["policy/kl_bound"] = cfg.max_kl + (cfg.critic_kl if cfg.critic_step == "natural" else 0.0)

@@ -58,56 +58,90 @@ class Proximal(Algorithm):
         return 0.0
 
     def _update(self, data: UpdateBatch, progress: float, gae: Callable[[], UpdateBatch]) -> dict[str, float]:
+        """Up to ``epochs`` passes of minibatch Adam over the batch; an epoch past a KL rule ends the update."""
+        cfg = self.config
+        lr = self._anneal_lr(progress)
+        pieces = data.sequences(cfg.piece_length)  # single states, or sequence pieces from their stored states
+        with torch.no_grad():
+            old = self.actor(pieces.actor_inputs).detach()
+        diagnostics: list[dict[str, float]] = []
+        kl_stopped = False
+        for epochs_run in range(1, cfg.epochs + 1):
+            if epochs_run > 1 and cfg.recompute_advantages:
+                # Â and R again, with the critic the last epoch trained (V_old for clip_vf too)
+                pieces = gae().sequences(cfg.piece_length)
+            diagnostics += self._epoch(pieces, old)
+            if self._past_target_kl(diagnostics[-1]):
+                break
+            if epochs_run < cfg.epochs and self._past_kl_limit(pieces, old):
+                kl_stopped = True
+                break
+        metrics = self._update_metrics(diagnostics, pieces, old)
+        metrics.update({"policy/epochs": float(epochs_run), "policy/lr": lr})
+        if self._kl_limit():
+            metrics["policy/kl_stopped"] = float(kl_stopped)
+        metrics.update(self._after_update(metrics["policy/kl"]))
+        return metrics
+
+    def _anneal_lr(self, progress: float) -> float:
+        """Set Adam's step size for this update, lr·(1 − t/T) with ``anneal_lr`` (else lr), and return it."""
         cfg = self.config
         lr = cfg.lr * (1.0 - progress) if cfg.anneal_lr else cfg.lr
         for group in self.optimizer.param_groups:
             group["lr"] = lr
-        params = [p for group in self.optimizer.param_groups for p in group["params"]]
-        pieces = data.sequences(cfg.piece_length)  # single states, or sequence pieces from their stored states
+        return lr
+
+    def _epoch(self, pieces: UpdateBatch, old: Distribution) -> list[dict[str, float]]:
+        """One pass over the batch in random minibatches of its states or pieces; each minibatch's diagnostics."""
         count = pieces.returns.shape[1]
+        return [self._minibatch_step(pieces.columns(idx), old[:, idx])
+                for idx in minibatches(count, count // self.config.minibatch_count, self.generator)]
+
+    def _minibatch_step(self, mb: UpdateBatch, old: Distribution) -> dict[str, float]:
+        """One Adam step on  −objective − c_ent·H + c_vf·½(V − R)²  (gradient norm clipped to ``max_grad_norm``);
+        the objective's diagnostics, the value loss and the approximate KL."""
+        cfg = self.config
+        dist = self.actor(mb.actor_inputs)
+        log_p = dist.log_prob(mb.actions)
+        adv = normalize(mb.advantages) if cfg.normalize_advantage else mb.advantages
+        objective, info = self._objective(log_p, mb.log_probs, adv, old, dist)
+        v_loss = value_loss(self.critic(mb.critic_inputs), mb.returns, mb.values, cfg.clip_vf or None)
+        loss = -objective - cfg.ent_coef * dist.entropy().mean() + cfg.vf_coef * v_loss
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.max_grad_norm > 0:
+            params = [p for group in self.optimizer.param_groups for p in group["params"]]
+            torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
+        self.optimizer.step()
+        return {**info, "critic/loss": float(v_loss.detach()),
+                "policy/approx_kl": float(approx_kl(log_p.detach(), mb.log_probs))}
+
+    def _past_target_kl(self, last: dict[str, float]) -> bool:
+        """Early stop 1 (``target_kl``, any PPO): the last minibatch's approximate KL passed ``target_kl``."""
+        target = self.config.target_kl
+        return bool(target) and last["policy/approx_kl"] > target
+
+    def _past_kl_limit(self, pieces: UpdateBatch, old: Distribution) -> bool:
+        """Early stop 2 (``_kl_limit``, PPO-KL's ``kl_stop``): the batch's mean KL(π_old ‖ π_θ) passed the limit."""
+        limit = self._kl_limit()
+        if not limit:
+            return False
         with torch.no_grad():
-            old = self.actor(pieces.actor_inputs).detach()
-        diagnostics: list[dict[str, float]] = []
-        epochs_run, limit, limited = 0, self._kl_limit(), False
-        for epoch in range(cfg.epochs):
-            if epoch > 0 and cfg.recompute_advantages:
-                # Â and R again, with the critic the last epoch trained (V_old for clip_vf too)
-                pieces = gae().sequences(cfg.piece_length)
-            for idx in minibatches(count, count // cfg.minibatch_count, self.generator):
-                mb = pieces.columns(idx)
-                dist = self.actor(mb.actor_inputs)
-                log_p = dist.log_prob(mb.actions)
-                adv = normalize(mb.advantages) if cfg.normalize_advantage else mb.advantages
-                objective, info = self._objective(log_p, mb.log_probs, adv, old[:, idx], dist)
-                v_loss = value_loss(self.critic(mb.critic_inputs), mb.returns, mb.values, cfg.clip_vf or None)
-                loss = -objective - cfg.ent_coef * dist.entropy().mean() + cfg.vf_coef * v_loss
-                self.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                if cfg.max_grad_norm > 0:
-                    torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
-                self.optimizer.step()
-                diagnostics.append({**info, "critic/loss": float(v_loss.detach()),
-                                    "policy/approx_kl": float(approx_kl(log_p.detach(), mb.log_probs))})
-            epochs_run += 1
-            if cfg.target_kl and diagnostics[-1]["policy/approx_kl"] > cfg.target_kl:
-                break
-            if limit and epoch + 1 < cfg.epochs:
-                with torch.no_grad():
-                    limited = float(old.kl(self.actor(pieces.actor_inputs)).mean()) > limit
-                if limited:
-                    break
+            return float(old.kl(self.actor(pieces.actor_inputs)).mean()) > limit
+
+    def _update_metrics(self, diagnostics: list[dict[str, float]], pieces: UpdateBatch,
+                        old: Distribution) -> dict[str, float]:
+        """The minibatches' diagnostics averaged, then π_new on the whole batch: KL(π_old ‖ π_new), the surrogate's
+        rise L(θ_new) − L(θ_old) (L(θ_old) = mean Â) and the entropy."""
+        cfg = self.config
         with torch.no_grad():
             new = self.actor(pieces.actor_inputs)
             kl = float(old.kl(new).mean())
-            adv_all = normalize(pieces.advantages) if cfg.normalize_advantage else pieces.advantages
-            improvement = float(surrogate(new.log_prob(pieces.actions), pieces.log_probs, adv_all) - adv_all.mean())
+            adv = normalize(pieces.advantages) if cfg.normalize_advantage else pieces.advantages
+            improvement = float(surrogate(new.log_prob(pieces.actions), pieces.log_probs, adv) - adv.mean())
             entropy = float(new.entropy().mean())
         metrics = {k: sum(d[k] for d in diagnostics) / len(diagnostics) for k in diagnostics[0]}
-        metrics.update({"policy/kl": kl, "policy/surrogate_improvement": improvement, "policy/entropy": entropy,
-                        "policy/epochs": float(epochs_run), "policy/lr": lr})
-        if limit:
-            metrics["policy/kl_stopped"] = float(limited)
-        metrics.update(self._after_update(kl))
+        metrics.update({"policy/kl": kl, "policy/surrogate_improvement": improvement, "policy/entropy": entropy})
         return metrics
 
 

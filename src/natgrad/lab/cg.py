@@ -128,7 +128,7 @@ def section(iters: Sequence[int] = ITERS, dampings: Sequence[float] = DAMPINGS, 
     reference = {s.damping: s.delta for s in steps if s.cg_iters == max(iters)}
     rows = [[f"{s.damping:g}", str(s.cg_iters), str(s.step.cg_iterations),
              sci(traces[s.damping].residual[s.step.cg_iterations - 1], 2), sci(float(s.delta.norm()), 3),
-             f"{cosine(s.delta, reference[s.damping]):.3f}", sci(s.step.kl, 3), sci(s.step.surrogate_improvement, 3),
+             f"{cosine(s.delta, reference[s.damping]):.3f}", sci(s.step.kl, 3), sci(s.step.improvement, 3),
              str(s.step.backtracks) if s.step.accepted else "rejected"] for s in steps]
     columns = ["damping λ", "CG cap", "iterations run", "relative residual", "‖Δθ‖",
                f"cos(Δθ, Δθ at cap {max(iters)})", "KL", "L(θ) − L(θ_old)", "backtracks"]
@@ -140,7 +140,7 @@ def section(iters: Sequence[int] = ITERS, dampings: Sequence[float] = DAMPINGS, 
         gap = traces[damping].model_gap
         ax_model.plot(k[:-1], np.where(gap > ROUND_OFF, gap, np.nan), "o-", ms=3, **style)
         mine = [s for s in steps if s.damping == damping]
-        ax_imp.plot([s.cg_iters for s in mine], [s.step.surrogate_improvement for s in mine], "s-", **style)
+        ax_imp.plot([s.cg_iters for s in mine], [s.step.improvement for s in mine], "s-", **style)
         ax_kl.plot([s.cg_iters for s in mine], [s.step.kl for s in mine], "s-", **style)
     max_kl = model.config.max_kl
     ax_kl.axhline(max_kl, color="k", ls=":", label=f"δ = {max_kl:g}")

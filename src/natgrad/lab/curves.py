@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from natgrad.algos import ALGORITHMS
+from natgrad.algos import algorithm
 from natgrad.lab.report import Section, Table, figure, sci
 
 ALGOS = ("vpg", "npg", "trpo")
@@ -43,7 +43,7 @@ def train(algo: str, seed: int, steps: int, env_id: str, overrides: dict[str, An
     """
     rows: list[tuple[float, ...]] = []
     start = time.perf_counter()
-    cls = ALGORITHMS[algo]
+    cls = algorithm(algo)
     model = cls(env_id, seed=seed, config=cls.config_cls().replace(**overrides))
     try:
         model.learn(steps, callback=lambda _, m: rows.append(
@@ -69,7 +69,7 @@ def kl_spread(runs: Sequence[Run]) -> float:
 def section(seeds: int = SEEDS, steps: int = STEPS, env_id: str = ENV_ID) -> Section:
     """Natural vs standard gradient on a real task: learning curves and per-update KL on CartPole-v1."""
     runs = learning_curves(seeds, steps, env_id)
-    max_kl = ALGORITHMS["npg"].config_cls().max_kl
+    max_kl = algorithm("npg").config_cls().max_kl
     by_algo = {algo: [r for r in runs if r.algo == algo] for algo in ALGOS}
     kl = {algo: np.concatenate([r.kl for r in mine]) for algo, mine in by_algo.items()}
     rows = []

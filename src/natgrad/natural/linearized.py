@@ -10,9 +10,8 @@ whole network: encoder (a CNN too) and recurrent core, unrolled over the sequenc
 Both Jacobian products are autograd's, over the network output y = net(obs):
 Jᵀw = ∂(y·w)/∂θ, a backward pass; J v by the double-vjp trick: h(u) = Jᵀu is linear in a dummy
 cotangent u, so ∂(h(u)·v)/∂u = J v, a backward pass through h's graph, which is built once per update.
-On the 64-64 Hopper actor and 2,048 states (one thread) a product costs ~1.3 ms plus ~1.4 ms of set-up
-per update, against 1.9 ms for double backprop; ``torch.func.linearize`` costs about as much per
-product but ~60 ms to set up, and ``torch.func.jvp`` ~6.7 ms a product.
+This is cheaper than double backprop, per product and per update; ``torch.func.linearize`` costs about as much
+per product but far more to set up, and ``torch.func.jvp`` more per product (docs/results/performance.md).
 """
 
 from __future__ import annotations

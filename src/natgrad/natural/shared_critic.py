@@ -30,7 +30,8 @@ from natgrad.policy.distributions import Distribution
 def natural_critic_step(actor: Actor, critic: Critic, actor_inputs: PolicyInputs, critic_inputs: PolicyInputs,
                         returns: Tensor, old: Distribution, cfg: NaturalConfig) -> NaturalStep:
     """One natural-gradient step of the shared trunk on the value loss (see the module docstring), in place.
-    ``old`` is π before the update's policy step; the step's ``kl`` is the whole update's KL(π_old ‖ π_new)."""
+    ``old`` is π before the update's policy step; the step's ``kl`` is the whole update's KL(π_old ‖ π_new), its
+    ``improvement`` the value loss's fall."""
     trunk = critic.trunk_parameters()
 
     def objective() -> Tensor:
@@ -44,8 +45,8 @@ def natural_critic_step(actor: Actor, critic: Critic, actor_inputs: PolicyInputs
     value = objective()
     g = flat_grad(value, trunk)
     fvp = LinearizedActor(actor, actor_inputs, wrt=trunk).fisher_vector_product(cfg.damping)
-    return trust_region_step(trunk, g, float(value.detach()), fvp, evaluate, cfg.critic_kl, cfg.max_kl + cfg.critic_kl,
-                             cfg, line_search=True)
+    return trust_region_step(trunk, g, float(value.detach()), fvp, evaluate=evaluate, line_search=True, cfg=cfg,
+                             radius=cfg.critic_kl, bound=cfg.max_kl + cfg.critic_kl)
 
 
 def critic_fit_parameters(critic: Critic, cfg: NaturalConfig) -> list[torch.nn.Parameter]:

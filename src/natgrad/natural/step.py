@@ -32,8 +32,9 @@ class NaturalStep:
     """False: θ stayed exactly θ_old"""
     kl: float
     """mean KL(π_old ‖ π_θ) reached"""
-    surrogate_improvement: float
-    """L(θ) − L(θ_old)"""
+    improvement: float
+    """the rise of the objective the step raised: L(θ) − L(θ_old) for the policy, the value loss's fall for a
+    shared trunk (``natgrad.natural.shared_critic``)"""
     backtracks: int
     """line-search j accepted (0 for NPG); backtrack_iters when rejected"""
     cg_iterations: int
@@ -47,7 +48,7 @@ class NaturalStep:
         """The step as ``metrics.csv`` columns (``policy/kl``, ``policy/line_search_backtracks``, …)."""
         return {
             "policy/kl": self.kl,
-            "policy/surrogate_improvement": self.surrogate_improvement,
+            "policy/surrogate_improvement": self.improvement,
             "policy/accepted": float(self.accepted),
             "policy/line_search_backtracks": float(self.backtracks),
             "policy/cg_iterations": float(self.cg_iterations),
@@ -97,8 +98,8 @@ def natural_step(
     if cfg.fvp_fraction < 1.0:
         linear = LinearizedActor(actor, subsample(inputs, log_probs_old.dim(), cfg.fvp_fraction, generator,
                                                   actor.recurrent))
-    return trust_region_step(params, g, float(loss_old), linear.fisher_vector_product(cfg.damping), evaluate,
-                             cfg.max_kl, cfg.max_kl, cfg, line_search)
+    return trust_region_step(params, g, float(loss_old), linear.fisher_vector_product(cfg.damping),
+                             evaluate=evaluate, line_search=line_search, cfg=cfg, radius=cfg.max_kl)
 
 
 def trust_region_step(
@@ -106,40 +107,45 @@ def trust_region_step(
     g: Tensor,
     value_old: float,
     fvp: Callable[[Tensor], Tensor],
+    *,
     evaluate: Callable[[Tensor], tuple[float, float]],
-    radius: float,
-    bound: float,
-    cfg: NaturalConfig,
     line_search: bool,
+    cfg: NaturalConfig,
+    radius: float,
+    bound: float | None = None,
 ) -> NaturalStep:
     """Raise an objective of ``params`` (value ``value_old`` and gradient g at θ_old) in policy space, in place.
 
     Solve F x = g by CG with the Fisher-vector product ``fvp``; β = √(2·radius / xᵀFx), a step whose quadratic
     KL is ``radius``. NPG: θ_old + βx. TRPO: θ_old + α^j βx for the first j where ``evaluate`` (which writes θ
     into the parameters and returns (objective, mean KL(π_old ‖ π_θ))) shows the objective improved and the KL
-    within ``bound``; if none, θ_old bit for bit. A step that is not finite is never taken."""
+    within ``bound`` (``radius`` when None); if none, θ_old bit for bit. A step that is not finite is never taken.
+    ``cfg`` gives the solver's settings only: CG's iterations and tolerance, the line search's coefficient and
+    tries."""
     theta_old = flat_params(params)
     cg = conjugate_gradient(fvp, g, cfg.cg_iters, cfg.cg_tol)
     beta = max_step_size(radius, float(cg.x @ fvp(cg.x)))
-    refused = NaturalStep(False, 0.0, 0.0, cfg.backtrack_iters, cg.iterations, cg.residual_norm,
-                          math.nan, float(g.norm()))
+
+    def outcome(accepted: bool, kl: float, improvement: float, backtracks: int) -> NaturalStep:
+        """What the step did, with the CG solve's figures; β is nan for a refused step."""
+        return NaturalStep(accepted=accepted, kl=kl, improvement=improvement, backtracks=backtracks,
+                           cg_iterations=cg.iterations, cg_residual=cg.residual_norm,
+                           step_size=beta if accepted else math.nan, grad_norm=float(g.norm()))
+
+    refused = outcome(False, 0.0, 0.0, cfg.backtrack_iters)
     if math.isnan(beta) or not torch.isfinite(cg.x).all():
         return refused  # xᵀFx ≤ 0 or non-finite: a NaN step, never taken
     full_step = beta * cg.x
     if line_search:
-        result = backtracking_line_search(
-            evaluate, theta_old, full_step, value_old, bound, cfg.backtrack_coef, cfg.backtrack_iters
-        )
+        result = backtracking_line_search(evaluate, theta_old, full_step, value_old,
+                                          radius if bound is None else bound, cfg.backtrack_coef, cfg.backtrack_iters)
         set_flat_params(params, result.theta)
-        if not result.accepted:
-            return refused
-        return NaturalStep(True, result.kl, result.surrogate - value_old, result.backtracks,
-                           cg.iterations, cg.residual_norm, beta, float(g.norm()))
+        return outcome(True, result.kl, result.surrogate - value_old, result.backtracks) if result.accepted else refused
     new_value, kl = evaluate(theta_old + full_step)
     if not (math.isfinite(new_value) and math.isfinite(kl)):
         set_flat_params(params, theta_old)
         return refused
-    return NaturalStep(True, kl, new_value - value_old, 0, cg.iterations, cg.residual_norm, beta, float(g.norm()))
+    return outcome(True, kl, new_value - value_old, 0)
 
 
 def subsample(inputs: PolicyInputs, lead: int, fraction: float, generator: torch.Generator | None,

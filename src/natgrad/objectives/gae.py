@@ -30,7 +30,7 @@ def gae(
     carry = (gamma * lam * (~ended).to(values.dtype)).numpy()
     advantages = np.empty_like(deltas)
     running = np.zeros_like(deltas[0])
-    for t in range(len(deltas) - 1, -1, -1):  # NumPy: ~7x cheaper per step than torch for small rows
+    for t in range(len(deltas) - 1, -1, -1):  # NumPy: cheaper per step than torch for small rows
         running = deltas[t] + carry[t] * running
         advantages[t] = running
     adv = torch.from_numpy(advantages)

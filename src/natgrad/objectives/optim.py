@@ -8,8 +8,9 @@ import torch
 
 
 def adam(params: Iterable[torch.nn.Parameter], lr: float, eps: float = 1e-8) -> torch.optim.Adam:
-    """Adam with ``fused=True``: the same update rule, ~20% cheaper per step for small networks on CPU. A parameter
-    listed twice (a trunk the actor and the critic share) is optimized once."""
+    """Adam with ``fused=True``: the same update rule in fewer operations, cheaper per step for small networks on
+    CPU (docs/results/performance.md). A parameter listed twice (a trunk the actor and the critic share) is
+    optimized once."""
     return torch.optim.Adam(distinct(params), lr=lr, eps=eps, fused=True)
 
 

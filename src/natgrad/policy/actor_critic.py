@@ -16,6 +16,7 @@ import torch
 from gymnasium import spaces
 from torch import Tensor, nn
 
+from natgrad.config import Activation, Cnn, Recurrent
 from natgrad.policy.distributions import Distribution
 from natgrad.policy.encoders import Encoder
 from natgrad.policy.networks import mlp, orthogonal
@@ -56,8 +57,9 @@ class Network(nn.Module):
     """
 
     def __init__(self, layout: ObsLayout, out_dim: int, out_gain: float, hidden: Sequence[int] = (64, 64),
-                 activation: str = "tanh", cnn: str = "auto", cnn_features: int = 0, recurrent: str = "none",
-                 rnn_hidden: int = 64, rnn_layers: int = 1, share: Network | None = None) -> None:
+                 activation: Activation = "tanh", cnn: Cnn = "auto", cnn_features: int = 0,
+                 recurrent: Recurrent = "none", rnn_hidden: int = 64, rnn_layers: int = 1,
+                 share: Network | None = None) -> None:
         super().__init__()
         self.layout = layout
         if share is not None:
@@ -124,7 +126,7 @@ class Actor(Network):
     """
 
     def __init__(self, observation_space: spaces.Space | ObsLayout, action_space: spaces.Space,
-                 hidden: Sequence[int] = (64, 64), activation: str = "tanh", log_std_init: float = 0.0,
+                 hidden: Sequence[int] = (64, 64), activation: Activation = "tanh", log_std_init: float = 0.0,
                  **options: Any) -> None:
         layout = observation_space if isinstance(observation_space, ObsLayout) else ObsLayout(observation_space)
         action = ActionSpec.of(action_space)
@@ -175,7 +177,7 @@ class Critic(Network):
     """V_φ(s) = net(s), a scalar per state."""
 
     def __init__(self, observation_space: spaces.Space | ObsLayout, hidden: Sequence[int] = (64, 64),
-                 activation: str = "tanh", **options: Any) -> None:
+                 activation: Activation = "tanh", **options: Any) -> None:
         layout = observation_space if isinstance(observation_space, ObsLayout) else ObsLayout(observation_space)
         super().__init__(layout, 1, 1.0, hidden, activation, **options)
 

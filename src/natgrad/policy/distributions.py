@@ -1,9 +1,9 @@
 """Action distributions as immutable objects built from their parameters.
 
-Each gives ``sample``, ``mode``, ``log_prob``, ``entropy``, the closed-form ``kl(other) = KL(self ‖ other)``
-and ``fisher``, its own Fisher matrix M in its parameters applied to a change of them: the block the
-Gauss–Newton Fisher-vector product F v = E[Jᵀ M J v] uses (``natgrad.natural.linearized``). All are computed per
-state, over any batch shape (the leading dimensions).
+Each is a ``Distribution``: it gives ``sample``, ``mode``, ``log_prob``, ``entropy``, the closed-form
+``kl(other) = KL(self ‖ other)`` and ``fisher``, its own Fisher matrix M in its parameters applied to a change of
+them: the block the Gauss–Newton Fisher-vector product F v = E[Jᵀ M J v] uses (``natgrad.natural.linearized``).
+All are computed per state, over any batch shape (the leading dimensions).
 
 Masks: a Categorical or MultiCategorical with ``mask`` (True = legal) gives every illegal action a logit
 of the dtype's lowest value, so its probability is exactly 0 (it is never sampled), it adds exactly 0 to
@@ -14,10 +14,46 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+
+@runtime_checkable
+class Distribution(Protocol):
+    """What every action distribution gives, per state over a batch of any leading shape.
+
+    Its parameters are the network output (the logits, or a Gaussian's mean) and maybe *heads*, parameters it
+    holds apart from the network, the same for every state (a Gaussian's log σ); ``fisher`` takes a change of each,
+    in that order.
+    """
+
+    def sample(self, generator: torch.Generator | None = None) -> Tensor:
+        """One action per state, a ~ π(·|s)."""
+
+    def mode(self) -> Tensor:
+        """The most probable action per state."""
+
+    def log_prob(self, actions: Tensor) -> Tensor:
+        """log π(a|s) of one action per state."""
+
+    def entropy(self) -> Tensor:
+        """H = −E_a[log π(a|s)] per state."""
+
+    def kl(self, other: Distribution) -> Tensor:
+        """KL(self ‖ other) per state, in closed form; ``other`` is of the same class."""
+
+    def fisher(self, d_out: Tensor, *d_heads: Tensor) -> tuple[Tensor, ...]:
+        """M u per state for a change u = (Δ network output, Δ each head): M = ∂²KL(self ‖ π_{params + u})/∂u² at
+        u = 0, one tensor per parameter."""
+
+    def __getitem__(self, index: Any) -> Distribution:
+        """The distributions of the states selected by ``index`` (over the leading dimensions)."""
+
+    def detach(self) -> Distribution:
+        """A frozen copy, unaffected by later changes to θ."""
 
 
 def _masked(logits: Tensor, mask: Tensor | None) -> Tensor:
@@ -241,5 +277,3 @@ class DiagGaussian:
         """A frozen copy: cloned, since log σ is the parameter itself and would move with θ."""
         return DiagGaussian(self.mean.detach().clone(), self.log_std.detach().clone())
 
-
-Distribution = Categorical | MultiCategorical | Bernoulli | DiagGaussian

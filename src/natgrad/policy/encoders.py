@@ -17,20 +17,18 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from natgrad.config import Cnn, check_choice
 from natgrad.errors import NatgradError
 from natgrad.policy.networks import orthogonal
 from natgrad.policy.spaces import VECTOR, Leaf, Obs, ObsLayout
-
-CNNS = ("auto", "nature", "small")
 
 
 class Encoder(nn.Module):
     """Obs with leading dimensions (…) → features (…, ``features``)."""
 
-    def __init__(self, layout: ObsLayout, cnn: str = "auto", cnn_features: int = 0) -> None:
+    def __init__(self, layout: ObsLayout, cnn: Cnn = "auto", cnn_features: int = 0) -> None:
         super().__init__()
-        if cnn not in CNNS:
-            raise NatgradError(f"invalid cnn={cnn!r}: must be one of {', '.join(CNNS)}")
+        check_choice("cnn", cnn, Cnn)
         self.layout = layout
         self.leaves = layout.leaves
         self.images = nn.ModuleDict({_name(leaf): image_encoder(leaf, cnn, cnn_features)
@@ -120,8 +118,8 @@ class _ImageConvGrad(torch.autograd.Function):
 
 
 CNN_CHUNK = 256
-"""Images per CNN call when no gradient is taken (a whole batch's evaluation): a thousand Atari frames at once
-run ~1.8× slower per frame than in pieces of 256, whose buffers the allocator reuses."""
+"""Images per CNN call when no gradient is taken (a whole batch's evaluation): pieces whose buffers the allocator
+reuses, where a whole batch of Atari frames at once runs slower per frame (docs/results/performance.md)."""
 
 
 def _cnn_features(cnn: nn.Module, images: Tensor, dtype: torch.dtype) -> Tensor:
@@ -132,7 +130,7 @@ def _cnn_features(cnn: nn.Module, images: Tensor, dtype: torch.dtype) -> Tensor:
     return torch.cat([cnn(piece.to(dtype)) for piece in images.split(CNN_CHUNK)])
 
 
-def image_encoder(leaf: Leaf, cnn: str = "auto", features: int = 0) -> nn.Sequential:
+def image_encoder(leaf: Leaf, cnn: Cnn = "auto", features: int = 0) -> nn.Sequential:
     """The CNN for one image leaf of (C, H, W), on the image times ``leaf.scale`` (to [0, 1]): conv layers,
     flatten, a linear layer of ``features`` units (0: 512 for the Nature layout, 128 for the small one), ReLU
     after each."""

@@ -2,11 +2,11 @@
 
 ``Acting`` picks actions for N envs from their current observations and keeps the recurrent state of
 each env (reset where an episode starts). A plain MLP actor on a flat Box observation with Box or
-Discrete actions acts through ``NumpyActor``, a NumPy copy of it: a 64-64 MLP forward costs ~7 µs in
-NumPy against ~70 µs through torch.nn for one observation, which is most of the per-step overhead on top
-of a MuJoCo step. Every other actor (encoders, recurrent cores, masks, other action spaces) acts through
-torch. θ does not change while acting; log-probabilities for training are computed afterwards by the
-torch actor in one batched call, so training sees exactly the distribution it differentiates.
+Discrete actions acts through ``NumpyActor``, a NumPy copy of it: for one observation, torch.nn's per-call
+overhead costs many times a small MLP's arithmetic, and would be most of the per-step cost on top of a MuJoCo
+step (timings: docs/results/performance.md). Every other actor (encoders, recurrent cores, masks, other action
+spaces) acts through torch. θ does not change while acting; log-probabilities for training are computed
+afterwards by the torch actor in one batched call, so training sees exactly the distribution it differentiates.
 """
 
 from __future__ import annotations
@@ -16,8 +16,12 @@ import torch
 from torch import nn
 
 from natgrad.policy.actor_critic import Actor, PolicyInputs
+from natgrad.policy.spaces import ActionKind
 
-_ACTIVATIONS = {
+NUMPY_KINDS: tuple[ActionKind, ...] = ("box", "discrete")
+"""The action kinds ``NumpyActor`` samples: a Gaussian's and a Categorical's."""
+
+_ACTIVATIONS = {  # the NumPy form of every activation module
     nn.Tanh: np.tanh,
     nn.ReLU: lambda x: np.maximum(x, 0.0),
     nn.ELU: lambda x: np.where(x > 0, x, np.expm1(np.minimum(x, 0.0))),
@@ -43,7 +47,7 @@ class NumpyActor:
     @staticmethod
     def fits(actor: Actor) -> bool:
         """Whether ``actor`` is a plain MLP on a flat vector with Box or Discrete actions."""
-        return actor.encoder.identity and actor.core is None and actor.action.kind in ("box", "discrete") \
+        return actor.encoder.identity and actor.core is None and actor.action.kind in NUMPY_KINDS \
             and not actor.layout.has_mask
 
     def __call__(self, obs: np.ndarray, rng: np.random.Generator | None = None,
@@ -66,8 +70,8 @@ class NumpyActor:
 class Acting:
     """Actions for N envs, one step at a time, with each env's recurrent state carried between steps.
 
-    ``mask_from_env``: the env offers no mask in its observations but ``action_masks()`` (the caller
-    passes the masks in). ``masks`` forces the torch path even when the actor could act in NumPy.
+    ``masks``: the envs give legal-action masks (in their observations or by ``action_masks()``; the caller
+    passes each step's in), so the actor acts through torch, which applies them, even where it could act in NumPy.
     """
 
     def __init__(self, actor: Actor, n_envs: int, rng: np.random.Generator, masks: bool = False) -> None:

@@ -7,21 +7,21 @@ from collections.abc import Sequence
 
 from torch import nn
 
-from natgrad.errors import NatgradError
+from natgrad.config import Activation, check_choice
 
-ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU, "elu": nn.ELU}
+ACTIVATIONS: dict[Activation, type[nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU, "elu": nn.ELU}
+"""The module of each ``Activation``."""
 
 
 def mlp(
     in_dim: int,
     hidden: Sequence[int],
     out_dim: int,
-    activation: str = "tanh",
+    activation: Activation = "tanh",
     out_gain: float = 1.0,
 ) -> nn.Sequential:
     """in → hidden… → out, hidden layers orthogonal with gain √2, the output layer with ``out_gain``."""
-    if activation not in ACTIVATIONS:
-        raise NatgradError(f"unknown activation {activation!r}: use one of {sorted(ACTIVATIONS)}")
+    check_choice("activation", activation, Activation)
     layers: list[nn.Module] = []
     sizes = [in_dim, *hidden]
     for a, b in zip(sizes[:-1], sizes[1:]):

@@ -22,19 +22,17 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from natgrad.config import RecurrentCell, check_choice
 from natgrad.errors import NatgradError
 from natgrad.policy.networks import orthogonal
-
-RECURRENT = ("none", "lstm", "gru")
 
 
 class RecurrentCore(nn.Module):
     """``layers`` LSTM or GRU cells of ``hidden`` units on ``in_dim`` features."""
 
-    def __init__(self, kind: str, in_dim: int, hidden: int = 64, layers: int = 1) -> None:
+    def __init__(self, kind: RecurrentCell, in_dim: int, hidden: int = 64, layers: int = 1) -> None:
         super().__init__()
-        if kind not in ("lstm", "gru"):
-            raise NatgradError(f"invalid recurrent={kind!r}: must be one of {', '.join(RECURRENT)}")
+        check_choice("recurrent", kind, RecurrentCell)
         if hidden < 1 or layers < 1:
             raise NatgradError(f"a recurrent core needs rnn_hidden >= 1 and rnn_layers >= 1, got {hidden}, {layers}")
         cell = nn.LSTMCell if kind == "lstm" else nn.GRUCell

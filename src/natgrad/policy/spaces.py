@@ -17,15 +17,17 @@ checkpoint can rebuild them without the env.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any, Literal, Union
 
 import numpy as np
 import torch
 from gymnasium import spaces
 from torch import Tensor
 
+from natgrad.config import ImageChannels, check_choice
 from natgrad.errors import NatgradError
 from natgrad.policy.distributions import Bernoulli, Categorical, DiagGaussian, Distribution, MultiCategorical
 
@@ -85,9 +87,8 @@ class Part:
 class ObsLayout:
     """The leaves of an observation space and how to turn raw observations into them."""
 
-    def __init__(self, space: spaces.Space, image_channels: str = "auto") -> None:
-        if image_channels not in ("auto", "first", "last"):
-            raise NatgradError(f"invalid image_channels={image_channels!r}: must be 'auto', 'first' or 'last'")
+    def __init__(self, space: spaces.Space, image_channels: ImageChannels = "auto") -> None:
+        check_choice("image_channels", image_channels, ImageChannels)
         self.space = space
         self.has_mask = isinstance(space, spaces.Dict) and MASK_KEY in space.spaces
         self.mask_size = int(np.prod(space[MASK_KEY].shape)) if self.has_mask else 0
@@ -165,7 +166,7 @@ class ObsLayout:
                 for leaf in self.leaves}
 
 
-def _walk(space: spaces.Space, path: tuple[Any, ...], image_channels: str) -> Iterator[Part]:
+def _walk(space: spaces.Space, path: tuple[Any, ...], image_channels: ImageChannels) -> Iterator[Part]:
     where = f" at {_name(path)}" if path else ""
     if isinstance(space, spaces.Dict):
         for key, sub in space.spaces.items():
@@ -269,13 +270,67 @@ def entry(raw: Any, path: tuple[Any, ...]) -> Any:
     return raw
 
 
+ActionKind = Literal["box", "discrete", "multidiscrete", "binary"]
+"""The action spaces natgrad acts in: Box (1-D), Discrete, MultiDiscrete, MultiBinary (``ACTION_KINDS``)."""
+
+
+@dataclass(frozen=True)
+class ActionFamily:
+    """What one ``ActionKind`` is to the policy: the space, the sizes, the distribution and the actions' form."""
+
+    space: type[spaces.Space]
+    """the Gymnasium space class"""
+    sizes: Callable[[Any], tuple[int, tuple[int, ...], tuple[int, ...]]]
+    """a space's network outputs, shape of one stored action, and every index's n (``ActionSpec``)"""
+    distribution: Callable[[Tensor, tuple[int, ...], Tensor | None, Tensor | None], Distribution]
+    """the distribution of (network output, ``nvec``, mask, log σ)"""
+    continuous: bool = False
+    """real actions: the actor learns a state-independent log σ besides the network, and the env gets the actions
+    clipped to the space's bounds"""
+    indices: bool = False
+    """int64 indices from 0, which a legal-action mask can rule out; the env counts them from the space's
+    ``start``"""
+
+
+def _box_sizes(space: spaces.Box) -> tuple[int, tuple[int, ...], tuple[int, ...]]:
+    if len(space.shape) != 1:
+        raise _unsupported(space, " (a Box action must be 1-D: flatten it with a wrapper)")
+    return space.shape[0], space.shape, ()
+
+
+def _multidiscrete_sizes(space: spaces.MultiDiscrete) -> tuple[int, tuple[int, ...], tuple[int, ...]]:
+    nvec = tuple(int(n) for n in np.asarray(space.nvec).reshape(-1))
+    return sum(nvec), (len(nvec),), nvec
+
+
+def _binary_sizes(space: spaces.MultiBinary) -> tuple[int, tuple[int, ...], tuple[int, ...]]:
+    k = int(np.prod(space.shape))
+    return k, (k,), ()
+
+
+def _unsupported(space: spaces.Space, hint: str = "") -> NatgradError:
+    return NatgradError(f"unsupported action space {space}: natgrad supports {SUPPORTED}{hint}")
+
+
+ACTION_KINDS: dict[ActionKind, ActionFamily] = {
+    "box": ActionFamily(spaces.Box, _box_sizes, lambda out, nvec, mask, log_std: DiagGaussian(out, log_std),
+                        continuous=True),
+    "discrete": ActionFamily(spaces.Discrete, lambda space: (int(space.n), (), (int(space.n),)),
+                             lambda out, nvec, mask, log_std: Categorical(out, mask), indices=True),
+    "multidiscrete": ActionFamily(spaces.MultiDiscrete, _multidiscrete_sizes,
+                                  lambda out, nvec, mask, log_std: MultiCategorical(out, nvec, mask), indices=True),
+    "binary": ActionFamily(spaces.MultiBinary, _binary_sizes, lambda out, nvec, mask, log_std: Bernoulli(out)),
+}
+"""Every ``ActionKind``: a new kind of action space is one entry here (and its distribution's class)."""
+
+
 @dataclass(frozen=True)
 class ActionSpec:
     """An action space as the policy sees it: network outputs, the distribution over them, storage, env form."""
 
     space: spaces.Space
-    kind: str
-    """box | discrete | multidiscrete | binary"""
+    kind: ActionKind
+    """box | discrete | multidiscrete | binary (``ACTION_KINDS``)"""
     n_out: int
     """network outputs: the Gaussian's mean, or the logits"""
     shape: tuple[int, ...]
@@ -286,55 +341,50 @@ class ActionSpec:
     @classmethod
     def of(cls, space: spaces.Space) -> ActionSpec:
         """The spec of an action space; an unsupported one is a one-line error."""
-        if isinstance(space, spaces.Box) and len(space.shape) == 1:
-            return cls(space, "box", space.shape[0], space.shape)
-        if isinstance(space, spaces.Discrete):
-            return cls(space, "discrete", int(space.n), (), (int(space.n),))
-        if isinstance(space, spaces.MultiDiscrete):
-            nvec = tuple(int(n) for n in np.asarray(space.nvec).reshape(-1))
-            return cls(space, "multidiscrete", sum(nvec), (len(nvec),), nvec)
-        if isinstance(space, spaces.MultiBinary):
-            k = int(np.prod(space.shape))
-            return cls(space, "binary", k, (k,))
-        hint = " (a Box action must be 1-D: flatten it with a wrapper)" if isinstance(space, spaces.Box) else ""
-        raise NatgradError(f"unsupported action space {space}: natgrad supports {SUPPORTED}{hint}")
+        for kind, family in ACTION_KINDS.items():
+            if isinstance(space, family.space):
+                return cls(space, kind, *family.sizes(space))
+        raise _unsupported(space)
+
+    @property
+    def family(self) -> ActionFamily:
+        """What the spec's kind is to the policy (``ACTION_KINDS``)."""
+        return ACTION_KINDS[self.kind]
 
     @property
     def continuous(self) -> bool:
-        """Whether the actions are a Box."""
-        return self.kind == "box"
+        """Whether the actions are real (a Box): the actor has a learned log σ."""
+        return self.family.continuous
 
     @property
     def mask_size(self) -> int:
         """Entries of a legal-action mask: one per action (Discrete) or per value of each entry (MultiDiscrete)."""
-        return self.n_out if self.kind in ("discrete", "multidiscrete") else 0
+        return self.n_out if self.family.indices else 0
 
     @property
     def dtype(self) -> np.dtype:
         """How one stored action is typed: int64 indices, or float32."""
-        return np.dtype(np.int64) if self.kind in ("discrete", "multidiscrete") else np.dtype(np.float32)
+        return np.dtype(np.int64) if self.family.indices else np.dtype(np.float32)
+
+    @functools.cached_property
+    def offset(self) -> np.ndarray | None:
+        """What the env adds to an index action: the space's ``start``, flattened (None when all 0, or not indices)."""
+        start = np.asarray(self.space.start, np.int64).reshape(-1) if self.family.indices else np.zeros(0, np.int64)
+        return start if start.any() else None
 
     def distribution(self, out: Tensor, mask: Tensor | None = None, log_std: Tensor | None = None) -> Distribution:
         """The distribution whose parameters are the network output ``out`` (and log σ for a Box)."""
-        if self.kind == "box":
-            return DiagGaussian(out, log_std)
-        if self.kind == "discrete":
-            return Categorical(out, mask)
-        if self.kind == "multidiscrete":
-            return MultiCategorical(out, self.nvec, mask)
-        return Bernoulli(out)
+        return self.family.distribution(out, self.nvec, mask, log_std)
 
     def to_env(self, actions: np.ndarray) -> np.ndarray:
-        """(rows, *shape) policy actions in the env's form: Box clipped to its bounds, indices shifted by the
-        space's ``start``, MultiDiscrete and MultiBinary in the space's shape."""
-        space, rows = self.space, len(actions)
-        if self.kind == "box":  # np.clip's value, without its Python-level dispatch (per step, this counts)
+        """(rows, *shape) policy actions in the env's form: real ones clipped to the space's bounds; indices shifted
+        by the space's ``start``, and like the others in the space's shape and dtype."""
+        space = self.space
+        if self.continuous:  # np.clip's value, without its Python-level dispatch (per step, this counts)
             return np.minimum(np.maximum(actions, space.low), space.high)
-        if self.kind == "discrete":
-            return actions + space.start if space.start else actions
-        if self.kind == "multidiscrete":
-            return (actions + np.asarray(space.start).reshape(-1)).reshape(rows, *space.shape).astype(space.dtype)
-        return actions.reshape(rows, *space.shape).astype(space.dtype)
+        if self.offset is not None:
+            actions = actions + self.offset
+        return actions.reshape(len(actions), *space.shape).astype(space.dtype, copy=False)
 
 
 def check_masks(mask: np.ndarray, action: ActionSpec) -> np.ndarray:

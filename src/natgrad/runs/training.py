@@ -13,7 +13,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from natgrad.algos import ALGORITHMS
+from natgrad.algos import algorithm
 from natgrad.algos.base import Algorithm, Callback, CallbackList
 from natgrad.runs.callbacks import CheckpointCallback, EvalCallback
 from natgrad.algos.checkpoint import read
@@ -83,10 +83,7 @@ def build_model(algo: str, env_id: str, seed: int, overrides: dict[str, Any], pr
                 sampling: Sampling = Sampling(), threads: int = 1) -> Algorithm:
     """A fresh model of algorithm ``algo`` (by its CLI name), from its preset for ``env_id`` if asked (or from
     ``preset`` itself, a mapping of options)."""
-    cls = ALGORITHMS.get(algo.lower())
-    if cls is None:
-        raise NatgradError(f"unknown algorithm {algo!r}: use one of {', '.join(sorted(ALGORITHMS))}")
-    return cls(env_id, seed=seed, preset=preset, threads=threads, **asdict(sampling), **overrides)
+    return algorithm(algo.lower())(env_id, seed=seed, preset=preset, threads=threads, **asdict(sampling), **overrides)
 
 
 def resume_model(checkpoint: Path, algo: str | None = None, env_id: str | None = None, seed: int | None = None,

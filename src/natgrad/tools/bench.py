@@ -108,14 +108,13 @@ def check_settings(root: Path, settings: GridSettings) -> None:
 
 def check_configs(specs: Iterable[RunSpec], settings: GridSettings) -> None:
     """Refuse, before anything starts, an override that some (algo, env) of the grid cannot take."""
-    from natgrad.algos import ALGORITHMS
+    from natgrad.algos import algorithm
     from natgrad.presets import preset
 
     for algo, env_id in sorted({(s.algo, s.env_id) for s in specs}):
-        if algo not in ALGORITHMS:
-            raise NatgradError(f"unknown algorithm {algo!r}: use some of {', '.join(sorted(ALGORITHMS))}")
+        cls = algorithm(algo)
         try:
-            ALGORITHMS[algo].config_cls().replace(**{**preset(algo, env_id), **dict(settings.overrides)})
+            cls.config_cls().replace(**{**preset(algo, env_id), **dict(settings.overrides)})
         except NatgradError as e:
             raise NatgradError(f"{algo} on {env_id}: {e}") from None
 

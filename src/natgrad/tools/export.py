@@ -57,11 +57,11 @@ class DeterministicPolicy(nn.Module):
         self.register_buffer("std", torch.as_tensor(np.sqrt(np.asarray(rms.var, np.float64) + 1e-8)).reshape(-1))
         self.clip = float(normalizer.clip)
         space = self.action.space
-        if self.action.kind == "box":
+        if self.action.continuous:
             self.register_buffer("low", torch.as_tensor(space.low, dtype=torch.float32))
             self.register_buffer("high", torch.as_tensor(space.high, dtype=torch.float32))
-        elif self.action.kind in ("discrete", "multidiscrete"):
-            self.register_buffer("start", torch.as_tensor(np.asarray(space.start, np.int64).reshape(-1)))
+        elif self.action.offset is not None:
+            self.register_buffer("start", torch.as_tensor(self.action.offset))
 
     def forward(self, *inputs: Tensor) -> Tensor | tuple[Tensor, Tensor]:
         """The env-ready action (and a recurrent actor's next state) for the raw inputs, in the graph's order."""
@@ -97,16 +97,14 @@ class DeterministicPolicy(nn.Module):
         return self.to_env(dist.mode(), rows), state
 
     def to_env(self, action: Tensor, rows: int) -> Tensor:
-        """``ActionSpec.to_env`` in torch: Box clipped, indices shifted by ``start``, in the space's shape and dtype."""
+        """``ActionSpec.to_env`` in torch: real actions clipped; indices shifted by ``start``, and like the others in
+        the space's shape and dtype."""
         space = self.action.space
-        if self.action.kind == "box":
+        if self.action.continuous:
             return torch.minimum(torch.maximum(action, self.low), self.high)
-        if self.action.kind == "discrete":
-            return action + self.start[0]
-        dtype = torch.from_numpy(np.zeros(0, space.dtype)).dtype
-        if self.action.kind == "multidiscrete":
+        if self.action.offset is not None:
             action = action + self.start
-        return action.reshape(rows, *space.shape).to(dtype)
+        return action.reshape(rows, *space.shape).to(torch.from_numpy(np.zeros(0, space.dtype)).dtype)
 
 
 def input_name(path: tuple) -> str:

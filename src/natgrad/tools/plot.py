@@ -45,10 +45,15 @@ class Run:
     """What the plot reads of one run directory (joined with the runs it was resumed from)."""
 
     path: Path
+    """The run directory."""
     config: dict[str, Any]
-    episodes: tuple[np.ndarray, np.ndarray]  # (step, raw return) of every training episode
-    evals: dict[str, np.ndarray]  # step, mean, std of every periodic evaluation
-    metrics: dict[str, np.ndarray]  # time/steps and every numeric column of metrics.csv
+    """Its ``config.json``: algorithm, env, seed and every option."""
+    episodes: tuple[np.ndarray, np.ndarray]
+    """(step, raw return) of every training episode."""
+    evals: dict[str, np.ndarray]
+    """Step, mean and std of every periodic evaluation."""
+    metrics: dict[str, np.ndarray]
+    """``time/steps`` and every numeric column of ``metrics.csv``."""
 
     @property
     def name(self) -> str:

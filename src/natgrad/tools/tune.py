@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from natgrad.algos import ALGORITHMS
+from natgrad.algos import algorithm
 from natgrad.errors import NatgradError, one_line
 from natgrad.presets import preset, tomllib
 from natgrad.runs.directories import check_writable
@@ -64,23 +64,31 @@ class TuneSettings:
     """What a study is; its ``OUT/tune.json``. Running it again must give the same (``trials`` may grow)."""
 
     algo: str
+    """The algorithm's CLI name."""
     env_id: str
-    steps: int  # env steps per trial
-    trials: int  # finished (complete or pruned) trials to reach
-    eval_every: int  # env steps between the evaluations reported to the pruner
+    """The env every trial trains on."""
+    steps: int
+    """Env steps per trial."""
+    trials: int
+    """Finished (complete or pruned) trials to reach."""
+    eval_every: int
+    """Env steps between the evaluations reported to the pruner."""
     eval_episodes: int
-    seed: int  # every trial trains from this seed (trials differ only in their values)
-    overrides: dict[str, Any]  # --set, on top of the preset, under the searched values
-    space: dict[str, Any]  # option -> {low, high[, log]} | {choices} | a fixed value
+    """Episodes per evaluation."""
+    seed: int
+    """Every trial trains from this seed (trials differ only in their values)."""
+    overrides: dict[str, Any]
+    """``--set``, on top of the preset, under the searched values."""
+    space: dict[str, Any]
+    """Option → ``{low, high[, log]}``, ``{choices}`` or a fixed value."""
 
     def __post_init__(self) -> None:
-        if self.algo not in ALGORITHMS:
-            raise NatgradError(f"unknown algorithm {self.algo!r}: use one of {', '.join(sorted(ALGORITHMS))}")
+        cls = algorithm(self.algo)
         if self.trials < 1 or self.steps < 1 or not 1 <= self.eval_every <= self.steps or self.eval_episodes < 1:
             raise NatgradError(f"a study needs --trials >= 1, --steps >= 1, --eval-every in [1, --steps] and "
                                f"--eval-episodes >= 1; got {self.trials}, {self.steps}, {self.eval_every}, "
                                f"{self.eval_episodes}")
-        config = ALGORITHMS[self.algo].config_cls().replace(**preset(self.algo, self.env_id))
+        config = cls.config_cls().replace(**preset(self.algo, self.env_id))
         config.replace(**self.overrides)  # an option the algorithm does not take: refused before any trial
 
     def fixed(self) -> dict[str, Any]:
@@ -111,7 +119,7 @@ def read_space(path: str | Path | None, algo: str) -> dict[str, Any]:
 
 def check_space(space: dict[str, Any], algo: str) -> None:
     """Refuse in one line an entry of an unknown shape, or an option or value the algorithm does not take."""
-    config = ALGORITHMS[algo].config_cls()
+    config = algorithm(algo).config_cls()
     for name, entry in space.items():
         if isinstance(entry, dict):
             if not (set(entry) == {"choices"} and entry["choices"]) and not (
@@ -242,8 +250,8 @@ def trained_steps(out: Path, number: int) -> int:
 def batch_sizes(settings: TuneSettings) -> tuple[int, int]:
     """The smallest and largest update, n_envs · n_steps env steps, of the study's trials: the preset under the
     fixed values, with the ends of the space's n_envs and n_steps entries."""
-    config = ALGORITHMS[settings.algo].config_cls().replace(**{**preset(settings.algo, settings.env_id),
-                                                              **settings.fixed()})
+    config = algorithm(settings.algo).config_cls().replace(**{**preset(settings.algo, settings.env_id),
+                                                             **settings.fixed()})
 
     def ends(name: str) -> list[int]:
         entry = settings.space.get(name)
