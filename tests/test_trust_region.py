@@ -63,8 +63,10 @@ def assert_bitwise_equal(a, b):
         assert torch.equal(a[k], b[k]), k
 
 
-def test_rejected_line_search_leaves_parameters_bit_for_bit():
-    """Every try writes its θ into the actor and fails: the step is refused and θ_old is back bit for bit."""
+@pytest.mark.parametrize("sync_free", [False, True])
+def test_rejected_line_search_leaves_parameters_bit_for_bit(sync_free):
+    """Every try writes its θ into the actor and fails: the step is refused and θ_old is back bit for bit, whether
+    the line search stops early or makes every try and selects on the device."""
     model = TRPO("Pendulum-v1", seed=0, n_envs=2, n_steps=64)
     cfg = model.config
     obs, actions, log_probs, adv = next(real_batches(model, 1))
@@ -74,13 +76,13 @@ def test_rejected_line_search_leaves_parameters_bit_for_bit():
     before, theta_old = snapshot(model.actor), flat_params(params)
     tried = []
 
-    def never_improves(theta: torch.Tensor) -> tuple[float, float]:
+    def never_improves(theta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         set_flat_params(params, theta)  # really moves the parameters, as a failing try does
         tried.append(theta)
-        return -math.inf, 0.0
+        return torch.tensor(-math.inf), torch.tensor(0.0)
 
-    step = trust_region_step(params, g, float(value), linear.fisher_vector_product(cfg.damping),
-                             evaluate=never_improves, radius=cfg.max_kl, bound=cfg.max_kl, cfg=cfg, line_search=True)
+    step = trust_region_step(params, g, value, linear.fisher_vector_product(cfg.damping), evaluate=never_improves,
+                             radius=cfg.max_kl, bound=cfg.max_kl, cfg=cfg, line_search=True, sync_free=sync_free)
     assert not step.accepted and len(tried) == cfg.backtrack_iters
     assert not any(torch.equal(theta, theta_old) for theta in tried)
     assert_bitwise_equal(before, snapshot(model.actor))

@@ -1,4 +1,7 @@
-"""Conjugate gradient for A x = b with A symmetric positive definite, given only x ↦ A x."""
+"""Conjugate gradient for A x = b with A symmetric positive definite, given only x ↦ A x.
+
+``conjugate_gradient`` stops early by reading ‖r‖² back to the host at every iteration (the fastest on a CPU);
+``masked_conjugate_gradient`` takes the same iterates with no read-back, for accelerators."""
 
 from __future__ import annotations
 
@@ -46,3 +49,43 @@ def conjugate_gradient(
         rr = rr_new
         iterations += 1
     return CGResult(x, iterations, float(rr.sqrt()))
+
+
+@dataclass(frozen=True)
+class MaskedCGResult:
+    """What masked conjugate gradient returns: 0-d tensors where ``CGResult`` has numbers, on ``b``'s device."""
+
+    x: Tensor
+    """the approximate solution"""
+    iterations: Tensor
+    """matrix-vector products that moved the iterate (int64)"""
+    residual_norm: Tensor
+    """‖b − A x‖ as CG tracks it"""
+
+
+def masked_conjugate_gradient(
+    matvec: Callable[[Tensor], Tensor], b: Tensor, max_iters: int = 10, tol: float = 1e-10
+) -> MaskedCGResult:
+    """``conjugate_gradient``'s iterates, bit for bit, with no host synchronisation: all ``max_iters`` products
+    are spent, and x, r, p freeze (``torch.where`` on a device flag) from the iteration where ``conjugate_gradient``
+    stops: ‖r‖² < ``tol``, or pᵀAp not a finite positive number."""
+    x = torch.zeros_like(b)
+    r = b.clone()
+    p = b.clone()
+    rr = r @ r
+    iterations = torch.zeros((), dtype=torch.int64, device=b.device)
+    active = torch.ones((), dtype=torch.bool, device=b.device)
+    for _ in range(max_iters):
+        active = active & (rr >= tol)
+        ap = matvec(p)
+        pap = p @ ap
+        active = active & torch.isfinite(pap) & (pap > 0)
+        alpha = rr / pap
+        r_new = r - alpha * ap
+        rr_new = r_new @ r_new
+        x = torch.where(active, x + alpha * p, x)
+        p = torch.where(active, r_new + (rr_new / rr) * p, p)
+        r = torch.where(active, r_new, r)
+        rr = torch.where(active, rr_new, rr)
+        iterations = iterations + active
+    return MaskedCGResult(x, iterations, rr.sqrt())

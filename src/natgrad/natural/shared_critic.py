@@ -37,15 +37,15 @@ def natural_critic_step(actor: Actor, critic: Critic, actor_inputs: PolicyInputs
     def objective() -> Tensor:
         return -value_loss(critic(critic_inputs), returns)
 
-    def evaluate(theta: Tensor) -> tuple[float, float]:
+    def evaluate(theta: Tensor) -> tuple[Tensor, Tensor]:
         set_flat_params(trunk, theta)
         with torch.no_grad():
-            return float(objective()), float(old.kl(actor(actor_inputs)).mean())
+            return objective(), old.kl(actor(actor_inputs)).mean()
 
     value = objective()
     g = flat_grad(value, trunk)
     fvp = LinearizedActor(actor, actor_inputs, wrt=trunk).fisher_vector_product(cfg.damping)
-    return trust_region_step(trunk, g, float(value.detach()), fvp, evaluate=evaluate, line_search=True, cfg=cfg,
+    return trust_region_step(trunk, g, value.detach(), fvp, evaluate=evaluate, line_search=True, cfg=cfg,
                              radius=cfg.critic_kl, bound=cfg.max_kl + cfg.critic_kl)
 
 

@@ -2,21 +2,25 @@
 
 g = ∇L(θ_old);  solve F x = g by CG;  β = √(2δ / xᵀFx);
 NPG: θ = θ_old + β x.   TRPO: θ = θ_old + α^j β x for the first j with L improved and KL ≤ δ.
+
+On a CPU, CG and the line search stop early by reading values back to the host; elsewhere the step runs with no
+host synchronisation (masked CG, every line-search try made and the first acceptable one selected on the device)
+and reads its figures back once, at the end. Both take the same step.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import Tensor
 
 from natgrad.config import NaturalConfig
-from natgrad.natural.cg import conjugate_gradient
+from natgrad.natural.cg import conjugate_gradient, masked_conjugate_gradient
 from natgrad.natural.flat import flat_params, set_flat_params
-from natgrad.natural.line_search import backtracking_line_search
+from natgrad.natural.line_search import Evaluate, MaskedLineSearchResult, backtracking_line_search, masked_line_search
 from natgrad.natural.linearized import LinearizedActor
 from natgrad.objectives.losses import surrogate
 from natgrad.policy.actor_critic import Actor, PolicyInputs, as_inputs
@@ -74,11 +78,13 @@ def natural_step(
     cfg: NaturalConfig,
     line_search: bool,
     generator: torch.Generator | None = None,
+    sync_free: bool | None = None,
 ) -> NaturalStep:
     """One NPG (``line_search=False``) or TRPO (``line_search=True``) update of ``actor``, in place.
 
     The states of the batch have the leading shape of ``log_probs_old``, (T, N) say; the means (L, KL, F)
-    run over all of them. A recurrent actor re-runs each sequence (a column) from its stored state."""
+    run over all of them. A recurrent actor re-runs each sequence (a column) from its stored state.
+    ``sync_free``: see ``trust_region_step``."""
     inputs = as_inputs(inputs)
     params = actor.policy_parameters()
     linear = LinearizedActor(actor, inputs)  # one forward serves L(θ_old), g and, on the full batch, the FVPs
@@ -87,32 +93,33 @@ def natural_step(
     def objective(dist: Distribution) -> Tensor:
         return surrogate(dist.log_prob(actions), log_probs_old, advantages)
 
-    def evaluate(theta: Tensor) -> tuple[float, float]:
+    def evaluate(theta: Tensor) -> tuple[Tensor, Tensor]:
         """(L(θ), mean KL(π_old ‖ π_θ)) with θ written into the actor."""
         set_flat_params(params, theta)
         with torch.no_grad():
             new = actor(inputs)
-            return float(objective(new)), float(old.kl(new).mean())
+            return objective(new), old.kl(new).mean()
 
     loss_old, g = linear.value_and_grad(objective)
     if cfg.fvp_fraction < 1.0:
         linear = LinearizedActor(actor, subsample(inputs, log_probs_old.dim(), cfg.fvp_fraction, generator,
                                                   actor.recurrent))
-    return trust_region_step(params, g, float(loss_old), linear.fisher_vector_product(cfg.damping),
-                             evaluate=evaluate, line_search=line_search, cfg=cfg, radius=cfg.max_kl)
+    return trust_region_step(params, g, loss_old, linear.fisher_vector_product(cfg.damping), evaluate=evaluate,
+                             line_search=line_search, cfg=cfg, radius=cfg.max_kl, sync_free=sync_free)
 
 
 def trust_region_step(
     params: list[torch.nn.Parameter],
     g: Tensor,
-    value_old: float,
+    value_old: Tensor,
     fvp: Callable[[Tensor], Tensor],
     *,
-    evaluate: Callable[[Tensor], tuple[float, float]],
+    evaluate: Evaluate,
     line_search: bool,
     cfg: NaturalConfig,
     radius: float,
     bound: float | None = None,
+    sync_free: bool | None = None,
 ) -> NaturalStep:
     """Raise an objective of ``params`` (value ``value_old`` and gradient g at θ_old) in policy space, in place.
 
@@ -121,31 +128,82 @@ def trust_region_step(
     into the parameters and returns (objective, mean KL(π_old ‖ π_θ))) shows the objective improved and the KL
     within ``bound`` (``radius`` when None); if none, θ_old bit for bit. A step that is not finite is never taken.
     ``cfg`` gives the solver's settings only: CG's iterations and tolerance, the line search's coefficient and
-    tries."""
+    tries. ``sync_free`` (None: when g is not on the CPU) takes the same step with no host synchronisation but
+    the one read-back of its figures at the end, at the cost of every line-search try."""
+    bound = radius if bound is None else bound
+    if sync_free is None:
+        sync_free = g.device.type != "cpu"
+    if sync_free:
+        return _read_back(_masked_step(params, g, value_old, fvp, evaluate, line_search, cfg, radius, bound), cfg)
     theta_old = flat_params(params)
     cg = conjugate_gradient(fvp, g, cfg.cg_iters, cfg.cg_tol)
     beta = max_step_size(radius, float(cg.x @ fvp(cg.x)))
 
-    def outcome(accepted: bool, kl: float, improvement: float, backtracks: int) -> NaturalStep:
-        """What the step did, with the CG solve's figures; β is nan for a refused step."""
-        return NaturalStep(accepted=accepted, kl=kl, improvement=improvement, backtracks=backtracks,
-                           cg_iterations=cg.iterations, cg_residual=cg.residual_norm,
-                           step_size=beta if accepted else math.nan, grad_norm=float(g.norm()))
+    def outcome(accepted: bool, kl: float = 0.0, improvement: float = 0.0, backtracks: int = 0) -> NaturalStep:
+        """What the step did, with the CG solve's figures."""
+        return _as_reported(NaturalStep(accepted=accepted, kl=kl, improvement=improvement, backtracks=backtracks,
+                                        cg_iterations=cg.iterations, cg_residual=cg.residual_norm, step_size=beta,
+                                        grad_norm=float(g.norm())), cfg)
 
-    refused = outcome(False, 0.0, 0.0, cfg.backtrack_iters)
     if math.isnan(beta) or not torch.isfinite(cg.x).all():
-        return refused  # xᵀFx ≤ 0 or non-finite: a NaN step, never taken
+        return outcome(False)  # xᵀFx ≤ 0 or non-finite: a NaN step, never taken
     full_step = beta * cg.x
     if line_search:
-        result = backtracking_line_search(evaluate, theta_old, full_step, value_old,
-                                          radius if bound is None else bound, cfg.backtrack_coef, cfg.backtrack_iters)
+        result = backtracking_line_search(evaluate, theta_old, full_step, float(value_old), bound, cfg.backtrack_coef,
+                                          cfg.backtrack_iters)
         set_flat_params(params, result.theta)
-        return outcome(True, result.kl, result.surrogate - value_old, result.backtracks) if result.accepted else refused
-    new_value, kl = evaluate(theta_old + full_step)
+        return outcome(result.accepted, result.kl, result.surrogate - float(value_old), result.backtracks)
+    new_value, kl = map(float, evaluate(theta_old + full_step))
     if not (math.isfinite(new_value) and math.isfinite(kl)):
         set_flat_params(params, theta_old)
-        return refused
-    return outcome(True, kl, new_value - value_old, 0)
+        return outcome(False)
+    return outcome(True, kl, new_value - float(value_old))
+
+
+def _as_reported(step: NaturalStep, cfg: NaturalConfig) -> NaturalStep:
+    """``step`` as logged: a refused one (θ stayed θ_old) with KL and improvement 0, every try spent and β nan."""
+    if step.accepted:
+        return step
+    return replace(step, kl=0.0, improvement=0.0, backtracks=cfg.backtrack_iters, step_size=math.nan)
+
+
+def _masked_step(params: list[torch.nn.Parameter], g: Tensor, value_old: Tensor, fvp: Callable[[Tensor], Tensor],
+                 evaluate: Evaluate, line_search: bool, cfg: NaturalConfig, radius: float, bound: float) -> Tensor:
+    """``trust_region_step`` with no host synchronisation: the step is written into ``params`` and its figures
+    returned on the device in float64, (accepted, KL, L(θ), L(θ_old), backtracks, CG iterations, CG residual, β, ‖g‖).
+    A refusal (xᵀFx ≤ 0 or not finite) is a device flag that zeroes the step and the acceptance."""
+    theta_old = flat_params(params)
+    cg = masked_conjugate_gradient(fvp, g, cfg.cg_iters, cfg.cg_tol)
+    xfx = cg.x @ fvp(cg.x)
+    valid = torch.isfinite(xfx) & (xfx > 0) & torch.isfinite(cg.x).all()
+    beta = torch.sqrt(2 * radius / _wide(xfx))
+    full_step = torch.where(valid, beta * cg.x, 0.0)
+    if line_search:
+        found = masked_line_search(evaluate, theta_old, full_step, value_old, bound, cfg.backtrack_coef,
+                                   cfg.backtrack_iters)
+    else:
+        theta = theta_old + full_step
+        surrogate, kl = evaluate(theta)
+        found = MaskedLineSearchResult(theta, torch.isfinite(surrogate) & torch.isfinite(kl),
+                                       torch.zeros_like(cg.iterations), surrogate, kl)
+    accepted = valid & found.accepted
+    set_flat_params(params, torch.where(accepted, found.theta, theta_old))
+    figures = (accepted, found.kl, found.surrogate, value_old, found.backtracks, cg.iterations, cg.residual_norm,
+               beta, g.norm())
+    return torch.stack([f.to(beta.dtype) for f in figures])
+
+
+def _wide(x: Tensor) -> Tensor:
+    """x in float64, the host's precision for β and the figures, wherever the device has it (not on Apple's MPS)."""
+    return x if x.device.type == "mps" else x.double()
+
+
+def _read_back(figures: Tensor, cfg: NaturalConfig) -> NaturalStep:
+    """The one host synchronisation of a sync-free step: its figures (``_masked_step``) as a ``NaturalStep``."""
+    accepted, kl, surrogate, value_old, backtracks, iterations, residual, beta, grad_norm = figures.tolist()
+    return _as_reported(NaturalStep(accepted=bool(accepted), kl=kl, improvement=surrogate - value_old,
+                                    backtracks=int(backtracks), cg_iterations=int(iterations), cg_residual=residual,
+                                    step_size=beta, grad_norm=grad_norm), cfg)
 
 
 def subsample(inputs: PolicyInputs, lead: int, fraction: float, generator: torch.Generator | None,
