@@ -3,6 +3,7 @@
 In the order one update uses them:
 
 - ``envs``: the env a model trains on (an id, a factory, an env, a vector env), checked, with same-step autoreset.
+- ``gymnax``, ``envpool``: envs that those packages step as one batch, by the ids ``gymnax/...`` and ``envpool/...``.
 - ``normalization``: running statistics of observations and of the discounted return.
 - ``finite``: NaN and inf refused where they would enter a model.
 - ``collector``: the actor steps the vector env into a ``RolloutBatch``.

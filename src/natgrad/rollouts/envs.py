@@ -134,6 +134,8 @@ def make_vec_env(env: EnvLike | EnvSource, n_envs: int = 1, vectorization: Vecto
 def _registered_vec_env(env_id: str, n_envs: int, vectorization: Vectorization,
                         env_kwargs: dict[str, Any] | None) -> VectorEnv:
     spec = check_env_id(env_id)
+    if _namespace(env_id) in BATCHED_PACKAGES:
+        return _batched_vec_env(env_id, spec, n_envs, vectorization, env_kwargs)
     kwargs = {"autoreset_mode": AutoresetMode.SAME_STEP}
     if vectorization == "async":
         kwargs["shared_memory"] = True
@@ -147,6 +149,19 @@ def _registered_vec_env(env_id: str, n_envs: int, vectorization: Vectorization,
             raise
         raise NatgradError(f"{env_id} does not take env_kwargs={env_kwargs} ({one_line(e)}): "
                            "pass only keywords its constructor accepts") from None
+
+
+def _batched_vec_env(env_id: str, spec: gym.envs.registration.EnvSpec, n_envs: int, vectorization: Vectorization,
+                     env_kwargs: dict[str, Any] | None) -> VectorEnv:
+    """The ``n_envs`` envs of a batched family (``BATCHED_PACKAGES``) as the one vector env its package steps."""
+    if vectorization != "sync":
+        raise NatgradError(f"{env_id} steps its {n_envs} envs as one batch in this process: leave vectorization "
+                           f"'sync' (got {vectorization!r})")
+    try:
+        return gym.make_vec(spec, num_envs=n_envs, vectorization_mode="vector_entry_point", **(env_kwargs or {}))
+    except TypeError as e:
+        raise NatgradError(f"{env_id} does not take env_kwargs={env_kwargs} ({one_line(e)}): "
+                           "pass only keywords the env takes") from None
 
 
 def _given_vector_env(vec: VectorEnv, n_envs: int, env_kwargs: dict[str, Any] | None) -> VectorEnv:
@@ -212,12 +227,31 @@ def check_env_id(env_id: str, imports: bool = True) -> gym.envs.registration.Env
         ) from None
 
 
+def _register_gymnax(_: Any) -> None:
+    from natgrad.rollouts import gymnax
+
+    gymnax.register()
+
+
+def _register_envpool(_: Any) -> None:
+    from natgrad.rollouts import envpool
+
+    envpool.register()
+
+
 # Env packages whose ids natgrad registers on first use (their import alone does not): namespace → (module,
 # how to register, the extra that installs it)
 ENV_PACKAGES: dict[str, tuple[str, Callable[[Any], None], str]] = {
     "ALE": ("ale_py", lambda module: gym.register_envs(module), "atari"),
     "MinAtar": ("minatar.gym", lambda module: module.register_envs(), "minatar"),
+    "gymnax": ("gymnax", _register_gymnax, "gymnax"),
+    "envpool": ("envpool", _register_envpool, "envpool"),
 }
+
+
+# The families whose N envs natgrad makes as one vector env stepped in a batch by their package (their ids'
+# ``vector_entry_point``, with same-step autoreset), not as N Gymnasium envs
+BATCHED_PACKAGES = frozenset({"gymnax", "envpool"})
 
 
 # natgrad's own env factories: they make registered ids only (``check_env_id(..., imports=False)``), so natgrad may
@@ -265,8 +299,9 @@ def check_spaces(observation_space: gym.Space, action_space: gym.Space) -> None:
 
 
 def offers_action_masks(env: VectorEnv) -> bool:
-    """Whether the envs have an ``action_masks()`` method (sb3-contrib's convention), through any wrappers."""
-    return all(env.call("has_wrapper_attr", "action_masks"))
+    """Whether the envs have an ``action_masks()`` method (sb3-contrib's convention), through any wrappers; a
+    batched vector env (without ``call``) has none."""
+    return hasattr(env, "call") and all(env.call("has_wrapper_attr", "action_masks"))
 
 
 def _check(env: gym.Env) -> None:
