@@ -15,11 +15,16 @@ from typing import Annotated, Optional
 
 import typer
 
-from natgrad.config import MAX_SEED, check_seed, check_steps
+from natgrad.config import MAX_SEED, check_seed, check_steps, resolve_device
 from natgrad.errors import NatgradError
 from natgrad.lab import EXPERIMENTS, run_lab
 from natgrad.presets import preset_file as preset_file_of
 from natgrad.version import __version__
+
+Device = Annotated[str, typer.Option(
+    help="where the networks and the update run: auto (CUDA when torch sees a GPU, else the CPU), cpu, cuda, cuda:N "
+         "or mps")]
+"""The ``--device`` option of train, eval, tune and bench."""
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None,
                   help="Policy optimization in policy space: TRPO, NPG, VPG, PPO-Clip and PPO-KL on Gymnasium envs.")
@@ -78,6 +83,7 @@ def train(
     ray_address: Annotated[Optional[str], typer.Option(
         help="Ray cluster for the workers: auto, HOST:PORT or local (default: this machine's, else a new one)")] = None,
     worker_cpus: Annotated[float, typer.Option(help="CPUs Ray reserves per rollout worker, e.g. 0.5")] = 1.0,
+    device: Device = "auto",
 ) -> None:
     """Train a policy and write a new run directory: config, metrics.csv, TensorBoard, checkpoints, eval."""
     from natgrad.rollouts.threads import check_threads
@@ -85,6 +91,7 @@ def train(
     from natgrad.runs.training import DEFAULT_ENV, train_run
 
     check_threads(threads, "--threads")
+    resolve_device(device, "--device")
     sampling = Sampling(workers, ray_address, worker_cpus)
     if sampling.uses_ray:  # refuse a missing Ray or an unreachable cluster before making a run directory
         from natgrad.rollouts.ray_cluster import connect
@@ -101,7 +108,7 @@ def train(
             runs_root=runs_root, overrides=parse_overrides(set_), resume=resume, trust_env=trust_env,
             checkpoint_every=_count(checkpoint_every, "--checkpoint-every"), eval_episodes=eval_episodes,
             eval_every=_count(eval_every, "--eval-every"), preset=chosen, progress=progress, argv=sys.argv,
-            sampling=sampling, threads=threads, echo=typer.echo, warn=_warn,
+            sampling=sampling, threads=threads, device=device, echo=typer.echo, warn=_warn,
         )
     except Interrupted as e:
         typer.echo(str(e), err=True)
@@ -124,6 +131,7 @@ def eval_(
                             "(module:factory): only for files you trust")] = False,
     video: Annotated[Optional[Path], typer.Option(
         help="record every episode as an MP4 file in this directory (needs natgrad[video])")] = None,
+    device: Device = "auto",
 ) -> None:
     """Reload a trained model and print its mean ± std return (and record its episodes with --video)."""
     from natgrad.algos.loading import load
@@ -134,8 +142,9 @@ def eval_(
     if episodes < 1:
         raise NatgradError(f"--episodes must be >= 1, got {episodes}: evaluate at least one episode")
     check_seed(seed)
+    resolve_device(device, "--device")
     path = latest_model(run, _warn)
-    model = load(path, env=env, trust_env=trust_env)
+    model = load(path, env=env, trust_env=trust_env, device=device)
     if model.env is None:
         raise NatgradError(model.no_env_reason)
     if video is None:
@@ -186,6 +195,7 @@ def bench(
     ray_address: Annotated[Optional[str], typer.Option(
         help="run each training run as a task on this Ray cluster: auto or HOST:PORT (needs natgrad[ray])")] = None,
     run_cpus: Annotated[float, typer.Option(help="with --ray-address: CPUs Ray reserves per run")] = 1.0,
+    device: Device = "auto",
 ) -> None:
     """Run a grid of training runs as parallel processes or Ray tasks (resumable), then write its report."""
     from natgrad.rollouts.envs import check_env_name
@@ -196,7 +206,9 @@ def bench(
     for env_id in env_list:
         check_env_name(env_id)
     overrides = tuple(sorted(parse_overrides(set_).items()))
-    settings = GridSettings(_count(steps, "--steps"), overrides, _count(eval_every, "--eval-every"), eval_episodes)
+    resolve_device(device, "--device")
+    settings = GridSettings(_count(steps, "--steps"), overrides, _count(eval_every, "--eval-every"), eval_episodes,
+                            device)
     specs = grid(_split(algos), env_list, parse_seeds(seeds))
     runner, default_jobs = run_local, 1
     if ray_address is not None:
@@ -235,6 +247,7 @@ def tune(
     ray_address: Annotated[Optional[str], typer.Option(
         help="run each trial as a task on this Ray cluster: auto or HOST:PORT (needs natgrad[ray])")] = None,
     run_cpus: Annotated[float, typer.Option(help="with --ray-address: CPUs Ray reserves per trial")] = 1.0,
+    device: Device = "auto",
 ) -> None:
     """Search hyperparameters with Optuna (TPE, median pruning, resumable); write the best as a preset file."""
     import torch
@@ -252,9 +265,10 @@ def tune(
     torch.set_num_threads(1)
     check_env_name(env)
     check_seed(seed)
+    resolve_device(device, "--device")
     total = _count(steps, "--steps")
     settings = TuneSettings(algo, env, total, trials, _count(eval_every or max(1, total // 10), "--eval-every"),
-                            eval_episodes, seed, parse_overrides(set_), read_space(space, algo))
+                            eval_episodes, seed, parse_overrides(set_), read_space(space, algo), device)
     if ray_address is None:
         runner = local(jobs or 1)
     else:

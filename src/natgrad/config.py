@@ -15,6 +15,8 @@ import operator
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar, Literal, get_args, get_origin, get_type_hints
 
+import torch
+
 from natgrad.errors import NatgradError
 
 # Seeds are integers in [0, MAX_SEED]: numpy's default_rng and gymnasium's reset refuse negatives and
@@ -321,6 +323,32 @@ def check_seed(seed: Any) -> int:
     if not 0 <= value <= MAX_SEED:
         raise NatgradError(f"invalid seed {seed!r}: use an integer from 0 to {MAX_SEED}")
     return value
+
+
+def resolve_device(device: Any, name: str = "device") -> torch.device:
+    """Where a model's tensors live: ``"auto"`` is CUDA when torch sees a GPU, else the CPU (as Stable-Baselines3);
+    ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"`` or a ``torch.device`` as given; one line naming the fix for a
+    string torch does not know or a device this machine lacks."""
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError):
+        resolved = torch.device("meta")
+    if resolved.type not in ("cpu", "cuda", "mps"):
+        raise NatgradError(f"invalid {name}={device!r}: use 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'")
+    if resolved.type == "mps" and not torch.backends.mps.is_available():
+        raise NatgradError(f"{name}={device!r} but torch sees no MPS device: use {name}='cpu' or 'auto'")
+    if resolved.type != "cuda":
+        return torch.device(resolved.type)
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if not count:
+        raise NatgradError(f"{name}={device!r} but torch sees no CUDA device: use {name}='cpu' or 'auto'")
+    index = torch.cuda.current_device() if resolved.index is None else resolved.index
+    if index >= count:
+        raise NatgradError(f"{name}={device!r} but torch sees {count} CUDA device(s): use {name}='cuda:0' up to "
+                           f"'cuda:{count - 1}', or 'auto'")
+    return torch.device("cuda", index)  # "cuda" as cuda:N, the device its tensors report
 
 
 def check_steps(steps: Any, name: str) -> int:

@@ -19,7 +19,7 @@ from gymnasium import Space
 from gymnasium.vector import VectorEnv
 
 from natgrad.algos.checkpoint import write as write_checkpoint
-from natgrad.config import Config, check_seed, check_steps
+from natgrad.config import Config, check_seed, check_steps, resolve_device
 from natgrad.errors import NatgradError
 from natgrad.policy.actor_critic import Critic, PolicyInputs
 from natgrad.policy.spaces import VECTOR, check_masks, space_to_data
@@ -84,7 +84,8 @@ class Algorithm:
     def __init__(self, env: EnvLike | None, seed: int = 0, config: Config | None = None,
                  preset: bool | Mapping[str, Any] = True,
                  workers: int = 1, ray_address: str | None = None, worker_cpus: float = 1.0,
-                 threads: int | None = 1, spaces: tuple[Space, Space] | None = None, **overrides: Any) -> None:
+                 threads: int | None = 1, device: str | torch.device = "auto",
+                 spaces: tuple[Space, Space] | None = None, **overrides: Any) -> None:
         """``env``: a registered id (``"Hopper-v5"``, ``"module:EnvId"``), ``"module:factory"``, a zero-argument
         factory, a ``gymnasium.Env`` (then n_envs is 1) or a ``gymnasium.vector.VectorEnv`` made with same-step
         autoreset (``natgrad.rollouts.envs``).
@@ -101,6 +102,11 @@ class Algorithm:
         after; 1 is fastest for small networks, more can help a CNN; None leaves torch's setting alone.
         Like ``workers``, it is not saved with the model.
 
+        ``device``: where the networks, optimizers, batches, GAE and the update live: ``"auto"`` (CUDA when torch
+        sees a GPU, else the CPU), ``"cpu"``, ``"cuda"``, ``"cuda:1"`` or ``"mps"``. Not saved with the model either:
+        ``natgrad.load(path, device=...)`` puts a checkpoint on any device. A NumPy env's observations are normalized
+        on the host and cross to the device once per batch; a plain MLP actor acts through its NumPy copy there.
+
         ``env=None`` with ``spaces=(observation_space, action_space)``: a model that can ``predict`` only
         (``natgrad.load`` builds one when the env it was trained on cannot be made again)."""
         self.env_source = None if env is None else env_source(env)
@@ -110,6 +116,7 @@ class Algorithm:
         self.seed = check_seed(seed)
         self.sampling = Sampling(workers, ray_address, worker_cpus).check(self.config.n_envs)
         self.threads = check_threads(threads)
+        self.device = resolve_device(device)
         self.env = self._make_env()
         self.no_env_reason = ("this model has no env (it was built from spaces only): build or load it with env=... "
                               "to train or evaluate it")
@@ -165,7 +172,9 @@ class Algorithm:
         self.layout = self.actor.layout
         self.env_masks = self.env is not None and uses_env_masks(self.env, self.actor)
         self.critic = Critic.from_config(self.layout, cfg, self.actor)
-        self.generator = torch.Generator().manual_seed(self.seed)
+        self.actor.to(self.device)  # drawn on the CPU, so that a seed gives the same weights on every device
+        self.critic.to(self.device)
+        self.generator = torch.Generator().manual_seed(self.seed)  # on the CPU: the same draws on every device
 
     def _start_training_state(self) -> None:
         """No steps or updates yet, no episodes, no sampler or recurrent critic state, no optimizers."""
@@ -282,17 +291,18 @@ class Algorithm:
         with torch.no_grad(), torch_threads(self.threads):
             if self.actor.recurrent:
                 first, start = self._recurrent_inputs(state, episode_start, n)
-                inputs = PolicyInputs(layout.pack({k: v[None] for k, v in arrays.items()}),
+                inputs = PolicyInputs(layout.pack({k: v[None] for k, v in arrays.items()}, self.device),
                                       None if mask is None else mask[None], first[None], start)
                 dist, new_state = self.actor.step(inputs)
             else:
                 if state is not None:
                     raise NatgradError("predict got a state=, but this model has no recurrent core "
                                        "(recurrent='none'): leave state out")
-                dist, new_state = self.actor(PolicyInputs(layout.pack(arrays), mask)), None
-            action = self.actor.action.to_env((dist.mode() if deterministic else dist.sample(self.generator)).numpy())
+                dist, new_state = self.actor(PolicyInputs(layout.pack(arrays, self.device), mask)), None
+            sample = dist.mode() if deterministic else dist.sample(self.generator)
+            action = self.actor.action.to_env(sample.cpu().numpy())
         action = action[0] if rows == 0 else action
-        return (action, new_state.numpy()) if self.actor.recurrent else action
+        return (action, new_state.cpu().numpy()) if self.actor.recurrent else action
 
     def _observation(self, obs: Any) -> tuple[int, dict[str, np.ndarray]]:
         """How many observations ``obs`` holds (0: one, unbatched) and its leaf arrays, the vector normalized;
@@ -321,7 +331,7 @@ class Algorithm:
         if mask.size % n:
             raise NatgradError(f"predict got action_masks of shape {mask.shape} for {n} observation(s): pass one "
                                f"mask of {self.actor.action.mask_size} entries per observation")
-        return torch.from_numpy(check_masks(mask.reshape(n, -1), self.actor.action))
+        return torch.from_numpy(check_masks(mask.reshape(n, -1), self.actor.action)).to(self.device)
 
     def _recurrent_inputs(self, state: Any, episode_start: Any, n: int) -> tuple[torch.Tensor, torch.Tensor | None]:
         """``episode_start`` as (n,) bool (False without one) and ``state`` as (n, state size) floats (None: zeros),
@@ -330,7 +340,7 @@ class Algorithm:
         if first.dtype.kind not in "biuf" or first.size != n:
             raise NatgradError(f"predict got episode_start of shape {first.shape} ({first.dtype}) for {n} "
                                "observation(s): pass one bool per observation")
-        starts = torch.from_numpy(first.astype(bool).reshape(n))
+        starts = torch.from_numpy(first.astype(bool).reshape(n)).to(self.device)
         if state is None:
             return starts, None
         size, values = self.actor.state_size, np.asarray(state)
@@ -339,7 +349,7 @@ class Algorithm:
                                f"observation(s): this model's is ({n}, {size}); pass back the state predict returned, "
                                "or None to start from zeros")
         values = finite_input(values.reshape(n, size), "predict got a non-finite recurrent state")
-        return starts, torch.as_tensor(values, dtype=torch.float32)
+        return starts, torch.as_tensor(values, dtype=torch.float32, device=self.device)
 
     def trained_modules(self) -> dict[str, torch.nn.Module]:
         """The networks training changes, by the name checkpoints store them under."""

@@ -40,7 +40,8 @@ def write(payload: dict[str, Any], path: str | Path, overwrite: bool = False) ->
 
 
 def read(path: str | Path) -> dict[str, Any]:
-    """The checkpoint's contents, or a one-line NatgradError saying what is wrong with the file."""
+    """The checkpoint's contents, every tensor on the CPU whatever device wrote it (``Algorithm.restore`` copies them
+    to the model's), or a one-line NatgradError saying what is wrong with the file."""
     path = Path(path)
     if path.is_dir():
         raise NatgradError(f"{path} is a directory: pass a checkpoint file such as {path}/model.pt")

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 import torch
 from torch import Tensor
@@ -26,15 +29,23 @@ def gae(
     ``ended`` (terminated or truncated) stops the sum from crossing into the next episode.
     """
     not_terminal = (~terminated).to(values.dtype)
-    deltas = (rewards + gamma * not_terminal * next_values - values).numpy()
-    carry = (gamma * lam * (~ended).to(values.dtype)).numpy()
-    advantages = np.empty_like(deltas)
-    running = np.zeros_like(deltas[0])
-    for t in range(len(deltas) - 1, -1, -1):  # NumPy: cheaper per step than torch for small rows
+    deltas = rewards + gamma * not_terminal * next_values - values
+    carry = gamma * lam * (~ended).to(values.dtype)
+    if values.device.type == "cpu":  # NumPy: cheaper per step than torch for small rows
+        adv = torch.from_numpy(_backward_sums(deltas.numpy(), carry.numpy(), np.empty_like, np.zeros_like))
+    else:  # on an accelerator, where the tensors are
+        adv = _backward_sums(deltas, carry, torch.empty_like, torch.zeros_like)
+    return adv, adv + values
+
+
+def _backward_sums(deltas: Any, carry: Any, empty_like: Callable, zeros_like: Callable) -> Any:
+    """Â_t = δ_t + c_t Â_{t+1} from the last step back, Â_T = 0, over NumPy arrays or tensors alike."""
+    advantages = empty_like(deltas)
+    running = zeros_like(deltas[0])
+    for t in range(len(deltas) - 1, -1, -1):
         running = deltas[t] + carry[t] * running
         advantages[t] = running
-    adv = torch.from_numpy(advantages)
-    return adv, adv + values
+    return advantages
 
 
 def normalize(x: Tensor, min_std: float = 1e-6) -> Tensor:

@@ -87,6 +87,11 @@ class Network(nn.Module):
         return list(self.net[-1].parameters())
 
     @property
+    def device(self) -> torch.device:
+        """Where the network's parameters live."""
+        return self.net[-1].weight.device
+
+    @property
     def recurrent(self) -> bool:
         """Whether the network has a recurrent core."""
         return self.core is not None

@@ -62,6 +62,12 @@ def _masked(logits: Tensor, mask: Tensor | None) -> Tensor:
     return logits if mask is None else logits.masked_fill(~mask, torch.finfo(logits.dtype).min)
 
 
+def _drawing_device(x: Tensor, generator: torch.Generator | None) -> torch.device:
+    """Where the random numbers of a sample of ``x`` are drawn: on the generator's device (a CPU generator draws the
+    same numbers for a model on any device; the sample then moves to ``x``'s), else on ``x``'s."""
+    return x.device if generator is None else generator.device
+
+
 def _index(x: Tensor | None, index) -> Tensor | None:
     return None if x is None else x[index]
 
@@ -83,8 +89,8 @@ class Categorical:
     def sample(self, generator: torch.Generator | None = None) -> Tensor:
         """One action per state, drawn from π (never a masked one)."""
         probs = torch.softmax(_masked(self.logits, self.mask), dim=-1).reshape(-1, self.logits.shape[-1])
-        actions = torch.multinomial(probs, 1, generator=generator).squeeze(-1)
-        return actions.reshape(self.logits.shape[:-1])
+        actions = torch.multinomial(probs.to(_drawing_device(probs, generator)), 1, generator=generator).squeeze(-1)
+        return actions.to(probs.device).reshape(self.logits.shape[:-1])
 
     def mode(self) -> Tensor:
         """The most probable legal action per state."""
@@ -185,8 +191,9 @@ class Bernoulli:
 
     def sample(self, generator: torch.Generator | None = None) -> Tensor:
         """One bit vector per state, each bit 1 with probability p_k."""
-        u = torch.rand(self.logits.shape, generator=generator, dtype=self.logits.dtype)
-        return (u < torch.sigmoid(self.logits)).to(self.logits.dtype)
+        u = torch.rand(self.logits.shape, generator=generator, dtype=self.logits.dtype,
+                       device=_drawing_device(self.logits, generator))
+        return (u.to(self.logits.device) < torch.sigmoid(self.logits)).to(self.logits.dtype)
 
     def mode(self) -> Tensor:
         """Each bit's more probable value (1 where p_k > ½)."""
@@ -234,7 +241,8 @@ class DiagGaussian:
 
     def sample(self, generator: torch.Generator | None = None) -> Tensor:
         """μ + σ·ε, ε ~ N(0, I): unclipped (the env's bounds are applied when acting)."""
-        noise = torch.randn(self.mean.shape, generator=generator, dtype=self.mean.dtype)
+        noise = torch.randn(self.mean.shape, generator=generator, dtype=self.mean.dtype,
+                            device=_drawing_device(self.mean, generator))
         return self.mean + noise.to(self.mean.device) * self.log_std.exp()
 
     def mode(self) -> Tensor:

@@ -1,12 +1,13 @@
 """Acting in envs, step by step: the rollout's and evaluation's per-step hot path.
 
-``Acting`` picks actions for N envs from their current observations and keeps the recurrent state of
-each env (reset where an episode starts). A plain MLP actor on a flat Box observation with Box or
-Discrete actions acts through ``NumpyActor``, a NumPy copy of it: for one observation, torch.nn's per-call
-overhead costs many times a small MLP's arithmetic, and would be most of the per-step cost on top of a MuJoCo
-step (timings: docs/results/performance.md). Every other actor (encoders, recurrent cores, masks, other action
-spaces) acts through torch. θ does not change while acting; log-probabilities for training are computed
-afterwards by the torch actor in one batched call, so training sees exactly the distribution it differentiates.
+``Acting`` picks actions for N envs from their current observations and keeps the recurrent state of each env (reset
+where an episode starts). A plain MLP actor on a flat Box observation with Box or Discrete actions acts through
+``NumpyActor``, a NumPy copy of it: for one observation, torch.nn's per-call overhead costs many times a small MLP's
+arithmetic, and would be most of the per-step cost on top of a MuJoCo step (timings: docs/results/performance.md).
+Every other actor (encoders, recurrent cores, masks, other action spaces) acts through torch, on the actor's device.
+The NumPy copy serves a model on any device: a NumPy env's observations are on the host, and a small MLP is fastest
+there. θ does not change while acting; log-probabilities for training are computed afterwards by the torch actor in
+one batched call, so training sees exactly the distribution it differentiates.
 """
 
 from __future__ import annotations
@@ -35,14 +36,14 @@ class NumpyActor:
         self.layers: list = []
         for module in actor.net:
             if isinstance(module, nn.Linear):
-                w = module.weight.detach().numpy().T.astype(np.float64)
-                b = module.bias.detach().numpy().astype(np.float64)
+                w = module.weight.detach().cpu().numpy().T.astype(np.float64)
+                b = module.bias.detach().cpu().numpy().astype(np.float64)
                 self.layers.append((w, b))
             else:
                 self.layers.append(_ACTIVATIONS[type(module)])
         self.continuous = actor.continuous
         if self.continuous:
-            self.std = np.exp(actor.log_std.detach().numpy().astype(np.float64))
+            self.std = np.exp(actor.log_std.detach().cpu().numpy().astype(np.float64))
 
     @staticmethod
     def fits(actor: Actor) -> bool:
@@ -77,8 +78,9 @@ class Acting:
     def __init__(self, actor: Actor, n_envs: int, rng: np.random.Generator, masks: bool = False) -> None:
         self.actor, self.rng = actor, rng
         self.use_numpy = NumpyActor.fits(actor) and not masks
-        self.generator = None if self.use_numpy else torch.Generator().manual_seed(int(rng.integers(2**62)))
-        self.state = torch.zeros(n_envs, actor.state_size) if actor.recurrent else None
+        device = actor.device
+        self.generator = None if self.use_numpy else torch.Generator(device).manual_seed(int(rng.integers(2**62)))
+        self.state = torch.zeros(n_envs, actor.state_size, device=device) if actor.recurrent else None
         self.refresh()
 
     def refresh(self) -> None:
@@ -90,11 +92,11 @@ class Acting:
         """Actions (N, ...) for the N envs' normalized leaf arrays ``obs``, their ``mask`` and episode starts."""
         if self.numpy is not None:
             return self.numpy(next(iter(obs.values())), self.rng, deterministic)
-        layout = self.actor.layout
+        layout, device = self.actor.layout, self.actor.device
         with torch.no_grad():
-            inputs = PolicyInputs(layout.pack({k: v[None] for k, v in obs.items()}),
-                                  None if mask is None else torch.from_numpy(mask)[None],
-                                  torch.from_numpy(first)[None], self.state)
+            inputs = PolicyInputs(layout.pack({k: v[None] for k, v in obs.items()}, device),
+                                  None if mask is None else torch.from_numpy(mask)[None].to(device),
+                                  torch.from_numpy(first)[None].to(device), self.state)
             dist, self.state = self.actor.step(inputs)
             action = dist.mode() if deterministic else dist.sample(self.generator)
-        return action.numpy()
+        return action.cpu().numpy()

@@ -11,7 +11,7 @@ actor's state entering every step so that any stretch of it can be re-run from w
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from itertools import accumulate
 from typing import Any
 
@@ -58,6 +58,12 @@ class RolloutBatch:
     def size(self) -> int:
         """Env steps in the batch: T · N."""
         return self.rewards.numel()
+
+    def to(self, device: torch.device | str) -> RolloutBatch:
+        """The batch with every tensor on ``device`` (a Ray worker's, collected on the CPU, for a learner on a GPU)."""
+        moved = {f.name: _apply(lambda x: x.to(device), getattr(self, f.name)) for f in fields(self)
+                 if f.name not in ("episode_returns", "episode_lengths")}
+        return replace(self, **moved)
 
 
 @dataclass(frozen=True)
@@ -147,7 +153,8 @@ def concat_envs(batches: list[RolloutBatch]) -> RolloutBatch:
         first=along_envs("first"),
         masks=along_envs("masks"),
         actor_states=along_envs("actor_states"),
-        truncated_at=torch.cat([b.truncated_at + torch.tensor([0, k]) for b, k in zip(batches, offsets)]),
+        truncated_at=torch.cat([b.truncated_at + torch.tensor([0, k], device=b.truncated_at.device)
+                                for b, k in zip(batches, offsets)]),
         final_obs=along_envs("final_obs", dim=0),  # (K, ...), env indices shifted in truncated_at
         last_obs=along_envs("last_obs", dim=0),  # (N, ...)
         episode_returns=[r for b in batches for r in b.episode_returns],

@@ -77,6 +77,7 @@ class Collector:
         self.layout: ObsLayout = actor.layout
         self.obs_normalizer = obs_normalizer
         self.reward_scaler = reward_scaler
+        self.device = actor.device
         self.n_envs = env.num_envs
         raw, _ = env.reset(seed=seed)
         self.observe = Observer(env, actor, obs_normalizer)
@@ -100,7 +101,8 @@ class Collector:
         first = np.empty((n_steps, n), bool)
         actions = np.empty((n_steps, n, *action.shape), action.dtype)
         masks = None if self.mask is None else np.empty((n_steps, n, self.mask.shape[1]), bool)
-        states = None if self.acting.state is None else torch.empty(n_steps, n, self.actor.state_size)
+        states = None if self.acting.state is None else torch.empty(n_steps, n, self.actor.state_size,
+                                                                     device=self.device)
         final_at, final_raw = [], []
         for t in range(n_steps):
             for key, value in self.obs.items():
@@ -122,22 +124,23 @@ class Collector:
         self.steps += n_steps
         ended = terminated | truncated
         returns, lengths = self._finish_episodes(raw_rewards, ended)
-        obs_t, actions_t = self.layout.pack(obs), torch.from_numpy(actions)
-        first_t = torch.from_numpy(first)
-        masks_t = None if masks is None else torch.from_numpy(masks)
+        device = self.device
+        to_device = lambda x: torch.from_numpy(x).to(device)  # one copy of each array to the device
+        obs_t, actions_t, first_t = self.layout.pack(obs, device), to_device(actions), to_device(first)
+        masks_t = None if masks is None else to_device(masks)
         return RolloutBatch(
             obs=obs_t,
             actions=actions_t,
             log_probs=self.actor(PolicyInputs(obs_t, masks_t, first_t, first_state(states))).log_prob(actions_t),
-            rewards=torch.from_numpy(self.reward_scaler(raw_rewards, ended).astype(np.float32)),
-            terminated=torch.from_numpy(terminated),
-            ended=torch.from_numpy(ended),
+            rewards=to_device(self.reward_scaler(raw_rewards, ended).astype(np.float32)),
+            terminated=to_device(terminated),
+            ended=to_device(ended),
             first=first_t,
             masks=masks_t,
             actor_states=states,
-            truncated_at=torch.tensor(final_at, dtype=torch.int64).reshape(-1, 2),
+            truncated_at=to_device(np.array(final_at, np.int64).reshape(-1, 2)),
             final_obs=self._final_obs(final_raw),
-            last_obs=self.layout.pack({k: v.copy() for k, v in self.obs.items()}),
+            last_obs=self.layout.pack({k: v.copy() for k, v in self.obs.items()}, device),
             episode_returns=returns,
             episode_lengths=lengths,
         )
@@ -145,9 +148,9 @@ class Collector:
     def _final_obs(self, raws: list[Any]) -> Obs:
         """The real last observations of the truncated episodes, normalized with the statistics as they are."""
         if not raws:
-            return self.layout.pack(self.layout.empty((0,)))
+            return self.layout.pack(self.layout.empty((0,)), self.device)
         rows = [self.observe.normalized(raw, 1) for raw in raws]
-        return self.layout.pack({k: np.concatenate([r[k] for r in rows]) for k in rows[0]})
+        return self.layout.pack({k: np.concatenate([r[k] for r in rows]) for k in rows[0]}, self.device)
 
     def _finish_episodes(self, rewards: np.ndarray, ended: np.ndarray) -> tuple[list[float], list[int]]:
         """Raw returns and lengths of the episodes that ended in this batch, in the order they ended,

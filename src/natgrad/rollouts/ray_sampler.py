@@ -110,10 +110,10 @@ class RaySampler:
         """One batch from every worker, joined; the normalizer statistics merged exactly."""
         self.version += 1
         obs_rms, reward_rms = self.obs_normalizer.rms, self.reward_scaler.rms
-        broadcast = ray.put(Broadcast(self.version, self.actor.state_dict(), obs_rms.state_dict(),
-                                      reward_rms.state_dict()))
+        weights = {k: v.cpu() for k, v in self.actor.state_dict().items()}  # the workers act on the CPU
+        broadcast = ray.put(Broadcast(self.version, weights, obs_rms.state_dict(), reward_rms.state_dict()))
         shares = self._gather(broadcast, n_steps)
-        batch = assemble(shares, self.version)
+        batch = assemble(shares, self.version).to(self.actor.device)
         fold(obs_rms, [s.obs_rms for s in shares])
         fold(reward_rms, [s.reward_rms for s in shares])
         return batch

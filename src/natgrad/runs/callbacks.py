@@ -29,8 +29,8 @@ import numpy as np
 
 from natgrad.algos.base import Callback, CallbackList
 from natgrad.errors import NatgradError
-from natgrad.runs.evaluation import EVAL_SEED, evaluate
 from natgrad.runs.directories import checkpoint_file
+from natgrad.runs.evaluation import EVAL_SEED, evaluate
 
 if TYPE_CHECKING:
     from natgrad.algos.base import Algorithm

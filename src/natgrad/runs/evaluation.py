@@ -8,10 +8,10 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.vector import AutoresetMode, SyncVectorEnv
 
-from natgrad.rollouts.envs import EnvLike, make_env
 from natgrad.errors import NatgradError
 from natgrad.policy.inference import Acting
 from natgrad.rollouts.collector import Observer
+from natgrad.rollouts.envs import EnvLike, make_env
 from natgrad.rollouts.threads import torch_threads
 
 if TYPE_CHECKING:

@@ -16,6 +16,7 @@ Built as a torch module around the actor and written by ``torch.onnx.export`` (`
 
 from __future__ import annotations
 
+import copy
 import logging
 import warnings
 from collections.abc import Iterator
@@ -47,7 +48,8 @@ class DeterministicPolicy(nn.Module):
 
     def __init__(self, model: Algorithm, mask: bool) -> None:
         super().__init__()
-        self.actor, self.layout, self.action = model.actor, model.layout, model.actor.action
+        self.actor = copy.deepcopy(model.actor).cpu()  # exported from the CPU, the model left on its own device
+        self.layout, self.action = model.layout, model.actor.action
         self.parts = self.layout.parts
         self.names = [input_name(part.path) for part in self.parts]
         self.mask = mask
