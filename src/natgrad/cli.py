@@ -84,6 +84,9 @@ def train(
         help="Ray cluster for the workers: auto, HOST:PORT or local (default: this machine's, else a new one)")] = None,
     worker_cpus: Annotated[float, typer.Option(help="CPUs Ray reserves per rollout worker, e.g. 0.5")] = 1.0,
     device: Device = "auto",
+    compile: Annotated[bool, typer.Option(
+        "--compile", help="compile the update's forward passes and losses with torch.compile (CUDA graphs on CUDA); "
+                          "pays on accelerators, falls back to eager with a warning where torch cannot")] = False,
 ) -> None:
     """Train a policy and write a new run directory: config, metrics.csv, TensorBoard, checkpoints, eval."""
     from natgrad.rollouts.threads import check_threads
@@ -108,7 +111,7 @@ def train(
             runs_root=runs_root, overrides=parse_overrides(set_), resume=resume, trust_env=trust_env,
             checkpoint_every=_count(checkpoint_every, "--checkpoint-every"), eval_episodes=eval_episodes,
             eval_every=_count(eval_every, "--eval-every"), preset=chosen, progress=progress, argv=sys.argv,
-            sampling=sampling, threads=threads, device=device, echo=typer.echo, warn=_warn,
+            sampling=sampling, threads=threads, device=device, compile=compile, echo=typer.echo, warn=_warn,
         )
     except Interrupted as e:
         typer.echo(str(e), err=True)

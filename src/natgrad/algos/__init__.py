@@ -3,6 +3,7 @@
 In the order one reads them:
 
 - ``base``: what every algorithm shares: construction, the learn loop (collect, GAE, update), predict, save.
+- ``compiled``: ``compile=True``: torch.compile of the update's losses (CUDA graphs on CUDA), eager where it fails.
 - ``natural``: NPG and TRPO, one natural-gradient update accepted two ways (``natgrad.natural``).
 - ``critic_fit``: V_φ fitted to the GAE returns by minibatch Adam (NPG, TRPO, VPG).
 - ``ppo``: PPO-Clip and PPO-KL, one loop of minibatch epochs with two objectives.

@@ -19,6 +19,7 @@ from gymnasium import Space
 from gymnasium.vector import VectorEnv
 
 from natgrad.algos.checkpoint import write as write_checkpoint
+from natgrad.algos.compiled import Compiler
 from natgrad.config import Config, check_seed, check_steps, resolve_device
 from natgrad.errors import NatgradError
 from natgrad.policy.actor_critic import Critic, PolicyInputs
@@ -84,7 +85,7 @@ class Algorithm:
     def __init__(self, env: EnvLike | None, seed: int = 0, config: Config | None = None,
                  preset: bool | Mapping[str, Any] = True,
                  workers: int = 1, ray_address: str | None = None, worker_cpus: float = 1.0,
-                 threads: int | None = 1, device: str | torch.device = "auto",
+                 threads: int | None = 1, device: str | torch.device = "auto", compile: bool = False,
                  spaces: tuple[Space, Space] | None = None, **overrides: Any) -> None:
         """``env``: a registered id (``"Hopper-v5"``, ``"module:EnvId"``), ``"module:factory"``, a zero-argument
         factory, a ``gymnasium.Env`` (then n_envs is 1) or a ``gymnasium.vector.VectorEnv`` made with same-step
@@ -107,6 +108,10 @@ class Algorithm:
         ``natgrad.load(path, device=...)`` puts a checkpoint on any device. A NumPy env's observations are normalized
         on the host and cross to the device once per batch; a plain MLP actor acts through its NumPy copy there.
 
+        ``compile=True``: the update's forward passes and losses through ``torch.compile``, as CUDA graphs on CUDA
+        (``natgrad.algos.compiled``); the same update to float tolerance, eager where torch cannot compile (with a
+        warning). It pays on accelerators; on a CPU with small networks it may be slower. Not saved with the model.
+
         ``env=None`` with ``spaces=(observation_space, action_space)``: a model that can ``predict`` only
         (``natgrad.load`` builds one when the env it was trained on cannot be made again)."""
         self.env_source = None if env is None else env_source(env)
@@ -117,6 +122,7 @@ class Algorithm:
         self.sampling = Sampling(workers, ray_address, worker_cpus).check(self.config.n_envs)
         self.threads = check_threads(threads)
         self.device = resolve_device(device)
+        self.compiler = Compiler(compile, self.device)
         self.env = self._make_env()
         self.no_env_reason = ("this model has no env (it was built from spaces only): build or load it with env=... "
                               "to train or evaluate it")

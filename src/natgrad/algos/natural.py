@@ -8,10 +8,10 @@ from typing import ClassVar
 import torch
 
 from natgrad.algos.base import Algorithm
-from natgrad.algos.critic_fit import fit_critic
+from natgrad.algos.critic_fit import critic_loss, fit_critic
 from natgrad.config import NaturalConfig
 from natgrad.natural.shared_critic import critic_fit_parameters, natural_critic_step
-from natgrad.natural.step import natural_step
+from natgrad.natural.step import natural_step, surrogate_and_kl
 from natgrad.objectives.gae import normalize
 from natgrad.objectives.optim import adam
 from natgrad.policy.distributions import Distribution
@@ -29,6 +29,7 @@ class NaturalGradient(Algorithm):
     def _setup(self) -> None:
         self.critic_optimizer = adam(critic_fit_parameters(self.critic, self.config), self.config.vf_lr)
         self.optimizers = {"critic": self.critic_optimizer}
+        self._forward, self._critic_loss = self.compiler(surrogate_and_kl), self.compiler(critic_loss)
 
     def _update(self, data: UpdateBatch, progress: float, gae: Callable[[], UpdateBatch]) -> dict[str, float]:
         cfg = self.config
@@ -42,10 +43,10 @@ class NaturalGradient(Algorithm):
             with torch.no_grad():
                 old = self.actor(seq.actor_inputs).detach()
         step = natural_step(self.actor, seq.actor_inputs, seq.actions, seq.log_probs, adv, cfg, self.line_search,
-                            self.generator)
-        critic_loss = fit_critic(self.critic, self.critic_optimizer, data.sequences(cfg.piece_length),
-                                 cfg.vf_epochs, cfg.vf_minibatch_size, self.generator)
-        metrics = {**step.metrics(), "policy/max_kl": cfg.max_kl, "critic/loss": critic_loss}
+                            self.generator, forward=self._forward)
+        loss = fit_critic(self.critic, self.critic_optimizer, data.sequences(cfg.piece_length), cfg.vf_epochs,
+                          cfg.vf_minibatch_size, self.generator, self._critic_loss)
+        metrics = {**step.metrics(), "policy/max_kl": cfg.max_kl, "critic/loss": loss}
         if old is not None:
             metrics.update(self._shared_trunk_step(seq, old, cfg))
         return metrics

@@ -36,6 +36,7 @@ class Proximal(Algorithm):
         params = [*self.actor.parameters(), *self.critic.parameters()]
         self.optimizer = adam(params, self.config.lr, eps=1e-5)
         self.optimizers = {"ppo": self.optimizer}
+        self._loss = self.compiler(self._minibatch_loss)
         cfg = self.config
         if cfg.minibatch_count < cfg.minibatches:
             what, more = (("states (n_envs*n_steps)", "n_envs or n_steps") if cfg.recurrent == "none" else
@@ -44,10 +45,15 @@ class Proximal(Algorithm):
                           f"epoch takes {cfg.pieces} minibatch(es) of one; set minibatches <= {cfg.pieces}, or raise "
                           f"{more}", stacklevel=2)
 
-    def _objective(self, log_probs: Tensor, log_probs_old: Tensor, adv: Tensor,
-                   old: Distribution, new: Distribution) -> tuple[Tensor, dict[str, float]]:
-        """The policy objective to maximize on one minibatch, and its diagnostics."""
+    def _objective(self, log_probs: Tensor, log_probs_old: Tensor, adv: Tensor, old: Distribution,
+                   new: Distribution, coefs: tuple[Tensor, ...]) -> tuple[Tensor, dict[str, Tensor]]:
+        """The policy objective to maximize on one minibatch, and its diagnostics (0-d tensors)."""
         raise NotImplementedError
+
+    def _coefs(self) -> tuple[Tensor, ...]:
+        """The objective's coefficients that change between updates, as tensors on the device (so that a compiled
+        loss takes them as inputs rather than compiling again for each value)."""
+        return ()
 
     def _after_update(self, kl: float) -> dict[str, float]:
         """Algorithm state to adapt once per update, given the KL reached; returns metrics."""
@@ -65,12 +71,12 @@ class Proximal(Algorithm):
         with torch.no_grad():
             old = self.actor(pieces.actor_inputs).detach()
         diagnostics: list[dict[str, float]] = []
-        kl_stopped = False
+        kl_stopped, coefs = False, self._coefs()
         for epochs_run in range(1, cfg.epochs + 1):
             if epochs_run > 1 and cfg.recompute_advantages:
                 # Â and R again, with the critic the last epoch trained (V_old for clip_vf too)
                 pieces = gae().sequences(cfg.piece_length)
-            diagnostics += self._epoch(pieces, old)
+            diagnostics += self._epoch(pieces, old, coefs)
             if self._past_target_kl(diagnostics[-1]):
                 break
             if epochs_run < cfg.epochs and self._past_kl_limit(pieces, old):
@@ -91,30 +97,37 @@ class Proximal(Algorithm):
             group["lr"] = lr
         return lr
 
-    def _epoch(self, pieces: UpdateBatch, old: Distribution) -> list[dict[str, float]]:
+    def _epoch(self, pieces: UpdateBatch, old: Distribution, coefs: tuple[Tensor, ...]) -> list[dict[str, float]]:
         """One pass over the batch in random minibatches of its states or pieces; each minibatch's diagnostics."""
         count = pieces.returns.shape[1]
-        return [self._minibatch_step(pieces.columns(idx), old[:, idx])
+        return [self._minibatch_step(pieces.columns(idx), old[:, idx], coefs)
                 for idx in minibatches(count, count // self.config.minibatch_count, self.generator)]
 
-    def _minibatch_step(self, mb: UpdateBatch, old: Distribution) -> dict[str, float]:
-        """One Adam step on  −objective − c_ent·H + c_vf·½(V − R)²  (gradient norm clipped to ``max_grad_norm``);
-        the objective's diagnostics, the value loss and the approximate KL."""
+    def _minibatch_step(self, mb: UpdateBatch, old: Distribution, coefs: tuple[Tensor, ...]) -> dict[str, float]:
+        """One Adam step on the minibatch loss (gradient norm clipped to ``max_grad_norm``); the objective's
+        diagnostics, the value loss and the approximate KL."""
+        loss, diagnostics = self._loss(mb, old, coefs)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.config.max_grad_norm > 0:
+            params = [p for group in self.optimizer.param_groups for p in group["params"]]
+            torch.nn.utils.clip_grad_norm_(params, self.config.max_grad_norm)
+        self.optimizer.step()
+        return {k: float(v) for k, v in diagnostics.items()}
+
+    def _minibatch_loss(self, mb: UpdateBatch, old: Distribution,
+                        coefs: tuple[Tensor, ...]) -> tuple[Tensor, dict[str, Tensor]]:
+        """−objective − c_ent·H + c_vf·½(V − R)² on one minibatch, and its diagnostics (the objective's, the value
+        loss, the approximate KL): a pure function of tensors, what ``compile=True`` compiles."""
         cfg = self.config
         dist = self.actor(mb.actor_inputs)
         log_p = dist.log_prob(mb.actions)
         adv = normalize(mb.advantages) if cfg.normalize_advantage else mb.advantages
-        objective, info = self._objective(log_p, mb.log_probs, adv, old, dist)
+        objective, info = self._objective(log_p, mb.log_probs, adv, old, dist, coefs)
         v_loss = value_loss(self.critic(mb.critic_inputs), mb.returns, mb.values, cfg.clip_vf or None)
         loss = -objective - cfg.ent_coef * dist.entropy().mean() + cfg.vf_coef * v_loss
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if cfg.max_grad_norm > 0:
-            params = [p for group in self.optimizer.param_groups for p in group["params"]]
-            torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
-        self.optimizer.step()
-        return {**info, "critic/loss": float(v_loss.detach()),
-                "policy/approx_kl": float(approx_kl(log_p.detach(), mb.log_probs))}
+        return loss, {**info, "critic/loss": v_loss.detach(),
+                      "policy/approx_kl": approx_kl(log_p.detach(), mb.log_probs)}
 
     def _past_target_kl(self, last: dict[str, float]) -> bool:
         """Early stop 1 (``target_kl``, any PPO): the last minibatch's approximate KL passed ``target_kl``."""
@@ -152,11 +165,11 @@ class PPO(Proximal):
     config_cls = PPOConfig
     config: PPOConfig
 
-    def _objective(self, log_probs, log_probs_old, adv, old, new):
+    def _objective(self, log_probs, log_probs_old, adv, old, new, coefs):
         eps = self.config.clip_range
         clipped = (ratio(log_probs, log_probs_old) - 1).abs() > eps
         return (clipped_surrogate(log_probs, log_probs_old, adv, eps),
-                {"policy/clip_fraction": float(clipped.float().mean())})
+                {"policy/clip_fraction": clipped.float().mean().detach()})
 
 
 class PPOKL(Proximal):
@@ -171,8 +184,13 @@ class PPOKL(Proximal):
         super()._setup()
         self.beta = self.config.beta_init
 
-    def _objective(self, log_probs, log_probs_old, adv, old, new):
-        return kl_penalized_surrogate(log_probs, log_probs_old, adv, old.kl(new), self.beta), {}
+    def _objective(self, log_probs, log_probs_old, adv, old, new, coefs):
+        (beta,) = coefs
+        return kl_penalized_surrogate(log_probs, log_probs_old, adv, old.kl(new), beta), {}
+
+    def _coefs(self) -> tuple[Tensor, ...]:
+        """(β,)."""
+        return (torch.tensor(self.beta, dtype=self.actor.net[-1].weight.dtype, device=self.device),)
 
     def _kl_limit(self) -> float:
         return self.config.kl_stop * self.config.kl_target

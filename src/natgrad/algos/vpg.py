@@ -7,7 +7,7 @@ from collections.abc import Callable
 import torch
 
 from natgrad.algos.base import Algorithm
-from natgrad.algos.critic_fit import fit_critic
+from natgrad.algos.critic_fit import critic_loss, fit_critic
 from natgrad.config import VPGConfig
 from natgrad.objectives.gae import normalize
 from natgrad.objectives.losses import surrogate
@@ -26,6 +26,7 @@ class VPG(Algorithm):
         self.actor_optimizer = adam(self.actor.parameters(), self.config.pi_lr)
         self.critic_optimizer = adam(self.critic.parameters(), self.config.vf_lr)
         self.optimizers = {"actor": self.actor_optimizer, "critic": self.critic_optimizer}
+        self._critic_loss = self.compiler(critic_loss)
 
     def _update(self, data: UpdateBatch, progress: float, gae: Callable[[], UpdateBatch]) -> dict[str, float]:
         cfg = self.config
@@ -43,12 +44,12 @@ class VPG(Algorithm):
             kl = old.kl(dist).mean()
             improvement = surrogate(dist.log_prob(actions), log_probs, adv) + loss
             entropy = dist.entropy().mean()
-        critic_loss = fit_critic(self.critic, self.critic_optimizer, data.sequences(cfg.piece_length),
-                                 cfg.vf_epochs, cfg.vf_minibatch_size, self.generator)
+        value_loss = fit_critic(self.critic, self.critic_optimizer, data.sequences(cfg.piece_length), cfg.vf_epochs,
+                                cfg.vf_minibatch_size, self.generator, self._critic_loss)
         return {
             "policy/kl": float(kl),
             "policy/surrogate_improvement": float(improvement),
             "policy/grad_norm": float(grad_norm),
             "policy/entropy": float(entropy),
-            "critic/loss": critic_loss,
+            "critic/loss": value_loss,
         }

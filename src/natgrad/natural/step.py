@@ -69,6 +69,17 @@ def max_step_size(max_kl: float, xfx: float) -> float:
     return math.sqrt(2 * max_kl / xfx)
 
 
+def surrogate_and_kl(actor: Actor, inputs: PolicyInputs, actions: Tensor, log_probs_old: Tensor, advantages: Tensor,
+                     old: Distribution) -> tuple[Tensor, Tensor]:
+    """(L(θ), mean KL(π_old ‖ π_θ)) at the actor's θ: the forward pass of each try of a natural step."""
+    new = actor(inputs)
+    return surrogate(new.log_prob(actions), log_probs_old, advantages), old.kl(new).mean()
+
+
+Forward = Callable[[Actor, PolicyInputs, Tensor, Tensor, Tensor, Distribution], tuple[Tensor, Tensor]]
+"""The signature of ``surrogate_and_kl``."""
+
+
 def natural_step(
     actor: Actor,
     inputs: PolicyInputs | Obs,
@@ -79,12 +90,14 @@ def natural_step(
     line_search: bool,
     generator: torch.Generator | None = None,
     sync_free: bool | None = None,
+    forward: Forward = surrogate_and_kl,
 ) -> NaturalStep:
     """One NPG (``line_search=False``) or TRPO (``line_search=True``) update of ``actor``, in place.
 
     The states of the batch have the leading shape of ``log_probs_old``, (T, N) say; the means (L, KL, F)
     run over all of them. A recurrent actor re-runs each sequence (a column) from its stored state.
-    ``sync_free``: see ``trust_region_step``."""
+    ``sync_free``: see ``trust_region_step``. ``forward``: what evaluates each try, ``surrogate_and_kl`` or a
+    compiled copy of it."""
     inputs = as_inputs(inputs)
     params = actor.policy_parameters()
     linear = LinearizedActor(actor, inputs)  # one forward serves L(θ_old), g and, on the full batch, the FVPs
@@ -97,8 +110,7 @@ def natural_step(
         """(L(θ), mean KL(π_old ‖ π_θ)) with θ written into the actor."""
         set_flat_params(params, theta)
         with torch.no_grad():
-            new = actor(inputs)
-            return objective(new), old.kl(new).mean()
+            return forward(actor, inputs, actions, log_probs_old, advantages, old)
 
     loss_old, g = linear.value_and_grad(objective)
     if cfg.fvp_fraction < 1.0:

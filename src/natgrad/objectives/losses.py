@@ -25,7 +25,7 @@ def clipped_surrogate(
 
 
 def kl_penalized_surrogate(
-    log_probs: Tensor, log_probs_old: Tensor, advantages: Tensor, kl: Tensor, beta: float
+    log_probs: Tensor, log_probs_old: Tensor, advantages: Tensor, kl: Tensor, beta: float | Tensor
 ) -> Tensor:
     """L^KLPEN(θ) = E[r Â] − β E[KL(π_old ‖ π_θ)] (PPO with adaptive KL penalty)."""
     return surrogate(log_probs, log_probs_old, advantages) - beta * kl.mean()

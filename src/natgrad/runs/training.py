@@ -80,20 +80,22 @@ def sigterm_interrupts() -> Iterator[None]:
 
 
 def build_model(algo: str, env_id: str, seed: int, overrides: dict[str, Any], preset: bool | Mapping[str, Any] = True,
-                sampling: Sampling = Sampling(), threads: int = 1, device: str = "auto") -> Algorithm:
-    """A fresh model of algorithm ``algo`` (by its CLI name) on ``device``, from its preset for ``env_id`` if asked
-    (or from ``preset`` itself, a mapping of options)."""
-    return algorithm(algo.lower())(env_id, seed=seed, preset=preset, threads=threads, device=device,
+                sampling: Sampling = Sampling(), threads: int = 1, device: str = "auto",
+                compile: bool = False) -> Algorithm:
+    """A fresh model of algorithm ``algo`` (by its CLI name) on ``device`` (its update compiled with ``compile``), from
+    its preset for ``env_id`` if asked (or from ``preset`` itself, a mapping of options)."""
+    return algorithm(algo.lower())(env_id, seed=seed, preset=preset, threads=threads, device=device, compile=compile,
                                    **asdict(sampling), **overrides)
 
 
 def resume_model(checkpoint: Path, algo: str | None = None, env_id: str | None = None, seed: int | None = None,
                  trust_env: bool = False, overrides: dict[str, Any] | None = None, sampling: Sampling = Sampling(),
-                 threads: int = 1, device: str = "auto") -> Algorithm:
-    """The model saved at ``checkpoint``, on ``device``, to train on: on ``env_id`` when given (the user's, which must
-    have the model's spaces), else on the env the checkpoint names (one natgrad would import only with ``trust_env``;
-    see ``natgrad.load``). ``algo`` and ``seed``, when given, must be the checkpoint's; ``overrides`` cannot change the
-    options that shape the networks. Anything refused is one line, before any env is made where it can be."""
+                 threads: int = 1, device: str = "auto", compile: bool = False) -> Algorithm:
+    """The model saved at ``checkpoint``, on ``device`` (its update compiled with ``compile``), to train on: on
+    ``env_id`` when given (the user's, which must have the model's spaces), else on the env the checkpoint names (one
+    natgrad would import only with ``trust_env``; see ``natgrad.load``). ``algo`` and ``seed``, when given, must be the
+    checkpoint's; ``overrides`` cannot change the options that shape the networks. Anything refused is one line, before
+    any env is made where it can be."""
     payload = read(checkpoint)
     saved = {"--algo": payload.get("algo"), "--seed": payload.get("seed")}
     given = {"--algo": None if algo is None else algo.lower(), "--seed": seed}
@@ -102,8 +104,8 @@ def resume_model(checkpoint: Path, algo: str | None = None, env_id: str | None =
         raise NatgradError(f"{' and '.join(f'{flag} {given[flag]}' for flag in conflicts)} cannot change on resume: "
                            f"{checkpoint} holds a {saved['--algo']} model of seed {saved['--seed']}; leave "
                            f"{' and '.join(conflicts)} out, or start a new run without --resume")
-    model = load(checkpoint, env=env_id, trust_env=trust_env, threads=threads, device=device, **asdict(sampling),
-                 **(overrides or {}))
+    model = load(checkpoint, env=env_id, trust_env=trust_env, threads=threads, device=device, compile=compile,
+                 **asdict(sampling), **(overrides or {}))
     if model.env is None:
         model.close()
         raise NatgradError(model.no_env_reason)
@@ -129,6 +131,7 @@ def train_run(
     sampling: Sampling = Sampling(),
     threads: int = 1,
     device: str = "auto",
+    compile: bool = False,
     echo: Callable[[str], object] = print,
     warn: Warn = to_stderr,
     after_eval: Callback | None = None,
@@ -144,7 +147,8 @@ def train_run(
     run samples as told here, not as the run it continues did), ``device`` where the update runs. ``progress``: a live
     progress bar on stderr (None: only where stderr is a terminal). Everything is checked before the run directory is
     made; ``echo`` names it as training starts. Ctrl-C or SIGTERM saves a checkpoint and raises ``Interrupted``; an
-    error in training leaves ``failed.json`` in the run directory (see ``learn_run``).
+    error in training leaves ``failed.json`` in the run directory (see ``learn_run``). ``compile``: the update
+    compiled (``compile=True`` of the algorithms).
 
     The evaluations and checkpoints are ``natgrad.runs.callbacks``' ``EvalCallback`` and ``CheckpointCallback``;
     ``after_eval`` runs after each periodic evaluation with its results (returning False stops training).
@@ -158,17 +162,18 @@ def train_run(
     overrides = overrides or {}
     if resume is not None:
         source = latest_model(resume, warn)
-        model = resume_model(source, algo, env_id, seed, trust_env, overrides, sampling, threads, device)
+        model = resume_model(source, algo, env_id, seed, trust_env, overrides, sampling, threads, device, compile)
         steps = steps_left(source, model.num_timesteps) if steps is None else steps
     else:
         source = None
         model = build_model(algo or DEFAULT_ALGO, env_id or DEFAULT_ENV, DEFAULT_SEED if seed is None else seed,
-                            overrides, preset, sampling, threads, device)
+                            overrides, preset, sampling, threads, device, compile)
         steps = DEFAULT_STEPS if steps is None else steps
     run_dir = new_run_dir(runs_root, safe_name(f"{model.env_id}-{model.name}-s{model.seed}"), out)
     write_json(run_dir / CONFIG, {
         "algo": model.name, "env_id": model.env_id, "seed": model.seed, "steps": steps,
         "config": model.config.to_dict(), "sampling": asdict(model.sampling), "device": str(model.device),
+        "compile": model.compiler.enabled,
         "preset": model.preset,
         "resumed_from": parent_record(source, run_dir, model.num_timesteps) if source else None,
         "start_timesteps": model.num_timesteps, "natgrad_version": __version__, "command": argv,
