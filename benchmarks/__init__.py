@@ -22,6 +22,13 @@ Speed and cost:
   conv2d's.
 - ``fisher_spectrum``: the eigenvalues of a trained Gaussian policy's Fisher, and what the CG damping does.
 
+Devices:
+
+- ``device_envs``: natgrad's TRPO and PPO on a game through gymnax or EnvPool beside the same game through
+  Gymnasium's vector env, at several env counts: steps/s, the rollout / update split, the return at a fixed budget.
+- ``gpu``: one prepared command on an accelerator: natgrad on the CPU and the device, eager and compiled, beside
+  SB3 and sb3-contrib on the same device (MinAtar Breakout, Pong, Hopper, gymnax CartPole with 4096 envs).
+
 Other observation spaces and networks:
 
 - ``spaces_peers``: MinAtar, natgrad's TRPO and PPO beside sb3-contrib's and SB3's, same settings and network.

@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib
 import json
 import pkgutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -56,3 +57,30 @@ def test_the_peers_are_scored_on_natgrads_evaluation_seeds_and_final_return_rule
     assert peers.EVAL_SEED == EVAL_SEED
     assert peers.final_train(list(range(25))) == 23.0  # the last ⌈10%⌉ = 3 episodes
     assert peers.final_train([5.0]) == 5.0
+
+
+def smoke(tmp_path: Path, module: str, *args: str) -> dict:
+    """Run ``python -m benchmarks.MODULE ARGS --out tmp`` from the repository root; the JSON it wrote."""
+    out = tmp_path / f"{module}.json"
+    done = subprocess.run([sys.executable, "-m", f"benchmarks.{module}", *args, "--out", str(out)], capture_output=True,
+                          text=True, cwd=_harness.ROOT, env=_harness.child_environment())
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "steps/s" in done.stdout
+    return json.loads(out.read_text())
+
+
+def test_the_gpu_script_runs_end_to_end_on_the_cpu(tmp_path: Path) -> None:
+    pytest.importorskip("gymnax")
+    result = smoke(tmp_path, "gpu", "--device", "cpu", "--quick", "--workloads", "cartpole", "--algos", "ppo")
+    assert result["device"] == "cpu" and result["machine"]["load_average_at_start"]
+    run = result["rows"][0]["contenders"]["natgrad cpu"]
+    assert run["steps"] == 64 * 32 and run["rollout_seconds"] > 0 and run["update_seconds"] > 0
+
+
+def test_the_device_envs_script_runs_both_paths_side_by_side(tmp_path: Path) -> None:
+    pytest.importorskip("gymnax")
+    result = smoke(tmp_path, "device_envs", "--pairs", "cartpole", "--algos", "ppo", "--n-envs", "8", "--n-steps",
+                   "8", "--steps", "128")
+    row = result["rows"][0]
+    for env_id in ("gymnax/CartPole-v1", "CartPole-v1"):
+        assert row[env_id]["steps"] == 128 and row[env_id]["repeats"] == 1 and len(row[env_id]["curves"]) == 1
