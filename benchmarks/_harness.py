@@ -134,6 +134,19 @@ def record() -> dict[str, Any]:
                         "load_average_at_start": " ".join(f"{x:.2f}" for x in os.getloadavg())}}
 
 
+def add_output_options(parser: argparse.ArgumentParser) -> None:
+    """``--out`` (the JSON result file) and ``--render`` (only print the table of an existing ``--out``)."""
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--render", action="store_true", help="only print the table of --out")
+
+
+def rendered(args: argparse.Namespace, markdown: Callable[[Any], str]) -> bool:
+    """With ``--render``: print the table of ``--out`` and say so (the script then does nothing else)."""
+    if args.render:
+        print(markdown(json.loads(args.out.read_text())))
+    return args.render
+
+
 def refuse_existing(out: Path) -> None:
     """Exit if ``out`` exists: a benchmark never overwrites a result."""
     if out.exists():

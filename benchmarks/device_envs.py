@@ -19,12 +19,20 @@ episodes, as ``natgrad bench`` takes it) and the curve of ``rollout/ep_return_me
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from pathlib import Path
 from typing import Any
 
-from benchmarks._harness import clocked, medians, record, refuse_existing, take_turns, versions, write_json
+from benchmarks._harness import (
+    add_output_options,
+    clocked,
+    medians,
+    record,
+    refuse_existing,
+    rendered,
+    take_turns,
+    versions,
+    write_json,
+)
 from benchmarks.peers import final_train
 from benchmarks.spaces_peers import NETWORK, algo_names
 
@@ -128,11 +136,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=131072, help="env steps per run, after the first update")
     parser.add_argument("--seeds", type=seed_list, default=[0])
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--render", action="store_true", help="only print the table of --out")
+    add_output_options(parser)
     args = parser.parse_args()
-    if args.render:
-        print(markdown(json.loads(args.out.read_text())))
+    if rendered(args, markdown):
         return
     pairs = args.pairs.split(",")
     unknown = [p for p in pairs if p not in PAIRS]

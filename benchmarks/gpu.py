@@ -20,13 +20,21 @@ from __future__ import annotations
 
 import argparse
 import inspect
-import json
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
-from benchmarks._harness import clocked, medians, record, refuse_existing, take_turns, versions, write_json
+from benchmarks._harness import (
+    add_output_options,
+    clocked,
+    medians,
+    record,
+    refuse_existing,
+    rendered,
+    take_turns,
+    versions,
+    write_json,
+)
 from benchmarks.device_envs import worker_natgrad
 from benchmarks.peers import PEERS
 from benchmarks.spaces_peers import HYPER, NETWORK, algo_names, make_env_fn, peer_policy_kwargs, sb3_kwargs
@@ -157,11 +165,9 @@ def main() -> None:
     parser.add_argument("--compile", action="store_true", help="add natgrad with compile=True where it takes it")
     parser.add_argument("--peer-python", default="", help="the peers' Python (SB3, sb3-contrib); empty: no peers")
     parser.add_argument("--quick", action="store_true", help="2 envs × 32 steps, one update, one repeat")
-    parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--render", action="store_true", help="only print the table of --out")
+    add_output_options(parser)
     args = parser.parse_args()
-    if args.render:
-        print(markdown(json.loads(args.out.read_text())))
+    if rendered(args, markdown):
         return
     workloads = args.workloads.split(",")
     if unknown := [w for w in workloads if w not in WORKLOADS]:

@@ -20,9 +20,17 @@ import argparse
 import json
 import math
 import sys
-from pathlib import Path
 
-from benchmarks._harness import clocked, medians, random_steps, record, refuse_existing, take_turns
+from benchmarks._harness import (
+    add_output_options,
+    clocked,
+    medians,
+    random_steps,
+    record,
+    refuse_existing,
+    rendered,
+    take_turns,
+)
 from benchmarks.peers import PEERS
 from benchmarks.spaces_peers import HYPER, NETWORK, algo_names, make_env_fn, peer_model
 
@@ -140,11 +148,9 @@ def main() -> None:
     parser.add_argument("--steps", default="ppo=10240,trpo=6144", help="env steps per run, per algorithm")
     parser.add_argument("--raw-steps", type=int, default=5000)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--render", action="store_true", help="only print the table of --out")
+    add_output_options(parser)
     args = parser.parse_args()
-    if args.render:
-        print(markdown(json.loads(args.out.read_text())))
+    if rendered(args, markdown):
         return
     refuse_existing(args.out)
     steps = {k: int(float(v)) for k, v in (kv.split("=") for kv in args.steps.split(","))}
