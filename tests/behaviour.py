@@ -32,10 +32,11 @@ N_STEPS = 64
 
 
 def make(algo: str, kind: str, seed: int = 0) -> natgrad.Algorithm:
-    """A fresh ``algo`` model of policy ``kind`` on its env, without presets, ``N_STEPS`` steps per update."""
+    """A fresh ``algo`` model of policy ``kind`` on its env, without presets, ``N_STEPS`` steps per update, on the
+    CPU whatever the machine has (the rows and fixtures are CPU numbers)."""
     space_envs.register()
     env_id, options = KINDS[kind]
-    return natgrad.ALGORITHMS[algo](env_id, seed=seed, preset=False, n_steps=N_STEPS, **options)
+    return natgrad.ALGORITHMS[algo](env_id, seed=seed, preset=False, n_steps=N_STEPS, device="cpu", **options)
 
 
 def metric_rows(algo: str, kind: str) -> list[dict[str, str]]:

@@ -105,7 +105,7 @@ def both_paths(model, batch, line_search: bool, **settings):
     ("Pendulum-v1", 1, {"max_kl": 2.0, "backtrack_iters": 1}, "refused"),
 ])
 def test_sync_free_trpo_step_equals_the_early_exit_one(env_id, which, settings, expect):
-    model = TRPO(env_id, seed=0, n_envs=2, n_steps=64)
+    model = TRPO(env_id, seed=0, n_envs=2, n_steps=64, device="cpu")
     batch = list(real_batches(model, which + 1))[which]
     step = both_paths(model, batch, True, **settings)
     cfg = model.config.replace(**settings)
@@ -119,7 +119,7 @@ def test_sync_free_trpo_step_equals_the_early_exit_one(env_id, which, settings, 
 @pytest.mark.parametrize("advantage", ["zero", "nan"])
 def test_sync_free_step_refuses_what_the_early_exit_one_refuses(line_search, advantage):
     """Zero advantages: g = 0 and xᵀFx = 0; a NaN advantage: a step that is not finite. Both refused, θ unchanged."""
-    model = NPG("CartPole-v1", seed=0, n_envs=2, n_steps=32)
+    model = NPG("CartPole-v1", seed=0, n_envs=2, n_steps=32, device="cpu")
     obs, actions, log_probs, adv = next(real_batches(model, 1))
     adv = torch.zeros_like(adv) if advantage == "zero" else adv.index_fill(0, torch.tensor([0]), math.nan)
     theta_old = flat_params(model.actor.policy_parameters())
@@ -130,7 +130,7 @@ def test_sync_free_step_refuses_what_the_early_exit_one_refuses(line_search, adv
 
 
 def test_sync_free_npg_step_equals_the_early_exit_one():
-    model = NPG("Pendulum-v1", seed=0, n_envs=2, n_steps=64)
+    model = NPG("Pendulum-v1", seed=0, n_envs=2, n_steps=64, device="cpu")
     for batch in real_batches(model, 2):
         assert both_paths(model, batch, False).accepted
     model.close()

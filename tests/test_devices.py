@@ -158,15 +158,38 @@ def test_a_gpu_model_predicts_on_the_cpu_and_exports(tmp_path):
     model.close()
 
 
-def test_bench_and_tune_pass_the_device_on_and_resume_on_another(tmp_path):
+def test_bench_and_tune_pass_the_device_and_compile_on_and_resume_on_another(tmp_path, monkeypatch):
+    from natgrad.tools import tune
     from natgrad.tools.bench import GridSettings, RunSpec, check_settings, train_command
-    from natgrad.tools.tune import TuneSettings
-    from natgrad.tools.tune import check_settings as check_study
 
-    command = train_command(RunSpec("trpo", "CartPole-v1", 0), tmp_path / "run", GridSettings(10, device="cpu"))
-    assert command[command.index("--device") + 1] == "cpu"
+    spec = RunSpec("trpo", "CartPole-v1", 0)
+    command = train_command(spec, tmp_path / "run", GridSettings(10, device="cpu", compile=True))
+    assert command[command.index("--device") + 1] == "cpu" and "--compile" in command
+    assert "--compile" in train_command(spec, tmp_path / "run", GridSettings(10, compile=True), resume=tmp_path)
+    assert "--compile" not in train_command(spec, tmp_path / "run", GridSettings(10))
     check_settings(tmp_path / "grid", GridSettings(10, device="cpu"))
-    check_settings(tmp_path / "grid", GridSettings(10, device="auto"))  # the same grid, on another device
-    study = TuneSettings("trpo", "CartPole-v1", 256, 2, 128, 2, 0, {}, {}, device="cpu")
-    check_study(tmp_path, study)
-    check_study(tmp_path, TuneSettings(**{**vars(study), "device": "auto"}))
+    check_settings(tmp_path / "grid", GridSettings(10, device="auto", compile=True))  # the same grid, run otherwise
+    study = tune.TuneSettings("trpo", "CartPole-v1", 256, 2, 128, 2, 0, {}, {}, device="cpu")
+    tune.check_settings(tmp_path, study)
+    tune.check_settings(tmp_path, tune.TuneSettings(**{**vars(study), "device": "auto", "compile": True}))
+    seen = {}
+    monkeypatch.setattr(tune, "train_run", lambda *args, **kwargs: (seen.update(kwargs), None))
+    tune.run_trial(tune.TuneSettings(**{**vars(study), "compile": True}), {}, tmp_path / "trial", lambda *_: False)
+    assert (seen["device"], seen["compile"]) == ("cpu", True)
+
+
+def test_the_tune_and_bench_commands_take_compile(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from natgrad.cli import app
+    from natgrad.tools import bench, tune
+
+    settings = []
+    monkeypatch.setattr(bench, "run_grid", lambda out, specs, grid, *args, **kwargs: settings.append(grid) or [])
+    monkeypatch.setattr(tune, "tune", lambda study, *args, **kwargs: settings.append(study))
+    common = ["--steps", "64", "--out", str(tmp_path), "--device", "cpu", "--compile"]
+    for args in (["bench", "--algos", "trpo", "--envs", "CartPole-v1", "--seeds", "0", *common],
+                 ["tune", "--trials", "1", *common]):
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code == 0, result.output
+    assert [(s.device, s.compile) for s in settings] == [("cpu", True), ("cpu", True)]

@@ -26,9 +26,9 @@ TRUNKS = {  # env, network options: an MLP (Categorical and Gaussian policies), 
 
 
 def shared(algo: str, trunk: str, **kw):
-    """A small shared-trunk model: hidden layers of 16, 32 steps of 4 envs."""
+    """A small shared-trunk model on the CPU: hidden layers of 16, 32 steps of 4 envs."""
     env_id, options = TRUNKS[trunk]
-    kw = {"hidden": (16,), "n_envs": 4, "n_steps": 32, **kw}
+    kw = {"hidden": (16,), "n_envs": 4, "n_steps": 32, "device": "cpu", **kw}
     return natgrad.ALGORITHMS[algo](env_id, seed=0, share_trunk=True, preset=False, **options, **kw)
 
 

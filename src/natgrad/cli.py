@@ -25,6 +25,10 @@ Device = Annotated[str, typer.Option(
     help="where the networks and the update run: auto (CUDA when torch sees a GPU, else the CPU), cpu, cuda, cuda:N "
          "or mps")]
 """The ``--device`` option of train, eval, tune and bench."""
+Compile = Annotated[bool, typer.Option(
+    "--compile", help="compile the update's forward passes and losses with torch.compile (CUDA graphs on CUDA); "
+                      "pays on accelerators, falls back to eager with a warning where torch cannot")]
+"""The ``--compile`` option of train, tune and bench."""
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None,
                   help="Policy optimization in policy space: TRPO, NPG, VPG, PPO-Clip and PPO-KL on Gymnasium envs.")
@@ -84,9 +88,7 @@ def train(
         help="Ray cluster for the workers: auto, HOST:PORT or local (default: this machine's, else a new one)")] = None,
     worker_cpus: Annotated[float, typer.Option(help="CPUs Ray reserves per rollout worker, e.g. 0.5")] = 1.0,
     device: Device = "auto",
-    compile: Annotated[bool, typer.Option(
-        "--compile", help="compile the update's forward passes and losses with torch.compile (CUDA graphs on CUDA); "
-                          "pays on accelerators, falls back to eager with a warning where torch cannot")] = False,
+    compile: Compile = False,
 ) -> None:
     """Train a policy and write a new run directory: config, metrics.csv, TensorBoard, checkpoints, eval."""
     from natgrad.rollouts.threads import check_threads
@@ -199,6 +201,7 @@ def bench(
         help="run each training run as a task on this Ray cluster: auto or HOST:PORT (needs natgrad[ray])")] = None,
     run_cpus: Annotated[float, typer.Option(help="with --ray-address: CPUs Ray reserves per run")] = 1.0,
     device: Device = "auto",
+    compile: Compile = False,
 ) -> None:
     """Run a grid of training runs as parallel processes or Ray tasks (resumable), then write its report."""
     from natgrad.rollouts.envs import check_env_name
@@ -211,7 +214,7 @@ def bench(
     overrides = tuple(sorted(parse_overrides(set_).items()))
     resolve_device(device, "--device")
     settings = GridSettings(_count(steps, "--steps"), overrides, _count(eval_every, "--eval-every"), eval_episodes,
-                            device)
+                            device, compile)
     specs = grid(_split(algos), env_list, parse_seeds(seeds))
     runner, default_jobs = run_local, 1
     if ray_address is not None:
@@ -251,6 +254,7 @@ def tune(
         help="run each trial as a task on this Ray cluster: auto or HOST:PORT (needs natgrad[ray])")] = None,
     run_cpus: Annotated[float, typer.Option(help="with --ray-address: CPUs Ray reserves per trial")] = 1.0,
     device: Device = "auto",
+    compile: Compile = False,
 ) -> None:
     """Search hyperparameters with Optuna (TPE, median pruning, resumable); write the best as a preset file."""
     import torch
@@ -271,7 +275,7 @@ def tune(
     resolve_device(device, "--device")
     total = _count(steps, "--steps")
     settings = TuneSettings(algo, env, total, trials, _count(eval_every or max(1, total // 10), "--eval-every"),
-                            eval_episodes, seed, parse_overrides(set_), read_space(space, algo), device)
+                            eval_episodes, seed, parse_overrides(set_), read_space(space, algo), device, compile)
     if ray_address is None:
         runner = local(jobs or 1)
     else:

@@ -34,11 +34,12 @@ def load(path: str | Path, env: EnvLike | None = None, trust_env: bool = False, 
     ``predict`` works, ``learn`` and evaluation say how to give it an env. ``predict_only=True`` makes no env at
     all (what exporting needs). The env must have the spaces the model acts on.
 
-    ``config_overrides`` change settings that do not alter the networks, e.g. ``n_envs``, or say where rollouts and the
-    update run (``workers``, ``ray_address``, ``threads``, ``device``): a checkpoint does not record it, so a model
-    trained on Ray loads, predicts and trains on without Ray, and one trained on a GPU loads onto the CPU
-    (``device="auto"``, the default, picks CUDA where torch sees one). Options that shape the networks (``hidden``,
-    ``activation``, ``recurrent``, ...) are refused.
+    ``config_overrides`` change settings that do not alter the networks, e.g. ``n_envs``, or say where and how
+    rollouts and the update run (``workers``, ``ray_address``, ``threads``, ``device``, ``compile``): a checkpoint
+    does not record these, so a model trained on Ray loads, predicts and trains on without Ray, one trained on a GPU
+    loads onto the CPU (``device="auto"``, the default, picks CUDA where torch sees one), and ``compile=True``
+    compiles the loaded model's update. Options that shape the networks (``hidden``, ``activation``,
+    ``recurrent``, ...) are refused.
     """
     payload = read(path)
     try:

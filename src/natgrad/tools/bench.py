@@ -55,6 +55,8 @@ class GridSettings:
     eval_episodes: int = 10
     device: str = "auto"
     """where each run trains (``--device``): not part of what the grid is, so a grid may go on on another device"""
+    compile: bool = False
+    """whether each run compiles its update (``--compile``): like ``device``, not part of what the grid is"""
 
     def __post_init__(self) -> None:
         if self.steps <= 0 or self.eval_every < 0 or self.eval_episodes < 1:
@@ -97,7 +99,7 @@ def check_settings(root: Path, settings: GridSettings) -> None:
     path = root / GRID_FILE
     mine = asdict(settings)
     mine["overrides"] = [list(kv) for kv in settings.overrides]
-    del mine["device"]
+    del mine["device"], mine["compile"]
     if path.exists():
         theirs = json.loads(path.read_text())
         if theirs != mine:
@@ -128,6 +130,8 @@ def train_command(spec: RunSpec, run_dir: Path, settings: GridSettings, resume: 
     grid's own env, never one the checkpoint names (a checkpoint of another algorithm or seed is refused)."""
     cmd = [sys.executable, "-m", "natgrad", "train", "--out", str(run_dir), "--no-progress", "--threads", "1",
            "--device", settings.device, "--algo", spec.algo, "--env", spec.env_id, "--seed", str(spec.seed)]
+    if settings.compile:
+        cmd.append("--compile")
     if resume is not None:
         return cmd + resume_args(resume, settings.checkpoint_every, settings.eval_every, settings.eval_episodes)
     cmd += ["--steps", str(settings.steps), "--eval-every", str(settings.eval_every), "--eval-episodes",

@@ -83,6 +83,8 @@ class TuneSettings:
     """Option → ``{low, high[, log]}``, ``{choices}`` or a fixed value."""
     device: str = "auto"
     """Where every trial trains (``--device``): not part of what the study is, so a study may go on on another."""
+    compile: bool = False
+    """Whether every trial compiles its update (``--compile``): like ``device``, not part of what the study is."""
 
     def __post_init__(self) -> None:
         cls = algorithm(self.algo)
@@ -170,7 +172,8 @@ def run_trial(settings: TuneSettings, params: dict[str, Any], run_dir: Path,
     _, result = train_run(settings.algo, settings.env_id, settings.steps, settings.seed, out=run_dir,
                           overrides={**settings.fixed(), **params}, checkpoint_every=0,
                           eval_episodes=settings.eval_episodes, eval_every=settings.eval_every, progress=False,
-                          device=settings.device, echo=lambda _: None, after_eval=after_eval)
+                          device=settings.device, compile=settings.compile, echo=lambda _: None,
+                          after_eval=after_eval)
     return None if pruned or result is None else result["mean"]
 
 
@@ -350,7 +353,7 @@ def check_settings(out: Path, settings: TuneSettings) -> None:
     """Record the study's settings in ``OUT/tune.json``, or refuse a study of other settings there."""
     path = out / SETTINGS
     mine = json.loads(json.dumps(asdict(settings)))
-    free = ("trials", "device")  # may change from one run of the study to the next
+    free = ("trials", "device", "compile")  # may change from one run of the study to the next
     if path.exists():
         theirs = json.loads(path.read_text())
         if {k: v for k, v in theirs.items() if k not in free} != {k: v for k, v in mine.items() if k not in free}:
