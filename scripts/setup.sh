@@ -10,9 +10,9 @@ CPU_INDEX=https://download.pytorch.org/whl/cpu
 if [ ! -x .venv/bin/python ]; then
     "$PY" -m venv .venv
 fi
-if ! .venv/bin/python -c "import natgrad, pytest, ray, ale_py, cv2, minatar, minigrid, gymnax, envpool, moviepy, \
-        imageio_ffmpeg, onnx, onnxscript, onnxruntime, optuna, mkdocs, material, mkdocstrings, mkdocstrings_handlers.python" \
-        >/dev/null 2>&1; then
+if ! .venv/bin/python -c "import natgrad, pytest, ray, ale_py, cv2, minatar, minigrid, gymnax, envpool, \
+        array_api_compat, moviepy, imageio_ffmpeg, onnx, onnxscript, onnxruntime, optuna, mkdocs, material, \
+        mkdocstrings, mkdocstrings_handlers.python" >/dev/null 2>&1; then
     .venv/bin/python -m pip install -q --upgrade pip
     if .venv/bin/python -m pip install -q --timeout 5 --retries 0 --index-url "$CPU_INDEX" "$TORCH" >/dev/null 2>&1
     then

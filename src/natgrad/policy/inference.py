@@ -73,11 +73,14 @@ class Acting:
 
     ``masks``: the envs give legal-action masks (in their observations or by ``action_masks()``; the caller
     passes each step's in), so the actor acts through torch, which applies them, even where it could act in NumPy.
+    ``tensors``: the observations, masks and episode starts come as tensors (an env that returns torch tensors), and
+    the actions go back as tensors on the actor's device, acted through torch.
     """
 
-    def __init__(self, actor: Actor, n_envs: int, rng: np.random.Generator, masks: bool = False) -> None:
-        self.actor, self.rng = actor, rng
-        self.use_numpy = NumpyActor.fits(actor) and not masks
+    def __init__(self, actor: Actor, n_envs: int, rng: np.random.Generator, masks: bool = False,
+                 tensors: bool = False) -> None:
+        self.actor, self.rng, self.tensors = actor, rng, tensors
+        self.use_numpy = NumpyActor.fits(actor) and not masks and not tensors
         device = actor.device
         self.generator = None if self.use_numpy else torch.Generator(device).manual_seed(int(rng.integers(2**62)))
         self.state = torch.zeros(n_envs, actor.state_size, device=device) if actor.recurrent else None
@@ -95,8 +98,8 @@ class Acting:
         layout, device = self.actor.layout, self.actor.device
         with torch.no_grad():
             inputs = PolicyInputs(layout.pack({k: v[None] for k, v in obs.items()}, device),
-                                  None if mask is None else torch.from_numpy(mask)[None].to(device),
-                                  torch.from_numpy(first)[None].to(device), self.state)
+                                  None if mask is None else torch.as_tensor(mask)[None].to(device),
+                                  torch.as_tensor(first)[None].to(device), self.state)
             dist, self.state = self.actor.step(inputs)
             action = dist.mode() if deterministic else dist.sample(self.generator)
-        return action.cpu().numpy()
+        return action if self.tensors else action.cpu().numpy()

@@ -151,9 +151,10 @@ class ObsLayout:
                                "axis, or none")
         return next(iter(rows.values()))
 
-    def pack(self, arrays: dict[str, np.ndarray], device: torch.device | str = "cpu") -> Obs:
-        """Leaf arrays as the tensors a network on ``device`` takes: one tensor for a single leaf, else a dict."""
-        tensors = {k: torch.from_numpy(v).to(device) for k, v in arrays.items()}
+    def pack(self, arrays: dict[str, np.ndarray | Tensor], device: torch.device | str = "cpu") -> Obs:
+        """Leaf arrays (or tensors) as the tensors a network on ``device`` takes: one tensor for a single leaf, else a
+        dict."""
+        tensors = {k: torch.as_tensor(v).to(device) for k, v in arrays.items()}
         return tensors[self.leaves[0].key] if self.single else tensors
 
     def unpack(self, obs: Obs) -> dict[str, Tensor]:

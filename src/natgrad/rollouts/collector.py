@@ -1,6 +1,12 @@
 """Rollout collection: the current actor steps a Gymnasium vector env, and the steps come back as a
 ``RolloutBatch`` of time-major tensors (observations normalized, masks and recurrent states kept, episode returns
-counted)."""
+counted).
+
+An env whose ``reset`` and ``step`` return torch tensors (Gymnasium's ``NumpyToTorch`` / ``JaxToTorch``) is
+stepped in torch: observations, masks, rewards and ends stay on the model's device and the actions go to the env
+as tensors on the env's device. Per step, one copy of the observations to the host checks them finite and updates
+the normalizer's float64 statistics; rewards and ends are read back once per batch, to count the episodes.
+"""
 
 from __future__ import annotations
 
@@ -12,9 +18,10 @@ from gymnasium import Space
 from gymnasium.vector import VectorEnv
 
 from natgrad.config import Config
+from natgrad.errors import NatgradError
 from natgrad.policy.actor_critic import Actor, PolicyInputs
 from natgrad.policy.inference import Acting
-from natgrad.policy.spaces import VECTOR, Obs, ObsLayout, check_masks
+from natgrad.policy.spaces import MASK_KEY, VECTOR, ActionSpec, Obs, ObsLayout, check_masks, entry
 from natgrad.rollouts.batch import RolloutBatch, first_state
 from natgrad.rollouts.envs import offers_action_masks
 from natgrad.rollouts.finite import check_rewards, finite_rows
@@ -32,12 +39,20 @@ class Observer:
 
     ``update``: the observations update the normalizer's statistics (training), or not (evaluation). Masks
     come from the observation's ``action_mask`` entry, else from the env's ``action_masks()`` if it has one.
+    ``tensors``: the env returns torch tensors; the leaves and masks are tensors on ``actor.device`` (the masks
+    checked by the caller, once per batch).
     """
 
-    def __init__(self, env: VectorEnv, actor: Actor, obs_normalizer: ObsNormalizer, update: bool = True) -> None:
+    def __init__(self, env: VectorEnv, actor: Actor, obs_normalizer: ObsNormalizer, update: bool = True,
+                 tensors: bool = False) -> None:
         self.env, self.action, self.layout = env, actor.action, actor.layout
         self.obs_normalizer, self.update = obs_normalizer, update
         self.env_masks = uses_env_masks(env, actor)
+        self.tensors, self.device = tensors, actor.device
+        if tensors and any(part.kind != VECTOR for part in self.layout.parts):
+            raise NatgradError("an env that returns torch tensors is read as Boxes of numbers only (and an "
+                               f"{MASK_KEY!r}): wrap it with gymnasium.wrappers.vector.TorchToNumpy for "
+                               f"{self.layout.space}")
 
     @property
     def masked(self) -> bool:
@@ -47,15 +62,36 @@ class Observer:
     def __call__(self, raw: Any) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
         rows = self.env.num_envs
         arrays = self.normalized(raw, rows, self.update)
+        if self.tensors:
+            mask = raw[MASK_KEY] if self.layout.has_mask else None
+            if self.env_masks:
+                mask = torch.as_tensor(np.stack(self.env.call("action_masks")))
+            return arrays, None if mask is None else mask.to(self.device).reshape(rows, -1).bool()
         mask = self.layout.mask(raw, rows)
         if self.env_masks:
             mask = np.stack(self.env.call("action_masks"))
         return arrays, None if mask is None else check_masks(mask, self.action)
 
-    def normalized(self, raw: Any, rows: int, update: bool = False) -> dict[str, np.ndarray]:
+    def encode(self, raw: Any, rows: int) -> dict[str, Any]:
+        """``layout.encode``; for a tensor env, the vector of its Boxes in float64 on the model's device."""
+        if not self.tensors:
+            return self.layout.encode(raw, rows)
+        pieces = [entry(raw, part.path).to(self.device).reshape(rows, -1).double() for part in self.layout.parts]
+        return {VECTOR: torch.cat(pieces, 1)}
+
+    def normalized(self, raw: Any, rows: int, update: bool = False) -> dict[str, Any]:
         """Leaf arrays of ``rows`` raw observations, the vector normalized (the statistics updated if ``update``)."""
-        arrays = self.layout.encode(raw, rows)
-        if VECTOR in arrays:
+        return self.normalize(self.encode(raw, rows), rows, update)
+
+    def normalize(self, arrays: dict[str, Any], rows: int, update: bool = False) -> dict[str, Any]:
+        """Encoded leaf arrays with the vector normalized; a tensor vector is copied to the host once, to check it
+        finite and to update the statistics."""
+        if self.tensors:
+            host = finite_rows(arrays[VECTOR].cpu().numpy(), rows)
+            if update:
+                self.obs_normalizer.update(host)
+            arrays[VECTOR] = self.obs_normalizer(arrays[VECTOR])
+        elif VECTOR in arrays:
             vector = finite_rows(arrays[VECTOR], rows)
             arrays[VECTOR] = self.obs_normalizer.observe(vector) if update else self.obs_normalizer(vector)
         return arrays
@@ -80,10 +116,14 @@ class Collector:
         self.device = actor.device
         self.n_envs = env.num_envs
         raw, _ = env.reset(seed=seed)
-        self.observe = Observer(env, actor, obs_normalizer)
-        self.acting = Acting(actor, self.n_envs, np.random.default_rng(seed), masks=self.observe.masked)
+        self.tensors = holds_tensors(raw)
+        self.env_device = _leaves(raw)[0].device if self.tensors else None
+        self.observe = Observer(env, actor, obs_normalizer, tensors=self.tensors)
+        self.acting = Acting(actor, self.n_envs, np.random.default_rng(seed), masks=self.observe.masked,
+                             tensors=self.tensors)
         self.obs, self.mask = self.observe(raw)
-        self.first = np.ones(self.n_envs, bool)
+        self.first = self._empty((self.n_envs,), bool)
+        self.first[:] = True
         self.episode_return = np.zeros(self.n_envs)
         self.episode_length = np.zeros(self.n_envs, np.int64)
         self.steps = 0  # vector env steps taken so far
@@ -95,15 +135,16 @@ class Collector:
         n, action = self.n_envs, self.actor.action
         self.acting.refresh()
         obs = self.layout.empty((n_steps, n))
-        raw_rewards = np.empty((n_steps, n))
-        terminated = np.empty((n_steps, n), bool)
-        truncated = np.empty((n_steps, n), bool)
-        first = np.empty((n_steps, n), bool)
-        actions = np.empty((n_steps, n, *action.shape), action.dtype)
-        masks = None if self.mask is None else np.empty((n_steps, n, self.mask.shape[1]), bool)
+        if self.tensors:
+            obs = self.layout.unpack(self.layout.pack(obs, self.device))
+        raw_rewards = self._empty((n_steps, n), np.float64)
+        terminated, truncated, first = (self._empty((n_steps, n), bool) for _ in range(3))
+        actions = self._empty((n_steps, n, *action.shape), action.dtype)
+        masks = None if self.mask is None else self._empty((n_steps, n, self.mask.shape[1]), bool)
         states = None if self.acting.state is None else torch.empty(n_steps, n, self.actor.state_size,
                                                                      device=self.device)
         final_at, final_raw = [], []
+        finals = _TensorFinals(n_steps, n, self.layout.vector_size, self.device) if self.tensors else None
         for t in range(n_steps):
             for key, value in self.obs.items():
                 obs[key][t] = value
@@ -113,37 +154,61 @@ class Collector:
             if states is not None:
                 states[t] = self.acting.state
             actions[t] = self.acting(self.obs, self.mask, self.first)
-            raw, raw_rewards[t], terminated[t], truncated[t], info = self.env.step(action.to_env(actions[t]))
-            if "final_obs" in info:
+            raw, raw_rewards[t], terminated[t], truncated[t], info = self.env.step(self._to_env(action, actions[t]))
+            if finals is not None and "final_obs" in info:
+                finals.note(t, info["_final_obs"].to(self.device) & truncated[t] & ~terminated[t],
+                            self.observe.encode(info["final_obs"], n)[VECTOR])
+            elif "final_obs" in info:
                 for i in np.flatnonzero(info["_final_obs"] & truncated[t] & ~terminated[t]):
                     final_at.append((t, i))
                     final_raw.append(info["final_obs"][i])
             self.obs, self.mask = self.observe(raw)
             self.first = terminated[t] | truncated[t]
+        ended = ended_host = terminated | truncated
+        if self.tensors:  # the one read-back of a batch: rewards and ends, for the episodes' returns and scaling
+            raw_rewards, ended_host = raw_rewards.cpu().numpy(), ended.cpu().numpy()
+            if masks is not None:
+                check_masks(masks.reshape(n_steps * n, -1).cpu().numpy(), action)
         check_rewards(raw_rewards, self.steps)
         self.steps += n_steps
-        ended = terminated | truncated
-        returns, lengths = self._finish_episodes(raw_rewards, ended)
+        returns, lengths = self._finish_episodes(raw_rewards, ended_host)
         device = self.device
-        to_device = lambda x: torch.from_numpy(x).to(device)  # one copy of each array to the device
+        to_device = lambda x: torch.as_tensor(x).to(device)  # one copy of each array to the device
         obs_t, actions_t, first_t = self.layout.pack(obs, device), to_device(actions), to_device(first)
         masks_t = None if masks is None else to_device(masks)
         return RolloutBatch(
             obs=obs_t,
             actions=actions_t,
             log_probs=self.actor(PolicyInputs(obs_t, masks_t, first_t, first_state(states))).log_prob(actions_t),
-            rewards=to_device(self.reward_scaler(raw_rewards, ended).astype(np.float32)),
+            rewards=to_device(self.reward_scaler(raw_rewards, ended_host).astype(np.float32)),
             terminated=to_device(terminated),
             ended=to_device(ended),
             first=first_t,
             masks=masks_t,
             actor_states=states,
-            truncated_at=to_device(np.array(final_at, np.int64).reshape(-1, 2)),
-            final_obs=self._final_obs(final_raw),
-            last_obs=self.layout.pack({k: v.copy() for k, v in self.obs.items()}, device),
+            truncated_at=finals.at if finals is not None else to_device(np.array(final_at, np.int64).reshape(-1, 2)),
+            final_obs=finals.obs(self.observe, self.layout) if finals is not None else self._final_obs(final_raw),
+            last_obs=self.layout.pack({k: v if self.tensors else v.copy() for k, v in self.obs.items()}, device),
             episode_returns=returns,
             episode_lengths=lengths,
         )
+
+    def _empty(self, shape: tuple[int, ...], dtype: Any) -> np.ndarray | torch.Tensor:
+        """Uninitialized storage of ``dtype`` (a NumPy dtype): an array, or for a tensor env a tensor on the device."""
+        if not self.tensors:
+            return np.empty(shape, dtype)
+        return torch.empty(shape, dtype=torch.from_numpy(np.empty(0, dtype)).dtype, device=self.device)
+
+    def _to_env(self, action: ActionSpec, actions: np.ndarray | torch.Tensor) -> Any:
+        """Policy actions as the env takes them (``ActionSpec.to_env``); for a tensor env, tensors on its device."""
+        if not self.tensors:
+            return action.to_env(actions)
+        if action.continuous:
+            bounds = (torch.as_tensor(b, device=actions.device) for b in (action.space.low, action.space.high))
+            actions = torch.minimum(torch.maximum(actions, next(bounds)), next(bounds))
+        elif action.offset is not None:
+            actions = actions + torch.as_tensor(action.offset, device=actions.device)
+        return actions.reshape(len(actions), *action.space.shape).to(self.env_device)
 
     def _final_obs(self, raws: list[Any]) -> Obs:
         """The real last observations of the truncated episodes, normalized with the statistics as they are."""
@@ -171,6 +236,43 @@ class Collector:
 def _running_sum(initial: float, xs: np.ndarray) -> float:
     """initial + x₀ + x₁ + … added one at a time, left to right (np.sum would pair them up)."""
     return float(np.cumsum(np.concatenate(([initial], xs)))[-1])
+
+
+def holds_tensors(raw: Any) -> bool:
+    """Whether a raw observation batch is a torch tensor, or a (nested) dict or tuple of them."""
+    return all(isinstance(x, torch.Tensor) for x in _leaves(raw))
+
+
+def _leaves(raw: Any) -> list[Any]:
+    if isinstance(raw, dict):
+        return [x for v in raw.values() for x in _leaves(v)]
+    if isinstance(raw, tuple):
+        return [x for v in raw for x in _leaves(v)]
+    return [raw]
+
+
+class _TensorFinals:
+    """A tensor env's real last observations of truncated episodes, kept on the device through a batch: (T, N)
+    flags and the encoded vectors of the steps where some env ended, chosen once the batch is done."""
+
+    def __init__(self, n_steps: int, n_envs: int, size: int, device: torch.device) -> None:
+        self.flags = torch.zeros(n_steps, n_envs, dtype=torch.bool, device=device)
+        self.vectors = torch.zeros(n_steps, n_envs, size, dtype=torch.float64, device=device)
+
+    def note(self, t: int, truncated_only: torch.Tensor, vector: torch.Tensor) -> None:
+        """Step ``t``'s flags (ended by truncation only) and every env's encoded final observation."""
+        self.flags[t], self.vectors[t] = truncated_only, vector
+
+    @property
+    def at(self) -> torch.Tensor:
+        """(K, 2) int64 (t, n) of the flagged steps, in time order, then env order."""
+        return self.flags.nonzero()
+
+    def obs(self, observe: Observer, layout: ObsLayout) -> Obs:
+        """The flagged final observations, normalized with the statistics as they are."""
+        picked = self.vectors[self.flags]
+        arrays = observe.normalize({VECTOR: picked}, len(picked)) if len(picked) else layout.empty((0,))
+        return layout.pack(arrays, picked.device)
 
 
 def rollout_parts(observation_space: Space, action_space: Space, n_envs: int, cfg: Config

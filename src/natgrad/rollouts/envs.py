@@ -173,9 +173,24 @@ def _given_vector_env(vec: VectorEnv, n_envs: int, env_kwargs: dict[str, Any] | 
     if n_envs not in (1, vec.num_envs) or env_kwargs:
         raise NatgradError(f"the vector env given has {vec.num_envs} envs: leave n_envs unset (or {vec.num_envs}) "
                            "and env_kwargs empty")
+    if _converts_arrays(vec) and isinstance(vec.unwrapped, (SyncVectorEnv, gym.vector.AsyncVectorEnv)):
+        raise NatgradError(
+            "Gymnasium's array conversions (NumpyToTorch, ...) fail on the final_obs of a Sync/AsyncVectorEnv's "
+            "same-step autoreset (an array of objects): pass the vector env without the conversion (natgrad reads "
+            "NumPy envs directly), or one whose final_obs is one array (e.g. a gymnax/... vector env)")
     if isinstance(vec, SyncVectorEnv):
         _check(vec.envs[0])
     return vec
+
+
+def _converts_arrays(vec: VectorEnv) -> bool:
+    """Whether a wrapper of ``vec`` is one of Gymnasium's array conversions (NumpyToTorch, JaxToTorch, ...), found
+    by class name since their module needs the optional ``array_api_compat``."""
+    while isinstance(vec, gym.vector.VectorWrapper):
+        if any(cls.__name__ == "ArrayConversion" for cls in type(vec).__mro__):
+            return True
+        vec = vec.env
+    return False
 
 
 class EmptyInfo(gym.Wrapper):

@@ -98,12 +98,21 @@ class ObsNormalizer:
         if self.enabled:
             self.rms.update(obs)
 
-    def __call__(self, obs: np.ndarray) -> np.ndarray:
+    def __call__(self, obs: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
+        if isinstance(obs, torch.Tensor):
+            return self._normalize_tensor(obs)
         if not self.enabled:
             return np.asarray(obs, np.float32)
         z = (obs - self.rms.mean) / np.sqrt(self.rms.var + 1e-8)
         # np.clip's value, without its Python-level dispatch (a quarter of this call's cost)
         return np.minimum(np.maximum(z, -self.clip, out=z), self.clip, out=z).astype(np.float32)
+
+    def _normalize_tensor(self, obs: torch.Tensor) -> torch.Tensor:
+        """The same map on a float64 tensor, on its device (μ and σ² copied there): float32, equal to the NumPy map."""
+        if not self.enabled:
+            return obs.float()
+        mean, var = (torch.as_tensor(x, device=obs.device) for x in (self.rms.mean, self.rms.var))
+        return ((obs - mean) / torch.sqrt(var + 1e-8)).clamp_(-self.clip, self.clip).float()
 
     def observe(self, obs: np.ndarray) -> np.ndarray:
         """``update(obs)`` then ``self(obs)`` for (rows, D) float64 observations: the statistics
