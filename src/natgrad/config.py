@@ -329,6 +329,9 @@ def resolve_device(device: Any, name: str = "device") -> torch.device:
     """Where a model's tensors live: ``"auto"`` is CUDA when torch sees a GPU, else the CPU (as Stable-Baselines3);
     ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"`` or a ``torch.device`` as given; one line naming the fix for a
     string torch does not know or a device this machine lacks."""
+    def shown(value: Any) -> str:  # as the user writes it: device='cpu' in Python, --device cpu on the command line
+        return f"{name} {value}" if name.startswith("--") else f"{name}={value!r}"
+
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     try:
@@ -336,18 +339,18 @@ def resolve_device(device: Any, name: str = "device") -> torch.device:
     except (RuntimeError, TypeError):
         resolved = torch.device("meta")
     if resolved.type not in ("cpu", "cuda", "mps"):
-        raise NatgradError(f"invalid {name}={device!r}: use 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'")
+        raise NatgradError(f"invalid {shown(device)}: use 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'")
     if resolved.type == "mps" and not torch.backends.mps.is_available():
-        raise NatgradError(f"{name}={device!r} but torch sees no MPS device: use {name}='cpu' or 'auto'")
+        raise NatgradError(f"{shown(device)} but torch sees no MPS device: use {shown('cpu')} or {shown('auto')}")
     if resolved.type != "cuda":
         return torch.device(resolved.type)
     count = torch.cuda.device_count() if torch.cuda.is_available() else 0
     if not count:
-        raise NatgradError(f"{name}={device!r} but torch sees no CUDA device: use {name}='cpu' or 'auto'")
+        raise NatgradError(f"{shown(device)} but torch sees no CUDA device: use {shown('cpu')} or {shown('auto')}")
     index = torch.cuda.current_device() if resolved.index is None else resolved.index
     if index >= count:
-        raise NatgradError(f"{name}={device!r} but torch sees {count} CUDA device(s): use {name}='cuda:0' up to "
-                           f"'cuda:{count - 1}', or 'auto'")
+        raise NatgradError(f"{shown(device)} but torch sees {count} CUDA device(s): use {shown('cuda:0')} up to "
+                           f"{shown(f'cuda:{count - 1}')}, or {shown('auto')}")
     return torch.device("cuda", index)  # "cuda" as cuda:N, the device its tensors report
 
 

@@ -22,6 +22,7 @@ from natgrad.algos.checkpoint import write as write_checkpoint
 from natgrad.algos.compiled import Compiler
 from natgrad.config import Config, check_seed, check_steps, resolve_device
 from natgrad.errors import NatgradError
+from natgrad.objectives.gae import normalize
 from natgrad.policy.actor_critic import Critic, PolicyInputs
 from natgrad.policy.spaces import VECTOR, check_masks, space_to_data
 from natgrad.presets import preset as preset_of
@@ -356,6 +357,10 @@ class Algorithm:
                                "or None to start from zeros")
         values = finite_input(values.reshape(n, size), "predict got a non-finite recurrent state")
         return starts, torch.as_tensor(values, dtype=torch.float32, device=self.device)
+
+    def _advantages(self, batch: UpdateBatch) -> torch.Tensor:
+        """The batch's Â, normalized to mean 0 and std 1 over the batch when ``normalize_advantage``."""
+        return normalize(batch.advantages) if self.config.normalize_advantage else batch.advantages
 
     def trained_modules(self) -> dict[str, torch.nn.Module]:
         """The networks training changes, by the name checkpoints store them under."""

@@ -12,7 +12,6 @@ from natgrad.algos.critic_fit import critic_loss, fit_critic
 from natgrad.config import NaturalConfig
 from natgrad.natural.shared_critic import critic_fit_parameters, natural_critic_step
 from natgrad.natural.step import natural_step, surrogate_and_kl
-from natgrad.objectives.gae import normalize
 from natgrad.objectives.optim import adam
 from natgrad.policy.distributions import Distribution
 from natgrad.rollouts.batch import UpdateBatch
@@ -37,7 +36,7 @@ class NaturalGradient(Algorithm):
             cfg = cfg.replace(max_kl=cfg.max_kl * (1.0 - progress))
         # whole sequences for a recurrent actor, else single states (so the FVP subsample draws states)
         seq = data.sequences(cfg.n_steps if self.actor.recurrent else 1)
-        adv = normalize(seq.advantages) if cfg.normalize_advantage else seq.advantages
+        adv = self._advantages(seq)
         old = None
         if cfg.share_trunk:
             with torch.no_grad():

@@ -13,7 +13,6 @@ from natgrad.algos.base import Algorithm
 from natgrad.config import PPOConfig, PPOKLConfig, ProximalConfig
 from natgrad.objectives.adaptive_kl import adapt_beta
 from natgrad.objectives.batching import minibatches
-from natgrad.objectives.gae import normalize
 from natgrad.objectives.losses import (
     approx_kl,
     clipped_surrogate,
@@ -122,7 +121,7 @@ class Proximal(Algorithm):
         cfg = self.config
         dist = self.actor(mb.actor_inputs)
         log_p = dist.log_prob(mb.actions)
-        adv = normalize(mb.advantages) if cfg.normalize_advantage else mb.advantages
+        adv = self._advantages(mb)
         objective, info = self._objective(log_p, mb.log_probs, adv, old, dist, coefs)
         v_loss = value_loss(self.critic(mb.critic_inputs), mb.returns, mb.values, cfg.clip_vf or None)
         loss = -objective - cfg.ent_coef * dist.entropy().mean() + cfg.vf_coef * v_loss
@@ -146,11 +145,10 @@ class Proximal(Algorithm):
                         old: Distribution) -> dict[str, float]:
         """The minibatches' diagnostics averaged, then π_new on the whole batch: KL(π_old ‖ π_new), the surrogate's
         rise L(θ_new) − L(θ_old) (L(θ_old) = mean Â) and the entropy."""
-        cfg = self.config
         with torch.no_grad():
             new = self.actor(pieces.actor_inputs)
             kl = float(old.kl(new).mean())
-            adv = normalize(pieces.advantages) if cfg.normalize_advantage else pieces.advantages
+            adv = self._advantages(pieces)
             improvement = float(surrogate(new.log_prob(pieces.actions), pieces.log_probs, adv) - adv.mean())
             entropy = float(new.entropy().mean())
         metrics = {k: sum(d[k] for d in diagnostics) / len(diagnostics) for k in diagnostics[0]}

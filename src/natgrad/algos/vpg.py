@@ -9,7 +9,6 @@ import torch
 from natgrad.algos.base import Algorithm
 from natgrad.algos.critic_fit import critic_loss, fit_critic
 from natgrad.config import VPGConfig
-from natgrad.objectives.gae import normalize
 from natgrad.objectives.losses import surrogate
 from natgrad.objectives.optim import adam
 from natgrad.rollouts.batch import UpdateBatch
@@ -31,7 +30,7 @@ class VPG(Algorithm):
     def _update(self, data: UpdateBatch, progress: float, gae: Callable[[], UpdateBatch]) -> dict[str, float]:
         cfg = self.config
         inputs, actions, log_probs = data.actor_inputs, data.actions, data.log_probs
-        adv = normalize(data.advantages) if cfg.normalize_advantage else data.advantages
+        adv = self._advantages(data)
         with torch.no_grad():
             old = self.actor(inputs).detach()
         loss = -surrogate(self.actor(inputs).log_prob(actions), log_probs, adv)
