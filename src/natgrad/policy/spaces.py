@@ -377,15 +377,27 @@ class ActionSpec:
         """The distribution whose parameters are the network output ``out`` (and log σ for a Box)."""
         return self.family.distribution(out, self.nvec, mask, log_std)
 
-    def to_env(self, actions: np.ndarray) -> np.ndarray:
+    def to_env(self, actions: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
         """(rows, *shape) policy actions in the env's form: real ones clipped to the space's bounds; indices shifted
-        by the space's ``start``, and like the others in the space's shape and dtype."""
+        by the space's ``start``, and like the others in the space's shape (and, as arrays, its dtype). Tensors stay
+        tensors on their device, for an env that takes them."""
         space = self.space
+        if isinstance(actions, torch.Tensor):
+            return self._tensors_to_env(actions)
         if self.continuous:  # np.clip's value, without its Python-level dispatch (per step, this counts)
             return np.minimum(np.maximum(actions, space.low), space.high)
         if self.offset is not None:
             actions = actions + self.offset
         return actions.reshape(len(actions), *space.shape).astype(space.dtype, copy=False)
+
+    def _tensors_to_env(self, actions: torch.Tensor) -> torch.Tensor:
+        """``to_env`` of a tensor of actions, on its device."""
+        like = lambda x: torch.as_tensor(x, device=actions.device)
+        if self.continuous:
+            return torch.minimum(torch.maximum(actions, like(self.space.low)), like(self.space.high))
+        if self.offset is not None:
+            actions = actions + like(self.offset)
+        return actions.reshape(len(actions), *self.space.shape)
 
 
 def check_masks(mask: np.ndarray, action: ActionSpec) -> np.ndarray:

@@ -201,14 +201,7 @@ class Collector:
 
     def _to_env(self, action: ActionSpec, actions: np.ndarray | torch.Tensor) -> Any:
         """Policy actions as the env takes them (``ActionSpec.to_env``); for a tensor env, tensors on its device."""
-        if not self.tensors:
-            return action.to_env(actions)
-        if action.continuous:
-            bounds = (torch.as_tensor(b, device=actions.device) for b in (action.space.low, action.space.high))
-            actions = torch.minimum(torch.maximum(actions, next(bounds)), next(bounds))
-        elif action.offset is not None:
-            actions = actions + torch.as_tensor(action.offset, device=actions.device)
-        return actions.reshape(len(actions), *action.space.shape).to(self.env_device)
+        return action.to_env(actions) if not self.tensors else action.to_env(actions).to(self.env_device)
 
     def _final_obs(self, raws: list[Any]) -> Obs:
         """The real last observations of the truncated episodes, normalized with the statistics as they are."""
