@@ -153,6 +153,14 @@ def refuse_existing(out: Path) -> None:
         sys.exit(f"error: {out} exists: choose a new --out (benchmarks never overwrite results)")
 
 
+def runs_beside(out: Path) -> Path:
+    """For a benchmark made of ``natgrad bench`` grids: ``out`` refused if it exists, its folder made, and the folder
+    of its runs returned, ``OUT-runs`` beside it (a grid there resumes: runs on disk are not made again)."""
+    refuse_existing(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return out.with_name(out.stem + "-runs")
+
+
 def run_jobs(python: str, jobs: dict[Path, tuple[Callable[..., dict], dict[str, Any]]], parallel: int) -> None:
     """Per result path not on disk yet, ``worker(**kwargs)`` in its own process of ``python``, ``parallel`` at a time:
     the JSON of what it returns to the path, its output to the path's ``.log``. Resumable: a run done is not redone;

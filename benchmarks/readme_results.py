@@ -24,7 +24,9 @@ import argparse
 import json
 import re
 import sys
+from collections import Counter
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -40,9 +42,62 @@ HEADLINE = [DATA / "goal-10seeds" / "summary.json", DATA / "walker-ppo-std1" / "
 ALL_ALGORITHMS = [DATA / "summary.json"]
 ZOO_RERUNS = [DATA / "zoo-rerun" / "summary.json", DATA / "zoo-rerun-ant" / "summary.json",
               DATA / "zoo-rerun-hc" / "summary.json", DATA / "zoo-rerun-10" / "summary.json"]
+
+
+class Made(NamedTuple):
+    """When a grid's runs were made: natgrad's commit ("" where only the day is known), the day, natgrad's version."""
+
+    commit: str
+    day: str
+    version: str
+
+
+# each committed grid under docs/benchmarks/, from docs/results/history.md. The ten-seed grids (goal-10seeds,
+# zoo-rerun-10) joined seeds 5-9, run at their commit, to the earlier grids' seeds 0-4 (goal-10seeds' commit
+# reproduces those bit for bit)
+MADE_AT = {
+    "goal-10seeds": Made("a582079", "2026-11-27", "0.1.0"), "walker-ppo-std1": Made("fef1695", "2026-11-27", "0.1.0"),
+    "swimmer-ppo-tkl": Made("bb81cd0", "2026-11-27", "0.1.0"), "trpo-head": Made("42dd461", "2026-11-27", "0.1.0"),
+    "ppo-head": Made("82791fd", "2026-11-27", "0.1.0"), "npg-head": Made("e547d7b", "2026-11-27", "0.1.0"),
+    "idp-ppo-head": Made("57bc74c", "2026-11-27", "0.1.0"),
+    "hopper-trpo-anneal": Made("de76629", "2026-11-27", "0.1.0"),
+    "hopper-npg-anneal": Made("de76629", "2026-11-27", "0.1.0"),
+    "ant-trpo-zoo-region": Made("6ee13d3", "2026-11-27", "0.1.0"),
+    "ant-npg-zoo-region": Made("6ee13d3", "2026-11-27", "0.1.0"),
+    "idp-trpo-anneal": Made("431b011", "2026-11-27", "0.1.0"), "idp-npg-anneal": Made("431b011", "2026-11-27", "0.1.0"),
+    "swimmer-npg-damp03": Made("446a6ae", "2026-11-26", "0.1.0"), "humanoid-1m": Made("3f99295", "2026-11-26", "0.1.0"),
+    "humanoid-more-1m": Made("a12fdf3", "2026-11-27", "0.1.0"), "small-1m": Made("62144eb", "2026-11-27", "0.1.0"),
+    "small-more-1m": Made("74f4409", "2026-11-27", "0.1.0"), "ppo-kl-1m": Made("59749c5", "2026-11-27", "0.1.0"),
+    "ppo-kl-swimmer": Made("e19cd6f", "2026-11-27", "0.1.0"), "idp-ppo-kl-1m": Made("cd167fe", "2026-11-27", "0.1.0"),
+    "ppo-kl-ant-clip": Made("bfa4c58", "2026-11-28", "0.1.0"), "ppo-kl-hc-clip": Made("59eae98", "2026-11-28", "0.1.0"),
+    "ppo-kl-walker-std1": Made("af0f49a", "2026-11-28", "0.1.0"),
+    "zoo-rerun": Made("", "2026-11-27", "0.1.0"), "zoo-rerun-ant": Made("e930612", "2026-11-27", "0.1.0"),
+    "zoo-rerun-hc": Made("", "2026-11-27", "0.1.0"), "zoo-rerun-10": Made("f5718a0", "2026-12-02", "0.1.0"),
+}
+# the grid each row of the merged ALL_ALGORITHMS summary was run in: its row there is the same, seed for seed
+ROW_GRIDS = {
+    **{(env, "trpo"): "trpo-head" for env in ("HalfCheetah", "Walker2d", "Swimmer")},
+    **{(env, "ppo"): "ppo-head" for env in ("Hopper", "HalfCheetah", "Ant")},
+    **{(env, algo): "small-1m" for env in ("InvertedPendulum", "Reacher") for algo in ("trpo", "ppo")},
+    **{(env, algo): "small-more-1m" for env in ("InvertedPendulum", "Reacher") for algo in ("npg", "ppo-kl")},
+    ("Hopper", "trpo"): "hopper-trpo-anneal", ("Ant", "trpo"): "ant-trpo-zoo-region",
+    ("Humanoid", "trpo"): "humanoid-1m", ("InvertedDoublePendulum", "trpo"): "idp-trpo-anneal",
+    ("Hopper", "npg"): "hopper-npg-anneal", ("HalfCheetah", "npg"): "npg-head", ("Walker2d", "npg"): "npg-head",
+    ("Ant", "npg"): "ant-npg-zoo-region", ("Swimmer", "npg"): "swimmer-npg-damp03",
+    ("Humanoid", "npg"): "humanoid-more-1m", ("InvertedDoublePendulum", "npg"): "idp-npg-anneal",
+    ("Walker2d", "ppo"): "walker-ppo-std1", ("Swimmer", "ppo"): "swimmer-ppo-tkl", ("Humanoid", "ppo"): "humanoid-1m",
+    ("InvertedDoublePendulum", "ppo"): "idp-ppo-head",
+    ("Hopper", "ppo-kl"): "ppo-kl-1m", ("HalfCheetah", "ppo-kl"): "ppo-kl-hc-clip",
+    ("Walker2d", "ppo-kl"): "ppo-kl-walker-std1", ("Ant", "ppo-kl"): "ppo-kl-ant-clip",
+    ("Swimmer", "ppo-kl"): "ppo-kl-swimmer", ("Humanoid", "ppo-kl"): "humanoid-more-1m",
+    ("InvertedDoublePendulum", "ppo-kl"): "idp-ppo-kl-1m",
+}
 THROUGHPUT = ROOT / "docs" / "performance" / "throughput-trpo-2026-11-26.json"
 FIGURE = DATA / "results.png"
 GOAL_ENVS = ("Hopper", "HalfCheetah", "Walker2d", "Ant", "Swimmer")
+# after the line naming the commits of natgrad's runs
+REGRESSION = ("Today's code gives a new sample of each cell, not the same runs: `python -m benchmarks.regression` "
+              "re-runs new seeds of Hopper TRPO and HalfCheetah PPO and tests whether they moved.")
 ALGO_NAMES = {"trpo": "TRPO", "npg": "NPG", "ppo": "PPO", "ppo-kl": "PPO-KL", "vpg": "VPG"}
 PEER = {"trpo": "sb3-contrib TRPO", "ppo": "SB3 PPO"}
 
@@ -50,6 +105,34 @@ PEER = {"trpo": "sb3-contrib TRPO", "ppo": "SB3 PPO"}
 def rows(paths: list[Path]) -> dict[tuple[str, str], dict]:
     """{(env family, algo): row} of the summaries, later files replacing earlier ones."""
     return {(r["env"].split("-")[0], r["algo"]): r for r in merge([json.loads(p.read_text()) for p in paths])}
+
+
+def sources(paths: list[Path]) -> dict[tuple[str, str], str]:
+    """{(env family, algo): the grid directory its row comes from}, later files replacing earlier ones (``rows``)."""
+    return {(r["env"].split("-")[0], r["algo"]): p.parent.name for p in paths for r in json.loads(p.read_text())}
+
+
+def made_at(grid: str) -> str:
+    """When a grid's runs were made, as the pages write it: `commit` (day), or the day alone."""
+    if grid not in MADE_AT:
+        raise SystemExit(f"docs/benchmarks/{grid}: add the commit, day and natgrad version its runs were made at to "
+                         "MADE_AT in benchmarks/readme_results.py (docs/results/history.md)")
+    made = MADE_AT[grid]
+    return f"`{made.commit}` ({made.day})" if made.commit else f"{made.day} (commit not recorded)"
+
+
+def made_at_line(grids: dict[tuple[str, str], str], runs: str) -> str:
+    """One sentence naming when a table's ``runs`` were made: the commit of most rows, then the other rows'."""
+    when = {grid: made_at(grid) for grid in grids.values()}
+    when = {grid: ("at commit " if MADE_AT[grid].commit else "on ") + text for grid, text in when.items()}
+    common = Counter(grids.values()).most_common(1)[0][0]
+    others = [f"{env} {ALGO_NAMES[algo]} {when[grid]}" for (env, algo), grid in grids.items() if grid != common]
+    return f"{runs} {when[common]}" + "".join(f"; {o}" for o in others) + "."
+
+
+def versions(grids: dict[tuple[str, str], str]) -> str:
+    """The natgrad versions the grids' runs were made with."""
+    return " and ".join(sorted({MADE_AT[grid].version for grid in grids.values()}))
 
 
 def speedups() -> dict[tuple[str, str], dict[str, float]]:
@@ -97,7 +180,7 @@ def readme_table() -> str:
             mark = "**" if ratio >= 1 else ""
             lines.append(f"| {env} | {ALGO_NAMES[algo]} | {ci(row['final_eval'], 0)} | {published:.0f} ({label}) "
                          f"| {mark}{ratio:.2f}×{mark} | {peer_cell} | {speed_cell} |")
-    return "\n".join(lines)
+    return "\n".join(lines) + "\n\n" + headline_made_at()
 
 
 def headline_table() -> str:
@@ -114,26 +197,45 @@ def headline_table() -> str:
             lines.append(f"| {env}-v5 | {ALGO_NAMES[algo]} | {ci(r['final_eval'])} | {pub['zoo'][0]:.1f} "
                          f"| {_ratio(final, pub['zoo'][0])} | {peak['mean']:.1f} ± {peak['std']:.1f} "
                          f"| {pub['tianshou'][0]:.1f} | {_ratio(peak['mean'], pub['tianshou'][0])} |")
-    return "\n".join(lines)
+    return "\n".join(lines) + "\n\n" + headline_made_at()
+
+
+def headline_made_at() -> str:
+    """Under the tables of the ten-seed goal cells: when natgrad's runs were made, and how to test today's code."""
+    grids = sources(HEADLINE)
+    return made_at_line(grids, f"natgrad's runs were made with natgrad {versions(grids)}") + " " + REGRESSION
 
 
 def algorithm_tables() -> str:
     """docs/results/benchmarks.md: every algorithm on every env with a preset, seeds 0–4, beside Tianshou's number."""
     ours = merge([json.loads(p.read_text()) for p in ALL_ALGORITHMS])
     lines = ["| env | algorithm | final eval [95% CI] | peak of the mean eval ± std | Tianshou | ratio "
-             "| final train return [95% CI] | hours/run |",
-             "|---|---|---|---|---|---|---|---|"]
+             "| final train return [95% CI] | hours/run | made at |",
+             "|---|---|---|---|---|---|---|---|---|"]
     order = {a: i for i, a in enumerate(ALGO_NAMES)}
     for r in sorted(ours, key=lambda r: (r["env"], order[r["algo"]])):
         env = r["env"].split("-")[0]
+        grid = row_grid(r)
         tianshou = PUBLISHED.get(env, {}).get(r["algo"], {}).get("tianshou")
         peak = r["peak_mean_eval"]
         pub = f"{tianshou[0]:.1f}" if tianshou else "—"
         ratio = _ratio(peak["mean"], tianshou[0]) if tianshou else "—"
         lines.append(f"| {r['env']} | {ALGO_NAMES[r['algo']]} | {ci(r['final_eval'])} "
                      f"| {peak['mean']:.1f} ± {peak['std']:.1f} | {pub} | {ratio} | {ci(r['final_train'])} "
-                     f"| {r['wall_hours']:.2f} |")
-    return "\n".join(lines)
+                     f"| {r['wall_hours']:.2f} | {made_at(grid)} |")
+    return "\n".join(lines) + f"\n\nEvery row made with natgrad {versions(ROW_GRIDS)}; *made at*: natgrad's commit."
+
+
+def row_grid(row: dict) -> str:
+    """The grid directory a row of the merged summary was run in (``ROW_GRIDS``), checked: that grid's
+    summary.json holds the same row, seed for seed."""
+    key = (row["env"].split("-")[0], row["algo"])
+    grid = ROW_GRIDS.get(key)
+    theirs = rows([DATA / grid / "summary.json"]).get(key) if grid else None
+    if theirs is None or theirs["per_seed"] != row["per_seed"]:
+        raise SystemExit(f"{row['env']} {row['algo']}: name the grid under docs/benchmarks/ its row was run in "
+                         "(its summary.json has the same row) in ROW_GRIDS in benchmarks/readme_results.py")
+    return grid
 
 
 def zoo_table() -> str:
@@ -151,7 +253,7 @@ def zoo_table() -> str:
             lines.append(f"| {env}-v5 | {PEER[algo]} | {len(peer['seeds'])} | {ci(peer['final_eval'])} "
                          f"| {ci(r['final_eval'])} | {r['final_eval']['mean'] / peer['final_eval']['mean']:.2f}× "
                          f"| {PUBLISHED[env][algo]['zoo'][0]:.1f} |")
-    return "\n".join(lines)
+    return "\n".join(lines) + "\n\n" + made_at_line(sources(ZOO_RERUNS), "The zoo's code was run here")
 
 
 def _ratio(ours: float, published: float) -> str:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from benchmarks import readme_results
 
 
@@ -16,7 +18,7 @@ def test_the_results_tables_equal_what_the_committed_files_give() -> None:
 
 
 def test_the_readme_table_has_one_row_per_goal_cell_and_names_its_sources() -> None:
-    table = readme_results.readme_table().splitlines()
+    table = [line for line in readme_results.readme_table().splitlines() if line.startswith("|")]
     assert len(table) == 2 + 2 * len(readme_results.GOAL_ENVS)
     hopper_trpo = next(line for line in table if line.startswith("| Hopper | TRPO |"))
     assert "(rl-zoo)" in hopper_trpo and "0.91×" in hopper_trpo
@@ -31,3 +33,23 @@ def test_the_like_for_like_ratio_uses_the_published_sources_metric() -> None:
 def test_the_figure_is_drawn_from_the_files(tmp_path: Path) -> None:
     path = readme_results.figure(tmp_path / "results.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_each_table_names_the_commits_its_runs_were_made_at() -> None:
+    note = readme_results.readme_table().splitlines()[-1]
+    assert note.startswith("natgrad's runs were made with natgrad 0.1.0 at commit `a582079` (2026-11-27); ")
+    assert "Walker2d PPO at commit `fef1695`" in note and "benchmarks.regression" in note
+    rows = readme_results.algorithm_tables().splitlines()
+    assert rows[0].endswith("| made at |")
+    assert next(r for r in rows if r.startswith("| Hopper-v5 | PPO-KL |")).endswith("| `59749c5` (2026-11-27) |")
+    assert "on 2026-11-27 (commit not recorded)" in readme_results.zoo_table()
+
+
+def test_a_merged_row_is_checked_against_the_grid_named_for_it(monkeypatch) -> None:
+    monkeypatch.setitem(readme_results.ROW_GRIDS, ("Hopper", "ppo-kl"), "ppo-kl-swimmer")
+    with pytest.raises(SystemExit, match="Hopper-v5 ppo-kl: name the grid under docs/benchmarks/ its row was run in"):
+        readme_results.algorithm_tables()
+    monkeypatch.delitem(readme_results.MADE_AT, "ppo-kl-1m")
+    monkeypatch.setitem(readme_results.ROW_GRIDS, ("Hopper", "ppo-kl"), "ppo-kl-1m")
+    with pytest.raises(SystemExit, match="docs/benchmarks/ppo-kl-1m: add the commit"):
+        readme_results.algorithm_tables()
