@@ -3,23 +3,26 @@
 several env counts, side by side.
 
 Per (pair, algorithm, env count) both paths train with the same settings (``preset=False``, ``--n-steps`` steps per
-env per update, the pair's network, one torch thread, ``--device``) for ``--steps`` env steps, each run in its own
-child process; the two paths take turns seed by seed (each seed is a repeat), so a change in the machine's load
-falls on both alike. One update runs before the clock starts (a JAX env's compilation, a device's first kernels).
-Reported per path: the median over the seeds of steps/s by wall clock and by the process's CPU time (JAX's and
-EnvPool's own threads included), the seconds in rollouts and in updates (natgrad's ``time/rollout_seconds`` and
-``time/update_seconds``), and per seed the final training return (the mean of the last 10% of the training
-episodes, as ``natgrad bench`` takes it) and the curve of ``rollout/ep_return_mean``.
+env per update, the pair's network and hyperparameters, one torch thread, ``--device``) for ``--steps`` env steps,
+each run in its own child process; the two paths take turns seed by seed (each seed is a repeat), so a change in the
+machine's load falls on both alike. One update runs before the clock starts (a JAX env's compilation, a device's
+first kernels). Reported per path: the median over the seeds of steps/s by wall clock and by the process's CPU time
+(JAX's and EnvPool's own threads included), the seconds in rollouts and in updates (natgrad's
+``time/rollout_seconds`` and ``time/update_seconds``), and per seed the final training return (the mean of the last
+10% of the training episodes, as ``natgrad bench`` takes it) and the curve of ``rollout/ep_return_mean``.
 
     python -m benchmarks.device_envs --pairs cartpole --algos trpo,ppo --n-envs 64,256,1024 --steps 131072 \\
         --seeds 0 --out bench-out/device-envs.json
-    python -m benchmarks.device_envs --render --out bench-out/device-envs.json   # the table again
+    python -m benchmarks.device_envs --render --out bench-out/device-envs.json \\
+        --plot bench-out/device-envs.png   # the table again, and the learning curves
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+from pathlib import Path
 from typing import Any
 
 from benchmarks._harness import (
@@ -34,13 +37,14 @@ from benchmarks._harness import (
     write_json,
 )
 from benchmarks.peers import final_train
-from benchmarks.spaces_peers import NETWORK, algo_names
+from benchmarks.spaces_peers import HYPER, NETWORK, algo_names, draw_mean_std, save_figure
 
-# a game through a batched family and through Gymnasium's vector env: (batched id, Gymnasium id, network settings)
-PAIRS: dict[str, tuple[str, str, dict[str, Any]]] = {
-    "cartpole": ("gymnax/CartPole-v1", "CartPole-v1", {}),
-    "breakout": ("gymnax/Breakout-MinAtar", "MinAtar/Breakout-v1", NETWORK["minatar"]),
-    "hopper": ("envpool/Hopper-v4", "Hopper-v4", {}),
+# a game through a batched family and through Gymnasium's vector env: (batched id, Gymnasium id, network settings,
+# hyperparameters per algorithm: MinAtar's of docs/results/spaces.md for Breakout, natgrad's defaults otherwise)
+PAIRS: dict[str, tuple[str, str, dict[str, Any], dict[str, dict[str, Any]]]] = {
+    "cartpole": ("gymnax/CartPole-v1", "CartPole-v1", {}, {}),
+    "breakout": ("gymnax/Breakout-MinAtar", "MinAtar/Breakout-v1", NETWORK["minatar"], HYPER),
+    "hopper": ("envpool/Hopper-v4", "Hopper-v4", {}, {}),
 }
 
 
@@ -82,8 +86,8 @@ def worker_natgrad(algo: str, env_id: str, steps: int, settings: dict[str, Any],
 
 def measure(pair: str, algo: str, n_envs: int, args: argparse.Namespace) -> dict[str, Any]:
     """One row: both paths of ``pair`` with ``n_envs`` envs, taking turns seed by seed."""
-    batched, gymnasium, network = PAIRS[pair]
-    settings = {**network, "n_envs": n_envs, "n_steps": args.n_steps}
+    batched, gymnasium, network, hyper = PAIRS[pair]
+    settings = {**hyper.get(algo, {}), **network, "n_envs": n_envs, "n_steps": args.n_steps}
     runs: dict[str, list[dict]] = {batched: [], gymnasium: []}
     for seed in args.seeds:
         contenders = {env_id: (sys.executable, worker_natgrad, dict(algo=algo, env_id=env_id, steps=args.steps,
@@ -106,7 +110,7 @@ def markdown(results: dict[str, Any]) -> str:
              "| rollout steps/s | final return per seed | batched ÷ Gymnasium (wall, CPU, rollout) |",
              "|---" * 10 + "|"]
     for row in results["rows"]:
-        batched, gymnasium, _ = PAIRS[row["pair"]]
+        batched, gymnasium, _, _ = PAIRS[row["pair"]]
         for env_id in (batched, gymnasium):
             r = row[env_id]
             ratio = "" if env_id == gymnasium else ", ".join(
@@ -119,6 +123,35 @@ def markdown(results: dict[str, Any]) -> str:
                          f"| {r['rollout_seconds']:.1f} / {r['update_seconds']:.1f} "
                          f"| {r['steps'] / r['rollout_seconds']:.0f} | {per_seed} | {ratio} |")
     return "\n".join(lines) + "\n"
+
+
+def plot(results: dict[str, Any], path: Path) -> None:
+    """The learning curves of every row, one panel each: per path the mean ± std across seeds of
+    ``rollout/ep_return_mean`` against env steps."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import EngFormatter
+
+    rows = results["rows"]
+    cols = min(3, len(rows))
+    lines = -(-len(rows) // cols)
+    fig, axes = plt.subplots(lines, cols, figsize=(max(4.6 * cols, 8.0), 3.4 * lines), squeeze=False)
+    for ax in axes.flat[len(rows):]:
+        ax.set_visible(False)
+    for ax, row in zip(axes.flat, rows):
+        for env_id, color in zip(PAIRS[row["pair"]][:2], ("C0", "C1")):
+            curves = [(c["steps"], c["returns"]) for c in row[env_id]["curves"]]
+            draw_mean_std(ax, curves, color, f"{env_id} ({len(curves)} seeds)")
+        ax.set_title(f"{row['pair']}: {row['algo'].upper()}, {row['n_envs']} envs × {row['n_steps']} steps",
+                     fontsize=10)
+        ax.xaxis.set_major_formatter(EngFormatter())
+        ax.set_xlabel("env steps")
+        ax.set_ylabel("return (last 100 episodes)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, loc="upper left")
+    save_figure(fig, "natgrad through a batched env and through Gymnasium's vector env: mean ± std across seeds", path)
 
 
 def seed_list(text: str) -> list[int]:
@@ -136,10 +169,17 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=131072, help="env steps per run, after the first update")
     parser.add_argument("--seeds", type=seed_list, default=[0])
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--plot", type=Path, help="also draw the learning curves of --out to this PNG")
     add_output_options(parser)
     args = parser.parse_args()
-    if rendered(args, markdown):
-        return
+    if not rendered(args, markdown):
+        measure_all(parser, args)
+    if args.plot:
+        plot(json.loads(args.out.read_text()), args.plot)
+
+
+def measure_all(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Every row the command line asks for, each written to ``--out`` as it finishes, then the table."""
     pairs = args.pairs.split(",")
     unknown = [p for p in pairs if p not in PAIRS]
     if unknown:

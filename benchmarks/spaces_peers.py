@@ -319,10 +319,10 @@ def plot(out: Path, path: Path) -> None:
 
 
 def draw_mean_std(ax: Any, curves: list[tuple[Any, Any]], color: str, label: str) -> None:
-    """The mean ± std across seeds of training curves (env steps, return), up to the step all of them reached."""
+    """The mean ± std across seeds of training curves (env steps, return), over the steps all of them cover."""
     import numpy as np
 
-    grid = np.linspace(0, min(s[-1] for s, _ in curves), 200)
+    grid = np.linspace(max(s[0] for s, _ in curves), min(s[-1] for s, _ in curves), 200)
     ys = np.array([np.interp(grid, s, np.nan_to_num(y, nan=0.0)) for s, y in curves])
     ax.plot(grid, ys.mean(0), color=color, lw=1.6, label=label)
     ax.fill_between(grid, ys.mean(0) - ys.std(0), ys.mean(0) + ys.std(0), color=color, alpha=0.2, lw=0)

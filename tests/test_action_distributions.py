@@ -23,14 +23,27 @@ from natgrad.policy.distributions import Distribution
 from natgrad.policy.spaces import ACTION_KINDS, ActionKind
 
 OBS = gym.spaces.Box(-1.0, 1.0, (3,), np.float32)
+BOX = gym.spaces.Box(-1.0, 1.0, (2,), np.float32)
+BOUNDED = gym.spaces.Box(np.array([-1.0, 0.0], np.float32), np.array([2.0, 0.5], np.float32))
 SPACES = {
     "categorical": gym.spaces.Discrete(4),
     "multicategorical": gym.spaces.MultiDiscrete([3, 2, 4]),
     "multicategorical-2d": gym.spaces.MultiDiscrete([[2, 3], [3, 2]]),
     "bernoulli": gym.spaces.MultiBinary(3),
-    "gaussian": gym.spaces.Box(-1.0, 1.0, (2,), np.float32),
+    "gaussian": BOX,
+    "gaussian-state-std": BOX,
+    "squashed": BOUNDED,
+    "squashed-state-std": BOUNDED,
+    "beta": BOUNDED,
+}
+OPTIONS = {  # the actor's options besides the space (a Box's distribution)
+    "gaussian-state-std": {"state_dependent_std": True},
+    "squashed": {"action_dist": "squashed"},
+    "squashed-state-std": {"action_dist": "squashed", "state_dependent_std": True},
+    "beta": {"action_dist": "beta"},
 }
 MASKABLE = ["categorical", "multicategorical", "multicategorical-2d"]
+CONTINUOUS = [k for k, space in SPACES.items() if isinstance(space, gym.spaces.Box)]
 
 
 def random_mask(actor: Actor, shape: tuple[int, ...], gen: torch.Generator) -> torch.Tensor:
@@ -45,7 +58,7 @@ def random_mask(actor: Actor, shape: tuple[int, ...], gen: torch.Generator) -> t
 
 def setup(kind: str, masked: bool, shape=(4, 3)):
     """A float64 actor moved off its near-zero output init, states of leading ``shape`` and (maybe) masks."""
-    actor = float64_actor(OBS, SPACES[kind], scale=0.5, hidden=(5,))
+    actor = float64_actor(OBS, SPACES[kind], scale=0.5, hidden=(5,), **OPTIONS.get(kind, {}))
     gen = torch.Generator().manual_seed(2)
     mask = random_mask(actor, shape, gen) if masked else None
     return actor, PolicyInputs(torch.randn(*shape, 3, dtype=torch.float64, generator=gen), mask)
@@ -92,7 +105,7 @@ def joint_actions(actor: Actor) -> torch.Tensor:
                         actor.action.kind == "binary" else torch.int64)
 
 
-@pytest.mark.parametrize("kind, masked", [c for c in CASES if c[0] != "gaussian"])
+@pytest.mark.parametrize("kind, masked", [c for c in CASES if c[0] not in CONTINUOUS])
 def test_log_prob_entropy_and_kl_against_enumeration(kind, masked):
     actor, inputs = setup(kind, masked, shape=(5,))
     with torch.no_grad():
@@ -140,7 +153,7 @@ def test_a_masked_action_is_never_sampled(kind):
     assert len(torch.unique(entries, dim=0)) > 1
 
 
-@pytest.mark.parametrize("kind", ["categorical", "multicategorical", "bernoulli"])
+@pytest.mark.parametrize("kind", ["categorical", "multicategorical", "bernoulli", *CONTINUOUS[1:]])
 def test_kl_within_the_trust_region_after_every_accepted_trpo_step_with_masks(kind):
     """Random problems: random states, masks (where the space has them), actions sampled from π_old and random
     advantages; every accepted step has KL ≤ δ measured independently of the step."""
@@ -162,7 +175,7 @@ def test_kl_within_the_trust_region_after_every_accepted_trpo_step_with_masks(ki
 def test_every_distribution_class_has_the_distribution_interface():
     classes = [c for c in vars(distributions).values()
                if inspect.isclass(c) and c.__module__ == distributions.__name__ and c is not Distribution]
-    assert len(classes) == 4 and all(issubclass(c, Distribution) for c in classes)
+    assert len(classes) == 7 and all(issubclass(c, Distribution) for c in classes)
     assert not isinstance(object(), Distribution)  # the check has teeth
 
 

@@ -8,7 +8,7 @@ import pytest
 
 import natgrad
 
-ALGOS = [natgrad.TRPO, natgrad.NPG, natgrad.VPG, natgrad.PPO, natgrad.PPOKL]
+ALGOS = [natgrad.TRPO, natgrad.NPG, natgrad.VPG, natgrad.PPO, natgrad.PPOKL, natgrad.TRPL]
 
 
 def run_metrics(cls, env_id, seed, **kw):
@@ -22,6 +22,8 @@ def run_metrics(cls, env_id, seed, **kw):
 @pytest.mark.parametrize("cls", ALGOS)
 @pytest.mark.parametrize("env_id", ["CartPole-v1", "Pendulum-v1"])
 def test_runs_and_logs_finite_metrics(cls, env_id):
+    if cls is natgrad.TRPL and env_id == "CartPole-v1":
+        pytest.skip("TRPL projects Gaussian policies: Box actions only (test_trpl.py checks the refusal)")
     rows = run_metrics(cls, env_id, seed=0)
     assert len(rows) == 2
     for key in ("policy/kl", "policy/entropy", "critic/loss", "time/steps_per_second"):

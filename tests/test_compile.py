@@ -3,18 +3,23 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import warnings
 
 import pytest
 import torch
+from test_trust_region import real_batches
 from typer.testing import CliRunner
 
 import natgrad
-from natgrad.algos.compiled import Compiler
+from natgrad.algos import compiled
+from natgrad.algos.compiled import CapturedStep, Compiler
 from natgrad.cli import app
 from natgrad.errors import NatgradError
+from natgrad.natural.flat import flat_params
+from natgrad.natural.step import natural_step, surrogate_and_kl
 
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.script_method` is deprecated:DeprecationWarning")
 
@@ -142,5 +147,65 @@ def test_train_compile_compiles_the_update_and_records_it(tmp_path, monkeypatch)
     result = CliRunner().invoke(app, ["train", "--algo", "trpo", "--steps", "64", "--set", "n_steps=64", "--out",
                                       str(out), "--eval-episodes", "0", "--no-progress", "--compile"])
     assert result.exit_code == 0, result.output
-    assert compiled == ["surrogate_and_kl", "critic_loss"]
+    assert compiled == ["surrogate_and_state_kl", "critic_loss"]
     assert json.loads((out / "config.json").read_text())["compile"] is True
+
+
+def captured_and_eager(model, n_batches: int, step: CapturedStep, monkeypatch=None):
+    """θ after ``step`` and after the eager sync-free ``natural_step`` from the same θ on each of ``n_batches``
+    batches (the later ones, when ``monkeypatch`` is given, replayed under ``set_sync_debug_mode("error")`` with
+    the read-back left until after)."""
+    cfg, eager_actor = model.config, copy.deepcopy(model.actor)
+    for k, batch in enumerate(real_batches(model, n_batches)):
+        want = natural_step(eager_actor, *batch, cfg, True, sync_free=True)
+        if monkeypatch is not None and k > 0:
+            figures, read_back = [], compiled.figures_step
+            monkeypatch.setattr(compiled, "figures_step", lambda values, cfg: figures.append(values))
+            torch.cuda.set_sync_debug_mode("error")
+            try:
+                step(model.actor, *batch, cfg, True, None, surrogate_and_kl)
+            finally:
+                torch.cuda.set_sync_debug_mode("default")
+                monkeypatch.setattr(compiled, "figures_step", read_back)
+            got = read_back(figures[0], cfg)
+        else:
+            got = step(model.actor, *batch, cfg, True, None, surrogate_and_kl)
+        assert got.accepted == want.accepted and got.backtracks == want.backtracks
+        torch.testing.assert_close(flat_params(model.actor.policy_parameters()),
+                                   flat_params(eager_actor.policy_parameters()), rtol=0, atol=1e-6)
+
+
+def test_natural_step_is_not_captured_off_cuda():
+    """On the CPU, compile=True leaves the natural step eager: no capture is tried, the steps are the eager ones."""
+    model = natgrad.TRPO("CartPole-v1", seed=0, n_envs=2, n_steps=32, compile=True, device="cpu")
+    step = CapturedStep(model.compiler)
+    step._capture = lambda *args: pytest.fail("a capture was tried")
+    assert not step.usable(model.actor, model.config)
+    captured_and_eager(model, 2, step)
+    assert step.failure is None and step.graph is None
+    model.close()
+
+
+def test_a_failed_capture_warns_once_and_runs_the_eager_step(monkeypatch):
+    """Where capturing fails (here: asked on a CPU, whose torch has no CUDA streams), one warning and the eager
+    step, bit for bit, from then on."""
+    monkeypatch.setattr(torch, "compile", lambda fn, **kwargs: fn)
+    model = natgrad.TRPO("CartPole-v1", seed=0, n_envs=2, n_steps=32, compile=True, device="cpu")
+    model.compiler.cuda_graphs = True  # as on CUDA
+    step = CapturedStep(model.compiler)
+    assert step.usable(model.actor, model.config)
+    with pytest.warns(UserWarning, match="capturing the natural step as a CUDA graph failed") as caught:
+        captured_and_eager(model, 2, step)
+    assert len(caught) == 1 and step.failure is not None and not step.usable(model.actor, model.config)
+    model.close()
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_captured_natural_step_replays_the_eager_one_without_synchronising(monkeypatch):
+    model = natgrad.TRPO("CartPole-v1", seed=0, n_envs=2, n_steps=64, compile=True, device="cuda")
+    step = CapturedStep(model.compiler)
+    assert step.usable(model.actor, model.config)
+    captured_and_eager(model, 3, step, monkeypatch)
+    assert step.graph is not None and step.failure is None, step.failure
+    model.close()

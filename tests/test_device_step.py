@@ -175,8 +175,8 @@ def test_step_on_cuda_never_synchronises_before_its_one_read_back(env_id, monkey
     device_batch = [t.to("cuda") for t in batch]
     natural_step(copy.deepcopy(model.actor).to("cuda"), *device_batch, model.config, True)  # warm up CUDA
     actor = copy.deepcopy(model.actor).to("cuda")
-    read_back, figures = step_module._read_back, []
-    monkeypatch.setattr(step_module, "_read_back", lambda values, cfg: figures.append(values))
+    read_back, figures = step_module.figures_step, []
+    monkeypatch.setattr(step_module, "figures_step", lambda values, cfg: figures.append(values))
     torch.cuda.set_sync_debug_mode("error")
     try:
         natural_step(actor, *device_batch, model.config, True)

@@ -54,7 +54,7 @@ CHOICES = [(cls, name, alias) for cls in CONFIGS for name, alias in typing.get_t
 
 def test_the_options_that_name_a_choice_are_annotated_with_their_alias():
     assert {name for cls, name, _ in CHOICES if cls is NaturalConfig} == {
-        "vectorization", "activation", "image_channels", "cnn", "recurrent", "critic_step"}
+        "vectorization", "activation", "image_channels", "cnn", "recurrent", "critic_step", "action_dist"}
 
 
 @pytest.mark.parametrize("cls, name, alias", CHOICES, ids=[f"{c.__name__}.{n}" for c, n, _ in CHOICES])

@@ -38,7 +38,11 @@ RecurrentCell = Literal["lstm", "gru"]
 """The cell of a recurrent core."""
 Recurrent = Literal["none", RecurrentCell]
 """The recurrent core after the encoder: none, or layers of a ``RecurrentCell``."""
+Projection = Literal["kl", "w2", "frobenius"]
+"""TRPL's trust region on each state's covariance: KL, Wasserstein-2 or Frobenius (``objectives.projection``)."""
 CriticStep = Literal["natural", "head", "adam"]
+ActionDist = Literal["gaussian", "squashed", "beta"]
+"""The distribution of Box actions: a Gaussian clipped to the bounds, a tanh-squashed Gaussian, or a Beta on them."""
 """How a critic that shares the actor's trunk moves it (``NaturalConfig.critic_step``)."""
 
 
@@ -64,7 +68,19 @@ class Config:
     activation: Activation = "tanh"
     """Hidden-layer activation: ``tanh``, ``relu`` or ``elu``."""
     log_std_init: float = 0.0
-    """Initial log σ of the Gaussian policy (Box actions; state-independent, learned), in [-20, 20]."""
+    """Initial log σ of the Gaussian policy (Box actions; learned), in [-20, 20]; with ``state_dependent_std``, the
+    log σ a near-zero network output gives, inside (log_std_min, log_std_max)."""
+    action_dist: ActionDist = "gaussian"
+    """Box actions' distribution: ``"gaussian"`` (clipped to the bounds by the env), ``"squashed"`` (a Gaussian
+    squashed by tanh into the bounds) or ``"beta"`` (a Beta on the bounds; both need finite bounds); other action
+    spaces set their own (leave it ``"gaussian"``)."""
+    state_dependent_std: bool = False
+    """Gaussian and squashed: log σ as a second output of the actor's network, per state, kept in
+    (``log_std_min``, ``log_std_max``) by a tanh, instead of one learned vector."""
+    log_std_min: float = -5.0
+    """Lower bound of a state-dependent log σ."""
+    log_std_max: float = 2.0
+    """Upper bound of a state-dependent log σ."""
     normalize_obs: bool = True
     """Running mean/std normalization of the observations' vector part (the Box entries that are not images)."""
     normalize_reward: bool = False
@@ -108,6 +124,11 @@ class Config:
         _check(0 < self.gamma <= 1, "gamma", self.gamma, "in (0, 1]")
         _check(0 <= self.gae_lambda <= 1, "gae_lambda", self.gae_lambda, "in [0, 1]")
         _check(abs(self.log_std_init) <= 20, "log_std_init", self.log_std_init, "in [-20, 20] (σ from 2e-9 to 5e8)")
+        _check(self.log_std_min < self.log_std_max, "log_std_max", self.log_std_max,
+               f"> log_std_min={self.log_std_min}")
+        _check(not self.state_dependent_std or self.log_std_min < self.log_std_init < self.log_std_max,
+               "log_std_init", self.log_std_init, f"inside (log_std_min, log_std_max) = ({self.log_std_min}, "
+               f"{self.log_std_max}) with state_dependent_std")
         _check(len(self.hidden) >= 1 and all(h >= 1 for h in self.hidden), "hidden", self.hidden,
                "one or more positive layer sizes, e.g. 64,64")
         _check(self.cnn_features >= 0, "cnn_features", self.cnn_features, ">= 0 (0: the layout's default)")
@@ -312,6 +333,31 @@ class PPOKLConfig(ProximalConfig):
                "0 (off) or a finite multiple of kl_target >= 1")
         _check(0 < self.beta_min <= self.beta_init <= self.beta_max, "beta_init", self.beta_init,
                "finite, > 0 and within [beta_min, beta_max]")
+
+
+@dataclass(frozen=True)
+class TRPLConfig(ProximalConfig):
+    """TRPL: PPO's epochs with the clip replaced by a per-state projection onto the trust region around π_old;
+    maximize E[π̃_θ/π_old Â] − α E[d(π_θ, π̃_θ)] (Otto et al., 2021). The loop's options and defaults are PPO's."""
+
+    projection: Projection = "kl"
+    """The covariance's trust region: ``"kl"`` (KL(π̃ ‖ π_old)'s covariance part), ``"w2"`` (Wasserstein-2 in the
+    metric of Σ_old) or ``"frobenius"`` (‖Σ̃ − Σ_old‖²_F, in the action's units squared)."""
+    mean_bound: float = 0.03
+    """ε_μ: per state, ½ (μ̃ − μ_old)ᵀ Σ_old⁻¹ (μ̃ − μ_old) ≤ ε_μ (every projection)."""
+    cov_bound: float = 0.001
+    """ε_Σ: per state, the ``projection``'s covariance part ≤ ε_Σ."""
+    trust_region_coef: float = 8.0
+    """α: weight of the regression E[d(π_θ, π̃_θ)] of the network's own policy onto its (fixed) projection, which
+    keeps the policy that acts next near the trust region."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _check(self.mean_bound > 0, "mean_bound", self.mean_bound, "a finite ε_μ > 0, e.g. 0.03")
+        _check(self.cov_bound > 0, "cov_bound", self.cov_bound, "a finite ε_Σ > 0, e.g. 0.001")
+        _check(self.trust_region_coef >= 0, "trust_region_coef", self.trust_region_coef, "a finite α >= 0, e.g. 8")
+        _check(self.action_dist == "gaussian", "action_dist", self.action_dist,
+               "'gaussian' with TRPL (it projects Gaussian policies)")
 
 
 def check_seed(seed: Any) -> int:

@@ -17,6 +17,7 @@ from natgrad.objectives.losses import (
     approx_kl,
     clipped_surrogate,
     kl_penalized_surrogate,
+    kl_spread,
     ratio,
     surrogate,
     value_loss,
@@ -46,8 +47,14 @@ class Proximal(Algorithm):
 
     def _objective(self, log_probs: Tensor, log_probs_old: Tensor, adv: Tensor, old: Distribution,
                    new: Distribution, coefs: tuple[Tensor, ...]) -> tuple[Tensor, dict[str, Tensor]]:
-        """The policy objective to maximize on one minibatch, and its diagnostics (0-d tensors)."""
+        """The policy objective to maximize on one minibatch, and its diagnostics (0-d tensors): ``log_probs`` are
+        those of ``_policy(new, old)``, ``new`` is π_θ."""
         raise NotImplementedError
+
+    def _policy(self, new: Distribution, old: Distribution) -> Distribution:
+        """The policy whose log-probabilities the objective scores: π_θ itself (TRPL: π_θ projected onto the trust
+        region around π_old)."""
+        return new
 
     def _coefs(self) -> tuple[Tensor, ...]:
         """The objective's coefficients that change between updates, as tensors on the device (so that a compiled
@@ -120,7 +127,7 @@ class Proximal(Algorithm):
         loss, the approximate KL): a pure function of tensors, what ``compile=True`` compiles."""
         cfg = self.config
         dist = self.actor(mb.actor_inputs)
-        log_p = dist.log_prob(mb.actions)
+        log_p = self._policy(dist, old).log_prob(mb.actions)
         adv = self._advantages(mb)
         objective, info = self._objective(log_p, mb.log_probs, adv, old, dist, coefs)
         v_loss = value_loss(self.critic(mb.critic_inputs), mb.returns, mb.values, cfg.clip_vf or None)
@@ -143,16 +150,18 @@ class Proximal(Algorithm):
 
     def _update_metrics(self, diagnostics: list[dict[str, float]], pieces: UpdateBatch,
                         old: Distribution) -> dict[str, float]:
-        """The minibatches' diagnostics averaged, then π_new on the whole batch: KL(π_old ‖ π_new), the surrogate's
-        rise L(θ_new) − L(θ_old) (L(θ_old) = mean Â) and the entropy."""
+        """The minibatches' diagnostics averaged, then π_new on the whole batch: KL(π_old ‖ π_new) (its mean, and
+        its spread over the states), the surrogate's rise L(θ_new) − L(θ_old) (L(θ_old) = mean Â) and the entropy."""
         with torch.no_grad():
             new = self.actor(pieces.actor_inputs)
-            kl = float(old.kl(new).mean())
+            state_kl = old.kl(new)
+            kl = float(state_kl.mean())
             adv = self._advantages(pieces)
             improvement = float(surrogate(new.log_prob(pieces.actions), pieces.log_probs, adv) - adv.mean())
             entropy = float(new.entropy().mean())
         metrics = {k: sum(d[k] for d in diagnostics) / len(diagnostics) for k in diagnostics[0]}
-        metrics.update({"policy/kl": kl, "policy/surrogate_improvement": improvement, "policy/entropy": entropy})
+        metrics.update({"policy/kl": kl, **kl_spread(state_kl), "policy/surrogate_improvement": improvement,
+                        "policy/entropy": entropy})
         return metrics
 
 

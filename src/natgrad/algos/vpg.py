@@ -9,7 +9,7 @@ import torch
 from natgrad.algos.base import Algorithm
 from natgrad.algos.critic_fit import critic_loss, fit_critic
 from natgrad.config import VPGConfig
-from natgrad.objectives.losses import surrogate
+from natgrad.objectives.losses import kl_spread, surrogate
 from natgrad.objectives.optim import adam
 from natgrad.rollouts.batch import UpdateBatch
 
@@ -40,13 +40,15 @@ class VPG(Algorithm):
         self.actor_optimizer.step()
         with torch.no_grad():
             dist = self.actor(inputs)
-            kl = old.kl(dist).mean()
+            state_kl = old.kl(dist)
+            kl = state_kl.mean()
             improvement = surrogate(dist.log_prob(actions), log_probs, adv) + loss
             entropy = dist.entropy().mean()
         value_loss = fit_critic(self.critic, self.critic_optimizer, data.sequences(cfg.piece_length), cfg.vf_epochs,
                                 cfg.vf_minibatch_size, self.generator, self._critic_loss)
         return {
             "policy/kl": float(kl),
+            **kl_spread(state_kl),
             "policy/surrogate_improvement": float(improvement),
             "policy/grad_norm": float(grad_norm),
             "policy/entropy": float(entropy),

@@ -72,8 +72,15 @@ def max_step_size(max_kl: float, xfx: float) -> float:
 def surrogate_and_kl(actor: Actor, inputs: PolicyInputs, actions: Tensor, log_probs_old: Tensor, advantages: Tensor,
                      old: Distribution) -> tuple[Tensor, Tensor]:
     """(L(θ), mean KL(π_old ‖ π_θ)) at the actor's θ: the forward pass of each try of a natural step."""
+    value, kl = surrogate_and_state_kl(actor, inputs, actions, log_probs_old, advantages, old)
+    return value, kl.mean()
+
+
+def surrogate_and_state_kl(actor: Actor, inputs: PolicyInputs, actions: Tensor, log_probs_old: Tensor,
+                           advantages: Tensor, old: Distribution) -> tuple[Tensor, Tensor]:
+    """(L(θ), KL(π_old ‖ π_θ) at each state of the batch) at the actor's θ."""
     new = actor(inputs)
-    return surrogate(new.log_prob(actions), log_probs_old, advantages), old.kl(new).mean()
+    return surrogate(new.log_prob(actions), log_probs_old, advantages), old.kl(new)
 
 
 Forward = Callable[[Actor, PolicyInputs, Tensor, Tensor, Tensor, Distribution], tuple[Tensor, Tensor]]
@@ -98,6 +105,27 @@ def natural_step(
     run over all of them. A recurrent actor re-runs each sequence (a column) from its stored state.
     ``sync_free``: see ``trust_region_step``. ``forward``: what evaluates each try, ``surrogate_and_kl`` or a
     compiled copy of it."""
+    params, g, loss_old, fvp, evaluate = _problem(actor, inputs, actions, log_probs_old, advantages, cfg, generator,
+                                                  forward)
+    return trust_region_step(params, g, loss_old, fvp, evaluate=evaluate, line_search=line_search, cfg=cfg,
+                             radius=cfg.max_kl, sync_free=sync_free)
+
+
+def step_figures(actor: Actor, inputs: PolicyInputs, actions: Tensor, log_probs_old: Tensor, advantages: Tensor,
+                 cfg: NaturalConfig, line_search: bool) -> Tensor:
+    """``natural_step``'s sync-free path up to its one read-back: the step written into the actor, its figures
+    (``figures_step`` reads them) left on the device. Fixed shapes and no host synchronisation: what a CUDA graph
+    captures (``natgrad.algos.compiled.CapturedStep``); the full batch serves the FVPs (``fvp_fraction`` = 1)."""
+    params, g, loss_old, fvp, evaluate = _problem(actor, inputs, actions, log_probs_old, advantages, cfg, None,
+                                                  surrogate_and_kl)
+    return _masked_step(params, g, loss_old, fvp, evaluate, line_search, cfg, cfg.max_kl, cfg.max_kl)
+
+
+def _problem(actor: Actor, inputs: PolicyInputs | Obs, actions: Tensor, log_probs_old: Tensor, advantages: Tensor,
+             cfg: NaturalConfig, generator: torch.Generator | None, forward: Forward
+             ) -> tuple[list[torch.nn.Parameter], Tensor, Tensor, Callable[[Tensor], Tensor], Evaluate]:
+    """What a natural step of ``actor`` solves: its parameters, g = ∇L(θ_old), L(θ_old), v ↦ (F + λI) v and the
+    try θ ↦ (L(θ), KL)."""
     inputs = as_inputs(inputs)
     params = actor.policy_parameters()
     linear = LinearizedActor(actor, inputs)  # one forward serves L(θ_old), g and, on the full batch, the FVPs
@@ -116,8 +144,7 @@ def natural_step(
     if cfg.fvp_fraction < 1.0:
         linear = LinearizedActor(actor, subsample(inputs, log_probs_old.dim(), cfg.fvp_fraction, generator,
                                                   actor.recurrent))
-    return trust_region_step(params, g, loss_old, linear.fisher_vector_product(cfg.damping), evaluate=evaluate,
-                             line_search=line_search, cfg=cfg, radius=cfg.max_kl, sync_free=sync_free)
+    return params, g, loss_old, linear.fisher_vector_product(cfg.damping), evaluate
 
 
 def trust_region_step(
@@ -146,7 +173,7 @@ def trust_region_step(
     if sync_free is None:
         sync_free = g.device.type != "cpu"
     if sync_free:
-        return _read_back(_masked_step(params, g, value_old, fvp, evaluate, line_search, cfg, radius, bound), cfg)
+        return figures_step(_masked_step(params, g, value_old, fvp, evaluate, line_search, cfg, radius, bound), cfg)
     theta_old = flat_params(params)
     cg = conjugate_gradient(fvp, g, cfg.cg_iters, cfg.cg_tol)
     beta = max_step_size(radius, float(cg.x @ fvp(cg.x)))
@@ -210,7 +237,7 @@ def _wide(x: Tensor) -> Tensor:
     return x if x.device.type == "mps" else x.double()
 
 
-def _read_back(figures: Tensor, cfg: NaturalConfig) -> NaturalStep:
+def figures_step(figures: Tensor, cfg: NaturalConfig) -> NaturalStep:
     """The one host synchronisation of a sync-free step: its figures (``_masked_step``) as a ``NaturalStep``."""
     accepted, kl, surrogate, value_old, backtracks, iterations, residual, beta, grad_norm = figures.tolist()
     return _as_reported(NaturalStep(accepted=bool(accepted), kl=kl, improvement=surrogate - value_old,

@@ -46,3 +46,12 @@ def approx_kl(log_probs: Tensor, log_probs_old: Tensor) -> Tensor:
     """Low-variance estimator of KL(π_old ‖ π_θ): E[(r − 1) − log r]."""
     log_r = log_probs - log_probs_old
     return (torch.exp(log_r) - 1 - log_r).mean()
+
+
+def kl_spread(kl: Tensor) -> dict[str, float]:
+    """The spread over the batch's states of KL(π_old ‖ π_new), given per state (any shape): its largest value
+    ``policy/kl_max`` and its 95th percentile ``policy/kl_p95`` (``torch.quantile``'s linear interpolation between
+    order statistics), in float64; a mean KL within a bound can hide a few states that moved far."""
+    kl = kl.detach().flatten().double()
+    largest, p95 = torch.stack([kl.max(), torch.quantile(kl, 0.95)]).tolist()
+    return {"policy/kl_max": largest, "policy/kl_p95": p95}

@@ -8,6 +8,7 @@ recurrent core), the legal-action mask, the episode starts and the recurrent sta
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -16,7 +17,7 @@ import torch
 from gymnasium import spaces
 from torch import Tensor, nn
 
-from natgrad.config import Activation, Cnn, Recurrent
+from natgrad.config import ActionDist, Activation, Cnn, Recurrent
 from natgrad.policy.distributions import Distribution
 from natgrad.policy.encoders import Encoder
 from natgrad.policy.networks import mlp, orthogonal
@@ -126,28 +127,37 @@ def network_options(cfg: Any) -> dict[str, Any]:
 class Actor(Network):
     """Maps observations to an action distribution (``natgrad.policy.spaces.ActionSpec``).
 
-    Discrete, MultiDiscrete, MultiBinary: logits = net(s). Box: mean = net(s), with a state-independent
-    learnable log σ, the actor's one parameter outside the network (its *head*).
+    Discrete, MultiDiscrete, MultiBinary: logits = net(s). Box, by ``action_dist``: a Gaussian's or squashed
+    Gaussian's mean = net(s), with a state-independent learnable log σ, the actor's one parameter outside the network
+    (its *head*), or with ``state_dependent_std`` (mean, r) = net(s), log σ bounded from r; a Beta's (x_α, x_β) =
+    net(s).
     """
 
     def __init__(self, observation_space: spaces.Space | ObsLayout, action_space: spaces.Space,
                  hidden: Sequence[int] = (64, 64), activation: Activation = "tanh", log_std_init: float = 0.0,
-                 **options: Any) -> None:
+                 action_dist: ActionDist = "gaussian", state_dependent_std: bool = False,
+                 log_std_range: tuple[float, float] = (-5.0, 2.0), **options: Any) -> None:
         layout = observation_space if isinstance(observation_space, ObsLayout) else ObsLayout(observation_space)
-        action = ActionSpec.of(action_space)
+        action = ActionSpec.of(action_space, action_dist, state_dependent_std, log_std_range)
         super().__init__(layout, action.n_out, 0.01, hidden, activation, **options)
         self.action = action
-        if action.continuous:
+        if action.log_std_head:
             self.log_std = nn.Parameter(torch.full(action.shape, float(log_std_init)))
+        elif action.state_std:  # r's bias: log σ = log_std_init where the (near-zero at init) weights give r = bias
+            low, high = action.log_std_range
+            with torch.no_grad():
+                self.net[-1].bias[action.shape[0]:] = math.atanh(2 * (log_std_init - low) / (high - low) - 1)
 
     @classmethod
     def from_config(cls, layout: ObsLayout, action_space: spaces.Space, cfg: Any) -> Actor:
         """The actor ``cfg`` asks for on these spaces."""
-        return cls(layout, action_space, log_std_init=cfg.log_std_init, **network_options(cfg))
+        return cls(layout, action_space, log_std_init=cfg.log_std_init, action_dist=cfg.action_dist,
+                   state_dependent_std=cfg.state_dependent_std, log_std_range=(cfg.log_std_min, cfg.log_std_max),
+                   **network_options(cfg))
 
     @property
     def continuous(self) -> bool:
-        """Whether the actions are a Box (a Gaussian policy)."""
+        """Whether the actions are a Box (real-valued)."""
         return self.action.continuous
 
     def forward(self, x: PolicyInputs | Obs) -> Distribution:
@@ -157,11 +167,11 @@ class Actor(Network):
 
     def distribution(self, out: Tensor, mask: Tensor | None = None) -> Distribution:
         """The distribution whose parameters are the network output ``out`` (and log σ), over ``mask``'s actions."""
-        return self.action.distribution(out, mask, self.log_std if self.continuous else None)
+        return self.action.distribution(out, mask, self.log_std if self.action.log_std_head else None)
 
     def head_parameters(self) -> list[nn.Parameter]:
         """The parameters the distribution reads directly, the same for every state (a Gaussian's log σ)."""
-        return [self.log_std] if self.continuous else []
+        return [self.log_std] if self.action.log_std_head else []
 
     def body_parameters(self) -> list[nn.Parameter]:
         """The parameters the network output depends on."""

@@ -8,14 +8,20 @@ All are computed per state, over any batch shape (the leading dimensions).
 Masks: a Categorical or MultiCategorical with ``mask`` (True = legal) gives every illegal action a logit
 of the dtype's lowest value, so its probability is exactly 0 (it is never sampled), it adds exactly 0 to
 the entropy and the KL, its rows and columns of M are 0, and no gradient reaches its logit.
+
+Box actions (``natgrad.config.ActionDist``): a ``DiagGaussian`` (clipped to the bounds by the env), a
+``SquashedGaussian`` (tanh into the bounds) or a ``Beta`` on the bounds; ``StateDependentStd`` makes either Gaussian's
+log σ a network output too.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -256,7 +262,7 @@ class DiagGaussian:
         return per_dim.sum(-1)
 
     def entropy(self) -> Tensor:
-        """H = Σ_i (log σ_i + ½ log 2πe), the same for every state."""
+        """H = Σ_i (log σ_i + ½ log 2πe): the same for every state, unless log σ is per state."""
         per_dim = self.log_std + 0.5 * math.log(2 * math.pi * math.e)
         return per_dim.expand_as(self.mean).sum(-1)
 
@@ -278,10 +284,258 @@ class DiagGaussian:
         return d_mean * torch.exp(-2 * self.log_std), 2 * d_log_std
 
     def __getitem__(self, index) -> DiagGaussian:
-        """The distributions of the states selected by ``index``."""
-        return DiagGaussian(self.mean[index], self.log_std)
+        """The distributions of the states selected by ``index`` (log σ too where it is per state)."""
+        return DiagGaussian(self.mean[index], self.log_std[index] if self.log_std.dim() == self.mean.dim()
+                            else self.log_std)
 
     def detach(self) -> DiagGaussian:
         """A frozen copy: cloned, since log σ is the parameter itself and would move with θ."""
         return DiagGaussian(self.mean.detach().clone(), self.log_std.detach().clone())
 
+
+ENTROPY_NODES = 64
+"""Gauss–Hermite nodes per dimension of ``SquashedGaussian.entropy``."""
+
+
+def squash(u: Tensor | np.ndarray, low: Any, high: Any) -> Tensor | np.ndarray:
+    """a = low + (high − low)·(1 + tanh u)/2 = shift + scale·tanh u, scale = (high − low)/2, shift = (high + low)/2:
+    u ∈ ℝ into (low, high), elementwise, for tensors and NumPy arrays alike (a ``SquashedGaussian``'s latent action,
+    and a state-dependent log σ)."""
+    tanh = u.tanh() if isinstance(u, Tensor) else np.tanh(u)
+    return low + (high - low) * (1 + tanh) / 2
+
+
+def log_tanh_slope(u: Tensor) -> Tensor:
+    """log(d tanh u / du) = log(1 − tanh² u) = 2 (log 2 − u − softplus(−2u)), finite for every finite u (1 − tanh² u
+    itself rounds to 0 beyond |u| ≈ 19 in float64)."""
+    return 2 * (math.log(2) - u - F.softplus(-2 * u))
+
+
+@functools.cache
+def _hermite(k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Nodes z_j and weights w_j with E[f(z)] ≈ Σ_j w_j f(z_j) for z ~ N(0, 1) (Gauss–Hermite, ``k`` nodes)."""
+    x, w = np.polynomial.hermite.hermgauss(k)
+    return x * math.sqrt(2), w / math.sqrt(math.pi)
+
+
+@dataclass(frozen=True)
+class SquashedGaussian:
+    """a = low + (high − low)·(1 + tanh u)/2 per dimension, u ~ N(mean(s), diag(σ²)) (``gaussian``): a Box action
+    strictly inside its bounds.
+
+    The actions it samples and ``log_prob`` reads are the latent u (what a rollout stores): ``squash`` gives the
+    env's action (``ActionSpec.to_env``), ``mode`` is μ (the env gets squash(μ)). ``log_prob`` is the density of the
+    bounded action at a = squash(u), log N(u) − Σ_i log|da_i/du_i|; the Jacobian term does not depend on θ, so
+    π_θ(a)/π_old(a) is the Gaussians' ratio at u exactly. a ↔ u is a bijection, so the KL, and with it M, are the
+    Gaussians'.
+    """
+
+    gaussian: DiagGaussian
+    """the distribution of u"""
+    low: Tensor
+    """(act_dim,) the Box's lower bounds"""
+    high: Tensor
+    """(act_dim,) the Box's upper bounds"""
+
+    def sample(self, generator: torch.Generator | None = None) -> Tensor:
+        """u ~ N(μ, σ²): the latent action (``squash`` gives the env's)."""
+        return self.gaussian.sample(generator)
+
+    def mode(self) -> Tensor:
+        """μ: the latent of the deterministic action squash(μ)."""
+        return self.gaussian.mode()
+
+    def _log_slope(self, u: Tensor) -> Tensor:
+        """log|da_i/du_i| = log((high_i − low_i)/2) + log(1 − tanh² u_i), per dimension."""
+        return torch.log((self.high - self.low) / 2) + log_tanh_slope(u)
+
+    def log_prob(self, actions: Tensor) -> Tensor:
+        """log π(a|s) at a = squash(u) for the latent ``actions`` u: log N(u; μ, σ²) − Σ_i log|da_i/du_i|."""
+        return self.gaussian.log_prob(actions) - self._log_slope(actions).sum(-1)
+
+    def entropy(self) -> Tensor:
+        """H(a) = H(u) + E_u[Σ_i log|da_i/du_i|] (change of variables), the expectation per dimension by
+        Gauss–Hermite quadrature with ``ENTROPY_NODES`` nodes: deterministic and differentiable; its error grows with
+        σ (1 − tanh² u is far from a polynomial over N(μ, σ²) when σ is large): below 1e-10 for σ ≤ 1, 1e-5 for
+        σ ≤ 2, about 2e-4 at σ = 3 and 0.2% of the term at σ = e²."""
+        z, w = (torch.as_tensor(x, dtype=self.gaussian.mean.dtype, device=self.gaussian.mean.device)
+                for x in _hermite(ENTROPY_NODES))
+        u = self.gaussian.mean.unsqueeze(-1) + self.gaussian.log_std.exp().unsqueeze(-1) * z
+        slope = self._log_slope(u.movedim(-1, 0))  # (nodes, ..., act_dim)
+        return self.gaussian.entropy() + (slope.movedim(0, -1) * w).sum(-1).sum(-1)
+
+    def kl(self, other: SquashedGaussian) -> Tensor:
+        """KL(self ‖ other) = KL of the Gaussians of u: a bijection of the actions leaves the KL unchanged."""
+        return self.gaussian.kl(other.gaussian)
+
+    def fisher(self, d_mean: Tensor, d_log_std: Tensor) -> tuple[Tensor, Tensor]:
+        """M u = the Gaussian's (the KL is the Gaussians'): (Δμ/σ², 2 Δlog σ)."""
+        return self.gaussian.fisher(d_mean, d_log_std)
+
+    def __getitem__(self, index) -> SquashedGaussian:
+        """The distributions of the states selected by ``index``."""
+        return SquashedGaussian(self.gaussian[index], self.low, self.high)
+
+    def detach(self) -> SquashedGaussian:
+        """A frozen copy, unaffected by later changes to θ."""
+        return SquashedGaussian(self.gaussian.detach(), self.low, self.high)
+
+
+@dataclass(frozen=True)
+class StateDependentStd:
+    """A Gaussian or squashed Gaussian (``inner``) whose log σ is a network output too: the output is (m, r),
+    μ = m and log σ = squash(r, log_std_min, log_std_max) ∈ (log_std_min, log_std_max).
+
+    Everything but ``fisher`` is ``inner``'s. M in (m, r) is the Gaussian's pulled back through the bound: with
+    b' = ∂log σ/∂r = (log_std_max − log_std_min)(1 − tanh² r)/2, M (Δm, Δr) = (Δm/σ², 2 b'² Δr).
+    """
+
+    inner: DiagGaussian | SquashedGaussian
+    """the distribution, its log σ per state"""
+    pre: Tensor
+    """(..., act_dim) r: the network's log σ outputs before the bound"""
+    log_std_range: tuple[float, float]
+    """(log_std_min, log_std_max)"""
+
+    def sample(self, generator: torch.Generator | None = None) -> Tensor:
+        """``inner``'s sample."""
+        return self.inner.sample(generator)
+
+    def mode(self) -> Tensor:
+        """``inner``'s mode."""
+        return self.inner.mode()
+
+    def log_prob(self, actions: Tensor) -> Tensor:
+        """``inner``'s log π(a|s)."""
+        return self.inner.log_prob(actions)
+
+    def entropy(self) -> Tensor:
+        """``inner``'s entropy."""
+        return self.inner.entropy()
+
+    def kl(self, other: StateDependentStd) -> Tensor:
+        """KL of the inner distributions."""
+        return self.inner.kl(other.inner)
+
+    def fisher(self, d_out: Tensor) -> tuple[Tensor]:
+        """M u for a change u = (Δm, Δr) of the network output: J_bᵀ M_inner J_b u, J_b = diag(1, ∂log σ/∂r)."""
+        d_mean, d_pre = d_out.chunk(2, -1)
+        low, high = self.log_std_range
+        slope = (high - low) / 2 * log_tanh_slope(self.pre).exp()
+        m_mean, m_log_std = self.inner.fisher(d_mean, slope * d_pre)
+        return (torch.cat([m_mean, slope * m_log_std], -1),)
+
+    def __getitem__(self, index) -> StateDependentStd:
+        """The distributions of the states selected by ``index``."""
+        return StateDependentStd(self.inner[index], self.pre[index], self.log_std_range)
+
+    def detach(self) -> StateDependentStd:
+        """A frozen copy, unaffected by later changes to θ."""
+        return StateDependentStd(self.inner.detach(), self.pre.detach().clone(), self.log_std_range)
+
+
+def _log_beta_function(a: Tensor, b: Tensor) -> Tensor:
+    """log B(a, b) = log Γ(a) + log Γ(b) − log Γ(a + b)."""
+    return torch.lgamma(a) + torch.lgamma(b) - torch.lgamma(a + b)
+
+
+def _gamma(shape: Tensor, generator: torch.Generator | None) -> Tensor:
+    """One draw of Gamma(k, 1) per entry of ``shape`` (every k ≥ 1), by Marsaglia and Tsang's method: with
+    d = k − ⅓ and c = 1/√(9d), v = (1 + c x)³ for x ~ N(0, 1) is accepted, giving d v, when v > 0 and
+    log U < x²/2 + d − d v + d log v (U uniform); entries not yet accepted draw again (each is, with probability
+    above 0.95 per round). Drawn from ``generator`` as the other distributions draw."""
+    d = shape - 1 / 3
+    c = torch.rsqrt(9 * d)
+    out, todo = torch.zeros_like(shape), torch.ones_like(shape, dtype=torch.bool)
+    where = _drawing_device(shape, generator)
+    while bool(todo.any()):
+        x = torch.randn(shape.shape, generator=generator, dtype=shape.dtype, device=where).to(shape.device)
+        u = torch.rand(shape.shape, generator=generator, dtype=shape.dtype, device=where).to(shape.device)
+        v = (1 + c * x).pow(3)
+        ok = todo & (v > 0) & (torch.log(u) < x * x / 2 + d - d * v + d * torch.log(v))
+        out, todo = torch.where(ok, d * v, out), todo & ~ok
+    return out
+
+
+@dataclass(frozen=True)
+class Beta:
+    """a = low + (high − low)·z per dimension, z ~ Beta(α, β), α = softplus(x_α) + 1, β = softplus(x_β) + 1 (so
+    α, β > 1: unimodal, zero density at the bounds, as in Chou et al., 2017); ``out`` = (x_α, x_β).
+
+    ``log_prob`` reads a in [low, high] and clamps z into [ε, 1 − ε] (ε the dtype's machine epsilon), so an action
+    at a bound, which a float32 draw can round to, has a finite log-probability. The affine map to the bounds leaves
+    the KL, and so M, those of the Beta in z.
+    """
+
+    out: Tensor
+    """(..., 2 act_dim): x_α of every dimension, then x_β"""
+    low: Tensor
+    """(act_dim,) the Box's lower bounds"""
+    high: Tensor
+    """(act_dim,) the Box's upper bounds"""
+
+    @property
+    def concentrations(self) -> tuple[Tensor, Tensor]:
+        """(α, β), each (..., act_dim)."""
+        x_alpha, x_beta = self.out.chunk(2, -1)
+        return F.softplus(x_alpha) + 1, F.softplus(x_beta) + 1
+
+    def sample(self, generator: torch.Generator | None = None) -> Tensor:
+        """a = low + (high − low)·X/(X + Y), X ~ Gamma(α), Y ~ Gamma(β)."""
+        alpha, beta = self.concentrations
+        x, y = _gamma(alpha, generator), _gamma(beta, generator)
+        return self.low + (self.high - self.low) * (x / (x + y))
+
+    def mode(self) -> Tensor:
+        """a at z = (α − 1)/(α + β − 2), the density's peak (½ in the flat limit α = β = 1)."""
+        alpha, beta = self.concentrations
+        spread = alpha + beta - 2
+        z = torch.where(spread > 0, (alpha - 1) / spread.clamp_min(torch.finfo(spread.dtype).tiny), 0.5)
+        return self.low + (self.high - self.low) * z
+
+    def log_prob(self, actions: Tensor) -> Tensor:
+        """log π(a|s) = Σ_i (α_i − 1) log z_i + (β_i − 1) log(1 − z_i) − log B(α_i, β_i) − log(high_i − low_i),
+        z = (a − low)/(high − low) clamped into [ε, 1 − ε]."""
+        alpha, beta = self.concentrations
+        eps = torch.finfo(alpha.dtype).eps
+        z = ((actions - self.low) / (self.high - self.low)).clamp(eps, 1 - eps)
+        per_dim = (alpha - 1) * torch.log(z) + (beta - 1) * torch.log1p(-z) - _log_beta_function(alpha, beta)
+        return (per_dim - torch.log(self.high - self.low)).sum(-1)
+
+    def entropy(self) -> Tensor:
+        """H = Σ_i log B(α_i, β_i) − (α_i − 1) ψ(α_i) − (β_i − 1) ψ(β_i) + (α_i + β_i − 2) ψ(α_i + β_i)
+        + log(high_i − low_i)."""
+        alpha, beta = self.concentrations
+        per_dim = (_log_beta_function(alpha, beta) - (alpha - 1) * torch.digamma(alpha)
+                   - (beta - 1) * torch.digamma(beta) + (alpha + beta - 2) * torch.digamma(alpha + beta))
+        return (per_dim + torch.log(self.high - self.low)).sum(-1)
+
+    def kl(self, other: Beta) -> Tensor:
+        """KL(p ‖ q) = Σ_i log B(α_q, β_q) − log B(α_p, β_p) + (α_p − α_q) ψ(α_p) + (β_p − β_q) ψ(β_p)
+        + (α_q − α_p + β_q − β_p) ψ(α_p + β_p)."""
+        (a, b), (a_q, b_q) = self.concentrations, other.concentrations
+        per_dim = (_log_beta_function(a_q, b_q) - _log_beta_function(a, b) + (a - a_q) * torch.digamma(a)
+                   + (b - b_q) * torch.digamma(b) + (a_q - a + b_q - b) * torch.digamma(a + b))
+        return per_dim.sum(-1)
+
+    def fisher(self, d_out: Tensor) -> tuple[Tensor]:
+        """M u for a change u = (Δx_α, Δx_β) of the network output, per dimension: the Beta's Fisher in (α, β),
+        [[ψ₁(α) − ψ₁(α+β), −ψ₁(α+β)], [−ψ₁(α+β), ψ₁(β) − ψ₁(α+β)]], pulled back through softplus
+        (∂α/∂x_α = sigmoid(x_α), likewise β)."""
+        x_alpha, x_beta = self.out.chunk(2, -1)
+        alpha, beta = self.concentrations
+        s_alpha, s_beta = torch.sigmoid(x_alpha), torch.sigmoid(x_beta)
+        d_x_alpha, d_x_beta = d_out.chunk(2, -1)
+        d_alpha, d_beta = s_alpha * d_x_alpha, s_beta * d_x_beta
+        both = torch.polygamma(1, alpha + beta)
+        m_alpha = (torch.polygamma(1, alpha) - both) * d_alpha - both * d_beta
+        m_beta = (torch.polygamma(1, beta) - both) * d_beta - both * d_alpha
+        return (torch.cat([s_alpha * m_alpha, s_beta * m_beta], -1),)
+
+    def __getitem__(self, index) -> Beta:
+        """The distributions of the states selected by ``index``."""
+        return Beta(self.out[index], self.low, self.high)
+
+    def detach(self) -> Beta:
+        """A frozen copy, unaffected by later changes to θ."""
+        return Beta(self.out.detach().clone(), self.low, self.high)

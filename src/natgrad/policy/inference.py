@@ -17,10 +17,11 @@ import torch
 from torch import nn
 
 from natgrad.policy.actor_critic import Actor, PolicyInputs
+from natgrad.policy.distributions import squash
 from natgrad.policy.spaces import ActionKind
 
 NUMPY_KINDS: tuple[ActionKind, ...] = ("box", "discrete")
-"""The action kinds ``NumpyActor`` samples: a Gaussian's and a Categorical's."""
+"""The action kinds ``NumpyActor`` samples: a Box's (every ``ActionDist``) and a Categorical's."""
 
 _ACTIVATIONS = {  # the NumPy form of every activation module
     nn.Tanh: np.tanh,
@@ -41,8 +42,8 @@ class NumpyActor:
                 self.layers.append((w, b))
             else:
                 self.layers.append(_ACTIVATIONS[type(module)])
-        self.continuous = actor.continuous
-        if self.continuous:
+        self.continuous, self.action = actor.continuous, actor.action
+        if self.action.log_std_head:
             self.std = np.exp(actor.log_std.detach().cpu().numpy().astype(np.float64))
 
     @staticmethod
@@ -57,15 +58,32 @@ class NumpyActor:
         x = obs
         for layer in self.layers:
             x = x @ layer[0] + layer[1] if isinstance(layer, tuple) else layer(x)
-        if deterministic:
-            return x.astype(np.float32) if self.continuous else x.argmax(axis=1)
         if self.continuous:
-            return (x + rng.standard_normal(x.shape) * self.std).astype(np.float32)
+            return self._real(x, rng, deterministic).astype(np.float32)
+        if deterministic:
+            return x.argmax(axis=1)
         # inverse-CDF sampling from softmax(logits)
         p = np.exp(x - x.max(axis=1, keepdims=True))
         cdf = np.cumsum(p, axis=1)
         u = rng.random((len(x), 1)) * cdf[:, -1:]
         return np.minimum((cdf < u).sum(axis=1), x.shape[1] - 1)
+
+    def _real(self, x: np.ndarray, rng: np.random.Generator | None, deterministic: bool) -> np.ndarray:
+        """A Box action from the network output ``x`` as the torch actor's distribution gives it
+        (``ActionSpec.distribution``): a Beta's on the bounds, else a Gaussian's (a squashed one's latent u)."""
+        if self.action.dist == "beta":
+            alpha, beta = np.split(np.logaddexp(0.0, x) + 1, 2, axis=1)  # softplus + 1
+            spread = alpha + beta - 2
+            z = np.divide(alpha - 1, spread, out=np.full_like(spread, 0.5), where=spread > 0) if deterministic \
+                else rng.beta(alpha, beta)
+            low, high = self.action.space.low, self.action.space.high
+            return low + (high - low) * z
+        if self.action.state_std:
+            x, pre = np.split(x, 2, axis=1)
+            std = np.exp(squash(pre, *self.action.log_std_range))
+        else:
+            std = self.std
+        return x if deterministic else x + rng.standard_normal(x.shape) * std
 
 
 class Acting:

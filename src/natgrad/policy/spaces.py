@@ -27,9 +27,19 @@ import torch
 from gymnasium import spaces
 from torch import Tensor
 
-from natgrad.config import ImageChannels, check_choice
+from natgrad.config import ActionDist, ImageChannels, check_choice
 from natgrad.errors import NatgradError
-from natgrad.policy.distributions import Bernoulli, Categorical, DiagGaussian, Distribution, MultiCategorical
+from natgrad.policy.distributions import (
+    Bernoulli,
+    Beta,
+    Categorical,
+    DiagGaussian,
+    Distribution,
+    MultiCategorical,
+    SquashedGaussian,
+    StateDependentStd,
+    squash,
+)
 
 Obs = Union[Tensor, dict[str, Tensor]]
 NumpyObs = Union[np.ndarray, dict[str, np.ndarray]]
@@ -111,27 +121,30 @@ class ObsLayout:
         """Where the leaves are read from in a raw observation: the vector's pieces first, then the other leaves."""
         return [*self._vector, *self._others]
 
-    def encode(self, raw: Any, rows: int) -> dict[str, np.ndarray]:
+    def encode(self, raw: Any, rows: int) -> dict[str, Any]:
         """``rows`` raw observations (a vector env's batch; one unbatched observation with rows=1) as leaf
-        arrays of (rows, *leaf.shape); the vector in float64, not yet normalized."""
+        arrays of (rows, *leaf.shape); the vector in float64, not yet normalized. Entries that are torch tensors
+        give tensors on their device: one encoding, written in the functions NumPy and torch both have by the same
+        names (``asarray``, ``concatenate``, ``moveaxis``, dtypes), run in the module of the entries."""
+        xp = torch if isinstance(entry(raw, (self._vector or self._others)[0].path), Tensor) else np
         out = {}
         if self._vector:
-            pieces = [np.asarray(entry(raw, p.path), np.float64).reshape(rows, -1) for p in self._vector]
-            out[VECTOR] = pieces[0] if len(pieces) == 1 else np.concatenate(pieces, 1)
+            pieces = [xp.asarray(entry(raw, p.path), dtype=xp.float64).reshape(rows, -1) for p in self._vector]
+            out[VECTOR] = pieces[0] if len(pieces) == 1 else xp.concatenate(pieces, axis=1)
         for part, leaf in zip(self._others, self.leaves[len(self.leaves) - len(self._others):]):
-            x = np.asarray(entry(raw, part.path))
+            x = xp.asarray(entry(raw, part.path))
             if part.kind == "image":
                 x = x.reshape(rows, *part.space.shape)
                 if x.ndim == 3:
                     x = x[:, None]
                 elif part.channels_last:
-                    x = np.moveaxis(x, -1, 1)
-                out[leaf.key] = np.ascontiguousarray(x, np.uint8)
+                    x = _contiguous(xp.moveaxis(x, -1, 1))
+                out[leaf.key] = xp.asarray(x, dtype=xp.uint8)
             elif part.kind in ("discrete", "multidiscrete"):
-                start = np.asarray(part.space.start).reshape(-1)
-                out[leaf.key] = (x.reshape(rows, -1) - start).astype(np.int64).reshape(rows, *leaf.shape)
+                start = _alongside(x, np.asarray(part.space.start).reshape(-1))
+                out[leaf.key] = xp.asarray(x.reshape(rows, -1) - start, dtype=xp.int64).reshape(rows, *leaf.shape)
             else:
-                out[leaf.key] = x.reshape(rows, -1).astype(np.float32)
+                out[leaf.key] = xp.asarray(x.reshape(rows, -1), dtype=xp.float32)
         return out
 
     def mask(self, raw: Any, rows: int) -> np.ndarray | None:
@@ -264,6 +277,16 @@ def _leaf(part: Part) -> Leaf:
     return Leaf(key, "binary", (int(np.prod(space.shape)),), np.dtype(np.float32))
 
 
+def _alongside(x: np.ndarray | Tensor, values: np.ndarray) -> np.ndarray | Tensor:
+    """``values`` where they combine with ``x``: as they are beside an array, a tensor on ``x``'s device beside one."""
+    return torch.as_tensor(values, device=x.device) if isinstance(x, Tensor) else values
+
+
+def _contiguous(x: np.ndarray | Tensor) -> np.ndarray | Tensor:
+    """``x`` in row-major memory (a moved axis otherwise reaches a convolution as channels-last strides)."""
+    return x.contiguous() if isinstance(x, Tensor) else np.ascontiguousarray(x)
+
+
 def entry(raw: Any, path: tuple[Any, ...]) -> Any:
     """The entry of a raw observation at ``path`` (keys and indices of nested Dicts and Tuples)."""
     for key in path:
@@ -283,11 +306,10 @@ class ActionFamily:
     """the Gymnasium space class"""
     sizes: Callable[[Any], tuple[int, tuple[int, ...], tuple[int, ...]]]
     """a space's network outputs, shape of one stored action, and every index's n (``ActionSpec``)"""
-    distribution: Callable[[Tensor, tuple[int, ...], Tensor | None, Tensor | None], Distribution]
-    """the distribution of (network output, ``nvec``, mask, log σ)"""
+    distribution: Callable[[ActionSpec, Tensor, Tensor | None, Tensor | None], Distribution]
+    """the distribution of (the spec, network output, mask, log σ)"""
     continuous: bool = False
-    """real actions: the actor learns a state-independent log σ besides the network, and the env gets the actions
-    clipped to the space's bounds"""
+    """real actions, of the distribution ``ActionSpec.dist`` names; the env gets them within the space's bounds"""
     indices: bool = False
     """int64 indices from 0, which a legal-action mask can rule out; the env counts them from the space's
     ``start``"""
@@ -313,14 +335,43 @@ def _unsupported(space: spaces.Space, hint: str = "") -> NatgradError:
     return NatgradError(f"unsupported action space {space}: natgrad supports {SUPPORTED}{hint}")
 
 
+def _box_distribution(spec: ActionSpec, out: Tensor, mask: Tensor | None, log_std: Tensor | None) -> Distribution:
+    """The ``spec.dist`` distribution of a Box: out = the mean (and r, the pre-bound log σ, with a state-dependent
+    std), or a Beta's (x_α, x_β)."""
+    if spec.dist == "beta":
+        return Beta(out, *spec.bounds(out))
+    mean, pre = out.chunk(2, -1) if spec.state_std else (out, None)
+    if pre is not None:
+        log_std = squash(pre, *spec.log_std_range)
+    dist = DiagGaussian(mean, log_std)
+    if spec.dist == "squashed":
+        dist = SquashedGaussian(dist, *spec.bounds(out))
+    return dist if pre is None else StateDependentStd(dist, pre, spec.log_std_range)
+
+
+def _check_dist(space: spaces.Space, continuous: bool, dist: ActionDist, state_std: bool) -> None:
+    """One line naming the fix unless ``dist`` (and a state-dependent std) fit the action space."""
+    check_choice("action_dist", dist, ActionDist)
+    if not continuous and (dist != "gaussian" or state_std):
+        option = f"action_dist={dist!r}" if dist != "gaussian" else "state_dependent_std=True"
+        raise NatgradError(f"{option} needs a Box action space, not {space}: leave it out (the default), the space "
+                           "sets its own distribution")
+    if dist == "beta" and state_std:
+        raise NatgradError("state_dependent_std=True is for action_dist 'gaussian' or 'squashed': a Beta's α and β "
+                           "are per state already; leave it out")
+    if dist != "gaussian" and not np.all(np.isfinite(space.low) & np.isfinite(space.high) & (space.high > space.low)):
+        raise NatgradError(f"action_dist={dist!r} needs finite bounds with low < high, and the action space {space} "
+                           "lacks them: use action_dist='gaussian', or rescale the actions to finite bounds")
+
+
 ACTION_KINDS: dict[ActionKind, ActionFamily] = {
-    "box": ActionFamily(spaces.Box, _box_sizes, lambda out, nvec, mask, log_std: DiagGaussian(out, log_std),
-                        continuous=True),
+    "box": ActionFamily(spaces.Box, _box_sizes, _box_distribution, continuous=True),
     "discrete": ActionFamily(spaces.Discrete, lambda space: (int(space.n), (), (int(space.n),)),
-                             lambda out, nvec, mask, log_std: Categorical(out, mask), indices=True),
+                             lambda spec, out, mask, log_std: Categorical(out, mask), indices=True),
     "multidiscrete": ActionFamily(spaces.MultiDiscrete, _multidiscrete_sizes,
-                                  lambda out, nvec, mask, log_std: MultiCategorical(out, nvec, mask), indices=True),
-    "binary": ActionFamily(spaces.MultiBinary, _binary_sizes, lambda out, nvec, mask, log_std: Bernoulli(out)),
+                                  lambda spec, out, mask, log_std: MultiCategorical(out, spec.nvec, mask),
+                                  indices=True),
+    "binary": ActionFamily(spaces.MultiBinary, _binary_sizes, lambda spec, out, mask, log_std: Bernoulli(out)),
 }
 """Every ``ActionKind``: a new kind of action space is one entry here (and its distribution's class)."""
 
@@ -333,18 +384,30 @@ class ActionSpec:
     kind: ActionKind
     """box | discrete | multidiscrete | binary (``ACTION_KINDS``)"""
     n_out: int
-    """network outputs: the Gaussian's mean, or the logits"""
+    """network outputs: the Gaussian's mean (and r, its log σ before the bound, with a state-dependent std), a
+    Beta's (x_α, x_β), or the logits"""
     shape: tuple[int, ...]
     """one stored action: (A,), (), (K,), (K,)"""
     nvec: tuple[int, ...] = ()
     """discrete: (n,); multidiscrete: every entry's n, flattened"""
+    dist: ActionDist = "gaussian"
+    """a Box's distribution (``natgrad.config.ActionDist``); "gaussian" for the others, whose space sets theirs"""
+    state_std: bool = False
+    """a Gaussian's log σ is a network output (per state), not a head"""
+    log_std_range: tuple[float, float] = (-5.0, 2.0)
+    """(log_std_min, log_std_max): the bounds of a state-dependent log σ"""
 
     @classmethod
-    def of(cls, space: spaces.Space) -> ActionSpec:
-        """The spec of an action space; an unsupported one is a one-line error."""
+    def of(cls, space: spaces.Space, dist: ActionDist = "gaussian", state_std: bool = False,
+           log_std_range: tuple[float, float] = (-5.0, 2.0)) -> ActionSpec:
+        """The spec of an action space with a Box's distribution ``dist`` (and a state-dependent std); an unsupported
+        space, or a distribution that does not fit it, is a one-line error."""
         for kind, family in ACTION_KINDS.items():
             if isinstance(space, family.space):
-                return cls(space, kind, *family.sizes(space))
+                n_out, shape, nvec = family.sizes(space)
+                _check_dist(space, family.continuous, dist, state_std)
+                per_action = 2 if dist == "beta" or state_std else 1
+                return cls(space, kind, n_out * per_action, shape, nvec, dist, state_std, tuple(log_std_range))
         raise _unsupported(space)
 
     @property
@@ -354,8 +417,26 @@ class ActionSpec:
 
     @property
     def continuous(self) -> bool:
-        """Whether the actions are real (a Box): the actor has a learned log σ."""
+        """Whether the actions are real (a Box)."""
         return self.family.continuous
+
+    @property
+    def log_std_head(self) -> bool:
+        """Whether the actor learns one log σ for every state, a parameter beside the network (a Gaussian's, a
+        squashed Gaussian's, unless it is state-dependent)."""
+        return self.continuous and self.dist != "beta" and not self.state_std
+
+    @functools.cached_property
+    def _bounds(self) -> dict[tuple[torch.dtype, torch.device], tuple[Tensor, Tensor]]:
+        return {}
+
+    def bounds(self, like: Tensor) -> tuple[Tensor, Tensor]:
+        """A Box's (low, high) as tensors of ``like``'s dtype on its device (made once per dtype and device)."""
+        key = (like.dtype, like.device)
+        if key not in self._bounds:
+            self._bounds[key] = tuple(torch.as_tensor(b, dtype=like.dtype, device=like.device)
+                                      for b in (self.space.low, self.space.high))
+        return self._bounds[key]
 
     @property
     def mask_size(self) -> int:
@@ -374,17 +455,21 @@ class ActionSpec:
         return start if start.any() else None
 
     def distribution(self, out: Tensor, mask: Tensor | None = None, log_std: Tensor | None = None) -> Distribution:
-        """The distribution whose parameters are the network output ``out`` (and log σ for a Box)."""
-        return self.family.distribution(out, self.nvec, mask, log_std)
+        """The distribution whose parameters are the network output ``out`` (and the log σ head, see
+        ``log_std_head``)."""
+        return self.family.distribution(self, out, mask, log_std)
 
     def to_env(self, actions: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
-        """(rows, *shape) policy actions in the env's form: real ones clipped to the space's bounds; indices shifted
-        by the space's ``start``, and like the others in the space's shape (and, as arrays, its dtype). Tensors stay
-        tensors on their device, for an env that takes them."""
+        """(rows, *shape) policy actions in the env's form: real ones (a squashed Gaussian's latent u squashed
+        first) clipped to the space's bounds; indices shifted by the space's ``start``, and like the others in the
+        space's shape (and, as arrays, its dtype). Tensors stay tensors on their device, for an env that takes
+        them."""
         space = self.space
         if isinstance(actions, torch.Tensor):
             return self._tensors_to_env(actions)
         if self.continuous:  # np.clip's value, without its Python-level dispatch (per step, this counts)
+            if self.dist == "squashed":
+                actions = squash(actions, space.low, space.high)
             return np.minimum(np.maximum(actions, space.low), space.high)
         if self.offset is not None:
             actions = actions + self.offset
@@ -394,7 +479,9 @@ class ActionSpec:
         """``to_env`` of a tensor of actions, on its device."""
         like = lambda x: torch.as_tensor(x, device=actions.device)
         if self.continuous:
-            return torch.minimum(torch.maximum(actions, like(self.space.low)), like(self.space.high))
+            low, high = like(self.space.low), like(self.space.high)
+            actions = squash(actions, low, high) if self.dist == "squashed" else actions
+            return torch.minimum(torch.maximum(actions, low), high)
         if self.offset is not None:
             actions = actions + like(self.offset)
         return actions.reshape(len(actions), *self.space.shape)

@@ -3,9 +3,10 @@
 counted).
 
 An env whose ``reset`` and ``step`` return torch tensors (Gymnasium's ``NumpyToTorch`` / ``JaxToTorch``) is
-stepped in torch: observations, masks, rewards and ends stay on the model's device and the actions go to the env
-as tensors on the env's device. Per step, one copy of the observations to the host checks them finite and updates
-the normalizer's float64 statistics; rewards and ends are read back once per batch, to count the episodes.
+stepped in torch: observations (every leaf kind, encoded by the same ``ObsLayout.encode``), masks, rewards and
+ends stay on the model's device, the normalizer's statistics are kept and updated there, and the actions go to the
+env as tensors on the env's device. Nothing is read back per step: once per batch, rewards and ends (to count the
+episodes) and whether every observation was finite (a non-finite one is zeroed until then, so acting never sees it).
 """
 
 from __future__ import annotations
@@ -18,14 +19,13 @@ from gymnasium import Space
 from gymnasium.vector import VectorEnv
 
 from natgrad.config import Config
-from natgrad.errors import NatgradError
 from natgrad.policy.actor_critic import Actor, PolicyInputs
 from natgrad.policy.inference import Acting
-from natgrad.policy.spaces import MASK_KEY, VECTOR, ActionSpec, Obs, ObsLayout, check_masks, entry
+from natgrad.policy.spaces import MASK_KEY, VECTOR, ActionSpec, Obs, ObsLayout, check_masks
 from natgrad.rollouts.batch import RolloutBatch, first_state
 from natgrad.rollouts.envs import offers_action_masks
 from natgrad.rollouts.finite import check_rewards, finite_rows
-from natgrad.rollouts.normalization import ObsNormalizer, RewardScaler
+from natgrad.rollouts.normalization import ObsNormalizer, RewardScaler, wide_dtype
 
 
 def uses_env_masks(env: VectorEnv, actor: Actor) -> bool:
@@ -40,7 +40,8 @@ class Observer:
     ``update``: the observations update the normalizer's statistics (training), or not (evaluation). Masks
     come from the observation's ``action_mask`` entry, else from the env's ``action_masks()`` if it has one.
     ``tensors``: the env returns torch tensors; the leaves and masks are tensors on ``actor.device`` (the masks
-    checked by the caller, once per batch).
+    checked by the caller, once per batch), the normalizer's statistics are moved there, and the observations'
+    finiteness is checked by ``check_finite``.
     """
 
     def __init__(self, env: VectorEnv, actor: Actor, obs_normalizer: ObsNormalizer, update: bool = True,
@@ -49,10 +50,10 @@ class Observer:
         self.obs_normalizer, self.update = obs_normalizer, update
         self.env_masks = uses_env_masks(env, actor)
         self.tensors, self.device = tensors, actor.device
-        if tensors and any(part.kind != VECTOR for part in self.layout.parts):
-            raise NatgradError("an env that returns torch tensors is read as Boxes of numbers only (and an "
-                               f"{MASK_KEY!r}): wrap it with gymnasium.wrappers.vector.TorchToNumpy for "
-                               f"{self.layout.space}")
+        self.screened: list[tuple[torch.Tensor, torch.Tensor]] = []
+        """a tensor env's encoded vectors since the last ``check_finite``, each with its rows' finiteness"""
+        if tensors and obs_normalizer.device != self.device:
+            obs_normalizer.to(self.device)
 
     @property
     def masked(self) -> bool:
@@ -73,28 +74,39 @@ class Observer:
         return arrays, None if mask is None else check_masks(mask, self.action)
 
     def encode(self, raw: Any, rows: int) -> dict[str, Any]:
-        """``layout.encode``; for a tensor env, the vector of its Boxes in float64 on the model's device."""
-        if not self.tensors:
-            return self.layout.encode(raw, rows)
-        pieces = [entry(raw, part.path).to(self.device).reshape(rows, -1).double() for part in self.layout.parts]
-        return {VECTOR: torch.cat(pieces, 1)}
+        """``layout.encode``; for a tensor env, encoded on the env's device and moved to the model's, the vector in
+        float64 (float32 on MPS)."""
+        arrays = self.layout.encode(raw, rows)
+        if self.tensors:
+            wide = wide_dtype(self.device)
+            arrays = {k: v.to(self.device, wide) if k == VECTOR else v.to(self.device) for k, v in arrays.items()}
+        return arrays
 
     def normalized(self, raw: Any, rows: int, update: bool = False) -> dict[str, Any]:
         """Leaf arrays of ``rows`` raw observations, the vector normalized (the statistics updated if ``update``)."""
         return self.normalize(self.encode(raw, rows), rows, update)
 
     def normalize(self, arrays: dict[str, Any], rows: int, update: bool = False) -> dict[str, Any]:
-        """Encoded leaf arrays with the vector normalized; a tensor vector is copied to the host once, to check it
-        finite and to update the statistics."""
-        if self.tensors:
-            host = finite_rows(arrays[VECTOR].cpu().numpy(), rows)
-            if update:
-                self.obs_normalizer.update(host)
-            arrays[VECTOR] = self.obs_normalizer(arrays[VECTOR])
-        elif VECTOR in arrays:
-            vector = finite_rows(arrays[VECTOR], rows)
+        """Encoded leaf arrays with the vector normalized (the statistics updated first if ``update``); a NumPy vector
+        is refused here unless finite, a tensor's non-finite rows are zeroed and noted for ``check_finite``."""
+        if VECTOR in arrays:
+            vector = self._screen(arrays[VECTOR]) if self.tensors else finite_rows(arrays[VECTOR], rows)
             arrays[VECTOR] = self.obs_normalizer.observe(vector) if update else self.obs_normalizer(vector)
         return arrays
+
+    def _screen(self, vector: torch.Tensor) -> torch.Tensor:
+        """A tensor vector with its non-finite rows zeroed, on the device (no read-back), and noted."""
+        finite = torch.isfinite(vector).all(1, keepdim=True)
+        self.screened.append((vector, finite))
+        return torch.where(finite, vector, 0.0)
+
+    def check_finite(self) -> None:
+        """Refuse (``finite_rows``'s line) a non-finite observation among a tensor env's since the last check: one
+        read-back."""
+        screened, self.screened = self.screened, []
+        if screened and not bool(torch.cat([finite for _, finite in screened]).all()):
+            for vector, _ in screened:
+                finite_rows(vector.cpu().numpy(), len(vector))
 
 
 class Collector:
@@ -144,7 +156,7 @@ class Collector:
         states = None if self.acting.state is None else torch.empty(n_steps, n, self.actor.state_size,
                                                                      device=self.device)
         final_at, final_raw = [], []
-        finals = _TensorFinals(n_steps, n, self.layout.vector_size, self.device) if self.tensors else None
+        finals = _TensorFinals(n_steps, n, self.layout, self.device) if self.tensors else None
         for t in range(n_steps):
             for key, value in self.obs.items():
                 obs[key][t] = value
@@ -157,7 +169,7 @@ class Collector:
             raw, raw_rewards[t], terminated[t], truncated[t], info = self.env.step(self._to_env(action, actions[t]))
             if finals is not None and "final_obs" in info:
                 finals.note(t, info["_final_obs"].to(self.device) & truncated[t] & ~terminated[t],
-                            self.observe.encode(info["final_obs"], n)[VECTOR])
+                            self.observe.encode(info["final_obs"], n))
             elif "final_obs" in info:
                 for i in np.flatnonzero(info["_final_obs"] & truncated[t] & ~terminated[t]):
                     final_at.append((t, i))
@@ -165,7 +177,9 @@ class Collector:
             self.obs, self.mask = self.observe(raw)
             self.first = terminated[t] | truncated[t]
         ended = ended_host = terminated | truncated
-        if self.tensors:  # the one read-back of a batch: rewards and ends, for the episodes' returns and scaling
+        final_obs = finals.obs(self.observe, self.layout) if finals is not None else self._final_obs(final_raw)
+        if self.tensors:  # the read-backs of a batch: the observations' finiteness, rewards and ends (for the
+            self.observe.check_finite()  # episodes' returns and scaling), masks to check
             raw_rewards, ended_host = raw_rewards.cpu().numpy(), ended.cpu().numpy()
             if masks is not None:
                 check_masks(masks.reshape(n_steps * n, -1).cpu().numpy(), action)
@@ -187,7 +201,7 @@ class Collector:
             masks=masks_t,
             actor_states=states,
             truncated_at=finals.at if finals is not None else to_device(np.array(final_at, np.int64).reshape(-1, 2)),
-            final_obs=finals.obs(self.observe, self.layout) if finals is not None else self._final_obs(final_raw),
+            final_obs=final_obs,
             last_obs=self.layout.pack({k: v if self.tensors else v.copy() for k, v in self.obs.items()}, device),
             episode_returns=returns,
             episode_lengths=lengths,
@@ -197,7 +211,7 @@ class Collector:
         """Uninitialized storage of ``dtype`` (a NumPy dtype): an array, or for a tensor env a tensor on the device."""
         if not self.tensors:
             return np.empty(shape, dtype)
-        return torch.empty(shape, dtype=torch.from_numpy(np.empty(0, dtype)).dtype, device=self.device)
+        return torch.empty(shape, dtype=torch_dtype(dtype), device=self.device)
 
     def _to_env(self, action: ActionSpec, actions: np.ndarray | torch.Tensor) -> Any:
         """Policy actions as the env takes them (``ActionSpec.to_env``); for a tensor env, tensors on its device."""
@@ -231,6 +245,11 @@ def _running_sum(initial: float, xs: np.ndarray) -> float:
     return float(np.cumsum(np.concatenate(([initial], xs)))[-1])
 
 
+def torch_dtype(dtype: Any) -> torch.dtype:
+    """The torch dtype of a NumPy dtype."""
+    return torch.from_numpy(np.empty(0, dtype)).dtype
+
+
 def holds_tensors(raw: Any) -> bool:
     """Whether a raw observation batch is a torch tensor, or a (nested) dict or tuple of them."""
     return all(isinstance(x, torch.Tensor) for x in _leaves(raw))
@@ -246,15 +265,19 @@ def _leaves(raw: Any) -> list[Any]:
 
 class _TensorFinals:
     """A tensor env's real last observations of truncated episodes, kept on the device through a batch: (T, N)
-    flags and the encoded vectors of the steps where some env ended, chosen once the batch is done."""
+    flags and the encoded leaves of the steps where some env ended, chosen once the batch is done."""
 
-    def __init__(self, n_steps: int, n_envs: int, size: int, device: torch.device) -> None:
+    def __init__(self, n_steps: int, n_envs: int, layout: ObsLayout, device: torch.device) -> None:
         self.flags = torch.zeros(n_steps, n_envs, dtype=torch.bool, device=device)
-        self.vectors = torch.zeros(n_steps, n_envs, size, dtype=torch.float64, device=device)
+        dtype = lambda leaf: wide_dtype(device) if leaf.kind == VECTOR else torch_dtype(leaf.dtype)
+        self.leaves = {leaf.key: torch.zeros(n_steps, n_envs, *leaf.shape, dtype=dtype(leaf), device=device)
+                       for leaf in layout.leaves}
 
-    def note(self, t: int, truncated_only: torch.Tensor, vector: torch.Tensor) -> None:
+    def note(self, t: int, truncated_only: torch.Tensor, encoded: dict[str, torch.Tensor]) -> None:
         """Step ``t``'s flags (ended by truncation only) and every env's encoded final observation."""
-        self.flags[t], self.vectors[t] = truncated_only, vector
+        self.flags[t] = truncated_only
+        for key, value in encoded.items():
+            self.leaves[key][t] = value
 
     @property
     def at(self) -> torch.Tensor:
@@ -263,9 +286,9 @@ class _TensorFinals:
 
     def obs(self, observe: Observer, layout: ObsLayout) -> Obs:
         """The flagged final observations, normalized with the statistics as they are."""
-        picked = self.vectors[self.flags]
-        arrays = observe.normalize({VECTOR: picked}, len(picked)) if len(picked) else layout.empty((0,))
-        return layout.pack(arrays, picked.device)
+        picked = {key: leaf[self.flags] for key, leaf in self.leaves.items()}
+        rows = len(next(iter(picked.values())))
+        return layout.pack(observe.normalize(picked, rows) if rows else layout.empty((0,)), self.flags.device)
 
 
 def rollout_parts(observation_space: Space, action_space: Space, n_envs: int, cfg: Config

@@ -7,6 +7,11 @@ end condition holds (the same transition with no time limit ends too), ``truncat
 (``max_steps_in_episode``) ended it. ``GymnaxEnv`` is one such env, without autoreset (evaluation episodes).
 ``env_kwargs`` that name a field of the env's params (``max_steps_in_episode``, ...) set it; the others go to the
 env's constructor. The MinAtar games' 0/1 grids are ``bool`` images, as in the ``minatar`` package.
+
+``env_kwargs={"tensors": True}`` makes the vector env hand out torch tensors instead of NumPy arrays: JAX's
+outputs through DLPack (zero-copy where JAX and torch share the device: the CPU, or a GPU with a CUDA build of
+JAX), so the collector steps it in torch; actions come in as tensors the same way. ``final_obs`` is then given at
+every step (``_final_obs`` flags the envs that ended), so no step waits for the device to say whether one did.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import gymnax
 import jax
 import jax.numpy as jnp
 import numpy as np
+import torch
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnax.environments.spaces import gymnax_space_to_gym_space
 
@@ -95,12 +101,17 @@ def _make(name: str, kwargs: dict[str, Any]) -> tuple[Any, Any]:
 
 
 class GymnaxVectorEnv(VectorEnv):
-    """``num_envs`` copies of a gymnax env stepped as one batch, with same-step autoreset; NumPy in and out."""
+    """``num_envs`` copies of a gymnax env stepped as one batch, with same-step autoreset; NumPy in and out, or
+    torch tensors with ``tensors=True``."""
 
     metadata = {"autoreset_mode": AutoresetMode.SAME_STEP, "render_modes": []}
 
-    def __init__(self, name: str, num_envs: int = 1, **env_kwargs: Any) -> None:
+    def __init__(self, name: str, num_envs: int = 1, tensors: bool = False, **env_kwargs: Any) -> None:
+        if not isinstance(tensors, bool):
+            raise NatgradError(f"the gymnax env option tensors must be True or False, got {tensors!r}")
         self.fns = _Transitions(name, env_kwargs)
+        self.tensors = tensors
+        self._out = _to_torch if tensors else np.asarray
         self.num_envs = num_envs
         self.single_observation_space = self.fns.observation_space
         self.single_action_space = self.fns.action_space
@@ -114,26 +125,33 @@ class GymnaxVectorEnv(VectorEnv):
         if seed is not None:
             self._key = jax.random.PRNGKey(seed)
         self._key, obs, self._state = self.fns.batch_reset(self._key, self.num_envs)
-        return np.asarray(obs), {}
+        return self._out(obs), {}
 
-    def step(self, actions: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+    def step(self, actions: Any) -> tuple[Any, Any, Any, Any, dict[str, Any]]:
         """All envs step once; the ended ones reset in the same step (``info["final_obs"]``)."""
         if self._state is None:
             raise NatgradError("reset the gymnax vector env before stepping it")
+        actions = jax.dlpack.from_dlpack(actions.contiguous()) if isinstance(actions, torch.Tensor) else actions
         self._key, obs, self._state, reward, terminated, truncated, final = self.fns.batch_step(
             self._key, self._state, jnp.asarray(actions))
-        terminated, truncated = np.asarray(terminated), np.asarray(truncated)
+        terminated, truncated = self._out(terminated), self._out(truncated)
         ended = terminated | truncated
-        info = {"final_obs": np.asarray(final), "_final_obs": ended} if ended.any() else {}
-        return np.asarray(obs), np.asarray(reward), terminated, truncated, info
+        info = {"final_obs": self._out(final), "_final_obs": ended} if self.tensors or ended.any() else {}
+        return self._out(obs), self._out(reward), terminated, truncated, info
+
+
+def _to_torch(x: jax.Array) -> torch.Tensor:
+    """A JAX array as a torch tensor through DLPack, on the same device (zero-copy where the backends share it)."""
+    return torch.from_dlpack(x)
 
 
 class GymnaxEnv(gym.Env):
-    """One gymnax env, without autoreset: ``gymnasium.make("gymnax/CartPole-v1")``."""
+    """One gymnax env, without autoreset: ``gymnasium.make("gymnax/CartPole-v1")``. NumPy in and out: ``tensors``
+    is the vector env's option, taken here too so the same ``env_kwargs`` make both (evaluation steps this one)."""
 
     metadata = {"render_modes": []}
 
-    def __init__(self, name: str, **env_kwargs: Any) -> None:
+    def __init__(self, name: str, tensors: bool = False, **env_kwargs: Any) -> None:
         self.fns = _Transitions(name, env_kwargs)
         self.observation_space, self.action_space = self.fns.observation_space, self.fns.action_space
         self._key = self._state = None

@@ -18,6 +18,9 @@ class RunningMeanStd:
 
     For two sets (μ_a, σ²_a, n_a), (μ_b, σ²_b, n_b) with δ = μ_b − μ_a, n = n_a + n_b:
     μ = μ_a + δ n_b/n,  σ² = (σ²_a n_a + σ²_b n_b + δ² n_a n_b / n) / n.
+
+    μ and σ² are float64 NumPy arrays, or after ``to(device)`` tensors on a device, updated there from tensors
+    (no host copy) by the same arithmetic.
     """
 
     shape: tuple[int, ...] = ()
@@ -29,13 +32,25 @@ class RunningMeanStd:
         self.mean = np.zeros(self.shape, np.float64)
         self.var = np.ones(self.shape, np.float64)
 
-    def update(self, batch: np.ndarray) -> None:
-        """Add a batch of rows (one row: an exact running update)."""
-        batch = np.asarray(batch, np.float64).reshape(-1, *self.shape)
+    def update(self, batch: np.ndarray | torch.Tensor) -> None:
+        """Add a batch of rows (one row: an exact running update); rows are tensors when the statistics are."""
+        if isinstance(self.mean, torch.Tensor):
+            batch = batch.to(self.mean.dtype).reshape(-1, *self.shape)
+            if len(batch) > 1:  # NumPy's var, operation for operation: mean((x − x̄)²)
+                mean = batch.mean(0)
+                self.merge(mean, ((batch - mean) ** 2).mean(0), batch.shape[0])
+                return
+        else:
+            batch = np.asarray(batch, np.float64).reshape(-1, *self.shape)
         if len(batch) == 1:
             self.add(batch[0])
         else:
             self.merge(batch.mean(0), batch.var(0), batch.shape[0])
+
+    def to(self, device: torch.device) -> None:
+        """Keep μ and σ² as tensors on ``device`` from now on: float64, or float32 on Apple's MPS (which has no
+        float64)."""
+        self.mean, self.var = (torch.as_tensor(x).to(device, wide_dtype(device)) for x in (self.mean, self.var))
 
     def merge(self, mean: np.ndarray, var: np.ndarray, count: float) -> None:
         """Add the statistics of ``count`` rows with this ``mean`` and ``var`` (Chan et al.'s parallel update)."""
@@ -56,17 +71,22 @@ class RunningMeanStd:
         self.count = total
 
     def state_dict(self) -> dict:
-        """Mean, variance and count, as tensors a checkpoint loads with ``weights_only=True``."""
+        """Mean, variance and count, as tensors a checkpoint loads with ``weights_only=True`` (float64 on the CPU,
+        wherever the statistics are kept)."""
         return {
-            "mean": torch.as_tensor(self.mean),
-            "var": torch.as_tensor(self.var),
+            "mean": torch.as_tensor(self.mean).to("cpu", torch.float64),
+            "var": torch.as_tensor(self.var).to("cpu", torch.float64),
             "count": float(self.count),
         }
 
     def load_state_dict(self, state: dict) -> None:
-        """Take the statistics ``state_dict`` wrote."""
-        self.mean = state["mean"].numpy().astype(np.float64).reshape(self.shape)
-        self.var = state["var"].numpy().astype(np.float64).reshape(self.shape)
+        """Take the statistics ``state_dict`` wrote, kept where these are (host, or a device after ``to``)."""
+        if isinstance(self.mean, torch.Tensor):
+            self.mean, self.var = (state[k].to(self.mean.device, self.mean.dtype).reshape(self.shape)
+                                   for k in ("mean", "var"))
+        else:
+            self.mean = state["mean"].numpy().astype(np.float64).reshape(self.shape)
+            self.var = state["var"].numpy().astype(np.float64).reshape(self.shape)
         self.count = float(state["count"])
 
 
@@ -85,15 +105,30 @@ def added_since(total: RunningMeanStd, start: RunningMeanStd) -> RunningMeanStd:
     return new
 
 
+def wide_dtype(device: torch.device) -> torch.dtype:
+    """The precision of statistics and encoded observations on ``device``: float64, float32 on MPS (no float64)."""
+    return torch.float32 if device.type == "mps" else torch.float64
+
+
 class ObsNormalizer:
-    """s ↦ clip((s − μ) / √(σ² + ε), −c, c); the identity when disabled."""
+    """s ↦ clip((s − μ) / √(σ² + ε), −c, c); the identity when disabled.
+
+    The statistics are NumPy arrays on the host, or after ``to(device)`` tensors kept and updated on a device
+    (an env that returns tensors); either way ``self(obs)`` takes arrays and tensors alike."""
 
     def __init__(self, shape: tuple[int, ...], enabled: bool = True, clip: float = 10.0) -> None:
         self.enabled = enabled
         self.clip = clip
         self.rms = RunningMeanStd(shape)
+        self.device: torch.device | None = None
+        """where the statistics are kept as tensors (None: NumPy arrays on the host)"""
 
-    def update(self, obs: np.ndarray) -> None:
+    def to(self, device: torch.device) -> None:
+        """Keep the statistics on ``device`` (``RunningMeanStd.to``)."""
+        self.rms.to(device)
+        self.device = device
+
+    def update(self, obs: np.ndarray | torch.Tensor) -> None:
         """Add observations to the statistics (nothing when normalization is off)."""
         if self.enabled:
             self.rms.update(obs)
@@ -101,6 +136,8 @@ class ObsNormalizer:
     def __call__(self, obs: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
         if isinstance(obs, torch.Tensor):
             return self._normalize_tensor(obs)
+        if self.device is not None:  # an array (predict, evaluation) beside statistics on a device
+            return self._normalize_tensor(torch.from_numpy(np.asarray(obs, np.float64))).numpy()
         if not self.enabled:
             return np.asarray(obs, np.float32)
         z = (obs - self.rms.mean) / np.sqrt(self.rms.var + 1e-8)
@@ -108,15 +145,18 @@ class ObsNormalizer:
         return np.minimum(np.maximum(z, -self.clip, out=z), self.clip, out=z).astype(np.float32)
 
     def _normalize_tensor(self, obs: torch.Tensor) -> torch.Tensor:
-        """The same map on a float64 tensor, on its device (μ and σ² copied there): float32, equal to the NumPy map."""
+        """The same map on a float64 tensor, on the statistics' device (or μ and σ² copied to the tensor's), in
+        float32 on the tensor's device: equal to the NumPy map."""
         if not self.enabled:
             return obs.float()
-        mean, var = (torch.as_tensor(x, device=obs.device) for x in (self.rms.mean, self.rms.var))
-        return ((obs - mean) / torch.sqrt(var + 1e-8)).clamp_(-self.clip, self.clip).float()
+        device = obs.device if self.device is None else self.device
+        mean, var = (torch.as_tensor(x, device=device) for x in (self.rms.mean, self.rms.var))
+        z = (obs.to(device, mean.dtype) - mean) / torch.sqrt(var + 1e-8)
+        return z.clamp_(-self.clip, self.clip).to(obs.device, torch.float32)
 
-    def observe(self, obs: np.ndarray) -> np.ndarray:
-        """``update(obs)`` then ``self(obs)`` for (rows, D) float64 observations: the statistics
-        include the observations they normalize."""
+    def observe(self, obs: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
+        """``update(obs)`` then ``self(obs)`` for (rows, D) float64 observations (tensors, for statistics on a
+        device): the statistics include the observations they normalize."""
         if self.enabled:
             if len(obs) == 1:
                 self.rms.add(obs[0])

@@ -3,9 +3,10 @@
 The graph holds what ``predict(obs, deterministic=True)`` does around the actor: the running normalization of
 the vector part (in float64, as natgrad computes it), images from (H, W, C) to (C, H, W) (the actor's encoder
 then scales them to [0, 1]), Discrete and MultiDiscrete entries shifted by their ``start`` (the encoder one-hots
-them), and the action's post-processing: Box clipped to its bounds, Discrete the argmax (+ start), MultiDiscrete
-the argmax of each entry (+ start) in the space's shape, MultiBinary logit > 0. A model with legal-action masks
-takes them as an input ``action_mask`` (True or 1 = legal) and picks the masked argmax.
+them), and the action's post-processing: Box clipped to its bounds (a squashed Gaussian's mean squashed into them
+first, a Beta's mode already in them), Discrete the argmax (+ start), MultiDiscrete the argmax of each entry
+(+ start) in the space's shape, MultiBinary logit > 0. A model with legal-action masks takes them as an input
+``action_mask`` (True or 1 = legal) and picks the masked argmax.
 
 Every input has a leading batch dimension of any size: ``obs`` for a plain observation space, one input per
 entry of a Dict (named by its key, ``outer/inner`` when nested) or Tuple (by its index); one output ``action``.
@@ -30,6 +31,7 @@ from torch import Tensor, nn
 
 from natgrad.errors import NatgradError, one_line
 from natgrad.policy.actor_critic import PolicyInputs
+from natgrad.policy.distributions import squash
 from natgrad.policy.spaces import MASK_KEY, VECTOR, ObsLayout, entry, tree_map
 from natgrad.runs.directories import check_writable
 
@@ -99,10 +101,11 @@ class DeterministicPolicy(nn.Module):
         return self.to_env(dist.mode(), rows), state
 
     def to_env(self, action: Tensor, rows: int) -> Tensor:
-        """``ActionSpec.to_env`` in torch: real actions clipped; indices shifted by ``start``, and like the others in
-        the space's shape and dtype."""
+        """``ActionSpec.to_env`` in torch: real actions (a squashed Gaussian's squashed) clipped; indices shifted by
+        ``start``, and like the others in the space's shape and dtype."""
         space = self.action.space
         if self.action.continuous:
+            action = squash(action, self.low, self.high) if self.action.dist == "squashed" else action
             return torch.minimum(torch.maximum(action, self.low), self.high)
         if self.action.offset is not None:
             action = action + self.start

@@ -9,6 +9,7 @@ max_t mean_seeds eval(t) with the std across seeds at that t: the metric of Tian
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 from dataclasses import dataclass, field
@@ -215,7 +216,7 @@ def plot_curves(runs: list[RunResult], algos: tuple[str, ...], title: str, path:
     rows = math.ceil(len(envs) / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(5 * cols, 3.6 * rows), squeeze=False)
     for ax, env_id in zip(axes.flat, envs):
-        for algo, style in zip(algos, ("-", "--", ":")):  # styles keep coinciding curves (TRPO ≡ NPG) visible
+        for algo, style in zip(algos, itertools.cycle(("-", "--", ":"))):  # coinciding curves (TRPO ≡ NPG) stay visible
             group = [r for r in runs if (r.env_id, r.algo) == (env_id, algo) and len(r.curve_steps)]
             if not group:
                 continue

@@ -56,6 +56,8 @@ DEFAULT_SPACES: dict[str, dict[str, Any]] = {  # per algorithm: option -> {low, 
     "ppo": {**_PROXIMAL, "clip_range": {"choices": [0.1, 0.2, 0.3]},
             "ent_coef": {"low": 1e-8, "high": 1e-2, "log": True}},
     "ppo-kl": {**_PROXIMAL, "kl_target": {"low": 0.003, "high": 0.03, "log": True}},
+    "trpl": {**_PROXIMAL, "mean_bound": {"low": 0.005, "high": 0.1, "log": True},
+             "cov_bound": {"low": 1e-4, "high": 1e-2, "log": True}},
 }
 
 
