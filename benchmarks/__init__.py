@@ -11,6 +11,10 @@ Against the published numbers and the peers' code (MuJoCo):
 - ``ant_v3_like``: ``AntV3Like-v5``, Ant-v5 as the published Ant-v3 numbers saw it; its contact forces.
 - ``readme_results``: the results tables of README.md and docs/results/benchmarks.md and the README's figure,
   from the committed result files (``--check``: exit 1 if they differ).
+- ``regression``: new seeds of some of the README table's cells on the current commit, tested against the table's
+  seeds (moved or not), with the commit they ran at.
+- ``bounded``: TRPO and PPO with Gaussian, squashed Gaussian and Beta policies, and TRPL's KL and W2 projections:
+  the final evaluation against the Gaussian of the same loop, and the per-state KL each method produces.
 
 Speed and cost:
 
@@ -36,6 +40,12 @@ Other observation spaces and networks:
 - ``spaces_minigrid``: MiniGrid's image-and-direction observations with natgrad's TRPO and PPO.
 - ``recurrent``: recurrent policies on partially observed classic control beside sb3-contrib's RecurrentPPO.
 - ``shared_trunk``: a shared actor-critic trunk against separate networks: return, time, the KL of each update.
+
+Language-model policies:
+
+- ``lm_tasks``: GRPO, GRPO with a KL, GRPO-KL, TRPO and NPG (``natgrad.lm``) on checkable token tasks (reverse, sort,
+  add) from a warm-started tiny Llama: success against samples, the KL of each update, collapses, wall time.
+- ``lm_trl``: TRL's GRPOTrainer on the same tasks, model and budget (run in the peers' environment, with trl).
 
 Shared by the scripts: ``_harness`` (measurements in child processes, contenders taking turns, medians, the
 machine a result ran on, resumable grids of runs) and ``peers`` (the peers' names and their runs scored as

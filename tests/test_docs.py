@@ -64,7 +64,7 @@ def test_the_site_builds_strictly(tmp_path: Path) -> None:
                 if opt.startswith("--"):
                     assert opt in cli, (name, opt)
     config = (site / "api" / "natgrad" / "index.html").read_text()
-    for cls in (natgrad.NaturalConfig, natgrad.VPGConfig, natgrad.PPOConfig, natgrad.PPOKLConfig):
+    for cls in (natgrad.NaturalConfig, natgrad.VPGConfig, natgrad.PPOConfig, natgrad.PPOKLConfig, natgrad.TRPLConfig):
         for field in (f.name for f in dataclasses.fields(cls)):  # the options (not ClassVars)
             assert f"natgrad.config.{_owner(cls, field).__name__}.{field}" in config, (cls.__name__, field)
 

@@ -89,6 +89,7 @@ LAYERS = [
     {"natural", "rollouts", "wrappers"},
     {"algos"},
     {"runs"},
+    {"lm"},
     {"tools", "lab"},
     {"cli", "__main__"},
 ]

@@ -48,7 +48,7 @@ def parse_overrides(pairs: list[str]) -> dict[str, str]:
 @app.command()
 def train(
     algo: Annotated[Optional[str], typer.Option(
-        help="trpo | npg | vpg | ppo | ppo-kl; with --resume, the checkpoint's (another is refused)",
+        help="trpo | npg | vpg | ppo | ppo-kl | trpl; with --resume, the checkpoint's (another is refused)",
         show_default="trpo")] = None,
     env: Annotated[Optional[str], typer.Option(
         help="Gymnasium env id or module:factory, e.g. CartPole-v1 or Hopper-v5; with --resume, the env to go on "
@@ -233,7 +233,7 @@ def bench(
 
 @app.command()
 def tune(
-    algo: Annotated[str, typer.Option(help="trpo | npg | vpg | ppo | ppo-kl")] = "trpo",
+    algo: Annotated[str, typer.Option(help="trpo | npg | vpg | ppo | ppo-kl | trpl")] = "trpo",
     env: Annotated[str, typer.Option(help="Gymnasium env id")] = "CartPole-v1",
     trials: Annotated[int, typer.Option(help="finished (complete or pruned) trials to reach")] = 20,
     steps: Annotated[float, typer.Option(help="env steps per trial")] = 1e5,
@@ -406,6 +406,31 @@ def _register_lab() -> None:
 
 
 _register_lab()
+
+lm = typer.Typer(no_args_is_help=True, help="GRPO, GRPO-KL, TRPO and NPG on causal language models (natgrad[lm]).")
+app.add_typer(lm, name="lm")
+
+
+@lm.command("train")
+def lm_train(
+    task: Annotated[str, typer.Option(
+        help="module:function returning (model, prompts, reward_funcs) or an object with them; naming it imports "
+             "the module")],
+    algo: Annotated[str, typer.Option(help="trpo | npg | grpo | grpo-kl")] = "trpo",
+    samples: Annotated[float, typer.Option(help="completions to train on, e.g. 1e4")] = 1e3,
+    set_: Annotated[list[str], typer.Option("--set", help="config override KEY=VALUE, repeatable")] = [],
+    out: Annotated[Optional[Path], typer.Option(help="run directory (new or empty)")] = None,
+    runs_root: Annotated[Path, typer.Option(help="where default run directories go")] = Path("runs"),
+) -> None:
+    """Train a language-model policy on a task and write a new run directory that natgrad plot reads."""
+    from natgrad.lm import ALGORITHMS
+    from natgrad.lm.training import train_lm
+
+    if algo not in ALGORITHMS:
+        raise NatgradError(f"unknown --algo {algo!r}: use one of {', '.join(ALGORITHMS)}")
+    run_dir = train_lm(ALGORITHMS[algo], task, check_steps(samples, "--samples"), parse_overrides(set_), out,
+                       runs_root)
+    typer.echo(f"run written to {run_dir}")
 
 
 @app.command()
