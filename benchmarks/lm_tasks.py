@@ -64,6 +64,7 @@ METHODS: dict[str, tuple[str, dict[str, Any]]] = {
     "trpo": ("trpo", dict(max_kl=DELTA)),
     "trpo-0.005": ("trpo", dict(max_kl=DELTA / 4)),
     "npg": ("npg", dict(max_kl=DELTA)),
+    "trpo-damped": ("trpo", dict(max_kl=DELTA, damping=100.0)),  # damping from the tuning seeds 100-102
 }
 """Each method: natgrad's update and its settings beyond ``SETTINGS``. GRPO-KL takes 4 passes per batch: with one,
 its penalty's gradient (zero at θ_old) does nothing and it is GRPO; ``grpo-mu4`` is GRPO with the same 4 passes,
