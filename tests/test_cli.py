@@ -243,8 +243,8 @@ def interrupted_train(out: Path, sig: signal.Signals, updates: int, *options: st
     metrics.csv has ``updates`` rows: its exit status and stderr. It names the run directory as training starts,
     and prints nothing else on stdout."""
     child = subprocess.Popen(
-        [sys.executable, "-m", "natgrad", "train", "--steps", "1e6", "--set", "n_steps=64", "--out", str(out),
-         *options, "--no-progress"],
+        [sys.executable, "-X", "faulthandler", "-m", "natgrad", "train", "--steps", "1e6", "--set", "n_steps=64",
+         "--out", str(out), *options, "--no-progress"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         # signals as at a terminal, also when the suite itself runs in the background (where SIGINT is ignored)
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
@@ -253,7 +253,13 @@ def interrupted_train(out: Path, sig: signal.Signals, updates: int, *options: st
     while len(csv_rows(out / "metrics.csv")) < updates and time.monotonic() < deadline:
         time.sleep(0.1)
     child.send_signal(sig)
-    stdout, stderr = child.communicate(timeout=60)
+    try:
+        stdout, stderr = child.communicate(timeout=120)
+    except subprocess.TimeoutExpired:  # say where the child was: SIGABRT makes faulthandler print every thread's stack
+        child.send_signal(signal.SIGABRT)
+        stdout, stderr = child.communicate()
+        pytest.fail(f"natgrad train went on 120 s after {sig.name}; its rows: {len(csv_rows(out / 'metrics.csv'))}; "
+                    f"its threads then:\n{stderr}")
     assert stdout == "", stderr
     return child.returncode, stderr
 
@@ -280,8 +286,8 @@ def test_ctrl_c_prints_one_line_with_the_checkpoint_and_the_command_that_resumes
     checkpoint = Path(stderr.split("saved ")[1].split(";")[0])
     command = f"natgrad train --resume {out} --checkpoint-every 0 --eval-every 0 --eval-episodes 3"
     assert stderr == f"interrupted: saved {checkpoint}; resume with: {command}\n"
-    last_row = csv_rows(out / "metrics.csv")[-1]  # (the signal may land between an update's
-    assert 0 <= load(checkpoint).num_timesteps - float(last_row["time/steps"]) <= 64  # step count and its row)
+    rows = csv_rows(out / "metrics.csv")  # (the signal may land between an update's step count and its row)
+    assert 0 <= load(checkpoint).num_timesteps - float(rows[-1]["time/steps"]) <= 64, [r["time/steps"] for r in rows]
     assert_resumes(command, checkpoint, tmp_path / "resumed", 3)
 
 
