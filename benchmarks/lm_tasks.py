@@ -66,6 +66,12 @@ METHODS: dict[str, tuple[str, dict[str, Any]]] = {
     "npg": ("npg", dict(max_kl=DELTA)),
     "trpo-damped": ("trpo", dict(max_kl=DELTA, damping=100.0)),  # damping from the tuning seeds 100-102
 }
+TUNING: dict[str, tuple[str, dict[str, Any]]] = {
+    **{f"trpo-delta{d:g}": ("trpo", dict(max_kl=d)) for d in (0.05, 0.1, 0.2)},
+    **{f"trpo-damping{lam:g}": ("trpo", dict(max_kl=DELTA, damping=lam)) for lam in (1.0, 10.0)},
+}
+"""The variants that chose ``trpo-damped`` on the tuning seeds (``--methods`` takes them; the default grid does not
+run them): TRPO with larger trust regions, and with damping between ``trpo``'s 0.1 and ``trpo-damped``'s 100."""
 """Each method: natgrad's update and its settings beyond ``SETTINGS``. GRPO-KL takes 4 passes per batch: with one,
 its penalty's gradient (zero at θ_old) does nothing and it is GRPO; ``grpo-mu4`` is GRPO with the same 4 passes,
 where the clip acts."""
@@ -222,7 +228,7 @@ def run_natgrad(task: str, method: str, seed: int, samples: int, weights: str) -
     from natgrad.lm import ALGORITHMS
 
     torch.set_num_threads(1)
-    algo_name, extra = METHODS[method]
+    algo_name, extra = (METHODS | TUNING)[method]
     algo = ALGORITHMS[algo_name](warm_model(task, seed, weights), prompts(task), exact_match, tokenizer=tokenizer(),
                                  seed=seed, **SETTINGS, **extra)
     start = time.perf_counter()
@@ -374,7 +380,8 @@ def main() -> None:
     parser.add_argument("--runs", type=Path, default=Path("bench-out/lm"), help="per-run results (resumable)")
     parser.add_argument("--figure", type=Path, help="PNG of success against completions")
     parser.add_argument("--tasks", type=lambda s: s.split(","), default=list(TASKS))
-    parser.add_argument("--methods", type=lambda s: s.split(","), default=list(METHODS))
+    parser.add_argument("--methods", type=lambda s: s.split(","), default=list(METHODS),
+                        help=f"of {', '.join(METHODS | TUNING)}; default: {', '.join(METHODS)}")
     parser.add_argument("--seeds", default="0-4")
     parser.add_argument("--samples", type=int, default=5120, help="completions per run")
     parser.add_argument("--sft-steps", type=int, default=200, help="teacher-forcing steps of the warm start")
@@ -384,6 +391,9 @@ def main() -> None:
     args = parser.parse_args()
     if _harness.rendered(args, markdown):
         return
+    unknown = [m for m in args.methods if m not in METHODS | TUNING]
+    if unknown:
+        parser.error(f"unknown method {', '.join(unknown)}: choose from {', '.join(METHODS | TUNING)}")
     _harness.refuse_existing(args.out)
     runs = run_grid(args)
     groups: dict[tuple[str, str], list[dict]] = {}
@@ -392,7 +402,8 @@ def main() -> None:
     head = _harness.record()
     if args.peer_python:  # a path of this machine: the result names the peers' Python by a placeholder
         head["command"] = head["command"].replace(args.peer_python, "PEERS/bin/python")
-    summary = {**head, "settings": SETTINGS, "methods": METHODS, "model": MODEL, "samples": args.samples,
+    methods = {m: (METHODS | TUNING)[m] for m in args.methods}
+    summary = {**head, "settings": SETTINGS, "methods": methods, "model": MODEL, "samples": args.samples,
                "sft_steps": args.sft_steps, "window": WINDOW, "versions": _harness.versions("torch", "transformers"),
                "peer_versions": next((r["versions"] for r in runs if "versions" in r), {}),
                "rows": [summarize(g) for g in groups.values()],
