@@ -20,6 +20,10 @@ default takes about 15 minutes.
     python -m benchmarks.regression --out bench-out/regression.json          # runs in bench-out/regression-runs/
     python -m benchmarks.regression --cells hopper-trpo --seeds 200 --steps 5000 --out quick.json   # compares nothing
     python -m benchmarks.regression --out bench-out/regression.json --render  # the verdicts again
+    python -m benchmarks.regression --grid bench-out/goal-X.Y.Z --made-at COMMIT --out drift.json   # runs nothing
+
+The last compares a grid made already, such as the whole table made again at a new commit (its seeds 0–9 take
+other paths there, so they are a new sample), with the table, every cell it holds: what moved and what did not.
 
 The JSON holds the commit (``git rev-parse HEAD``, and whether the work tree had changes), the settings, each cell's
 per-seed results beside the table's, and the verdicts. The grid directory is a ``natgrad bench`` grid: run the
@@ -46,6 +50,8 @@ from natgrad.version import __version__
 
 ALPHA = 0.05
 """a cell has moved when the two-sample test gives p below this"""
+SAMPLE_CELLS, SAMPLE_SEEDS = "hopper-trpo,halfcheetah-ppo", "200-203"
+"""the sample run before a release: its cells and its seeds"""
 
 
 def table_cells() -> dict[str, tuple[str, str]]:
@@ -168,10 +174,11 @@ def _seeds(seeds: list[int]) -> str:
 
 def markdown(result: dict) -> str:
     """The verdicts of a result file, under the commit they were made at."""
-    head = result["commit"]
+    head, settings = result["commit"], result["settings"]
     state = "an unknown commit" if head["hash"] is None else head["hash"][:12]
     state += " with uncommitted changes" if head["dirty"] else ""
-    lines = [f"natgrad {result['natgrad_version']} at {state}, {result['settings']['steps']:,} steps per run:"]
+    source = "" if settings.get("ran", True) else f" (the runs of {settings['grid']}, made before)"
+    lines = [f"natgrad {result['natgrad_version']} at {state}{source}, {settings['steps']:,} steps per run:"]
     for cell in result["cells"]:
         table = cell["table"]
         lines.append(f"- {verdict(cell)} (the table's runs: natgrad {table['natgrad_version']} at {table['made_at']})")
@@ -190,33 +197,54 @@ def run(cells: list[tuple[str, str]], seeds: list[int], settings: GridSettings, 
     if failed:
         raise NatgradError(f"{len(failed)} run(s) failed ({', '.join(map(str, failed))}); see their logs in {root} "
                            "and run the same command again")
-    runs = [r for r in find_runs(root) if r.seed in seeds]  # the grid may hold other seeds of an earlier command
+    return read(root, cells, seeds)
+
+
+def read(root: Path, cells: list[tuple[str, str]], seeds: list[int] | None = None) -> list[dict]:
+    """Each cell's result from the finished runs of the grid directory ``root`` (of ``seeds``, or all it holds): a
+    cell with no finished run there is an error naming it."""
+    runs = [r for r in find_runs(root) if seeds is None or r.seed in seeds]  # the grid may hold other seeds
     new = {(r["env"].split("-")[0], r["algo"]): r for r in aggregate(runs)}
+    missing = [f"{env.lower()}-{algo}" for env, algo in cells if (env, algo) not in new]
+    if missing:
+        raise NatgradError(f"no finished run of {', '.join(missing)} in {root}: run the grid first, or choose the "
+                           "cells it holds with --cells")
+    table = rows(HEADLINE)
     return [cell_result(env, algo, new[(env, algo)], table) for env, algo in cells]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--cells", type=parse_cells, default="hopper-trpo,halfcheetah-ppo",
-                        help="comma-separated cells of the table, env-algo")
-    parser.add_argument("--seeds", type=seed_list, default="200-203", help="a range 200-203 or a list 200,205")
+    parser.add_argument("--cells", type=parse_cells,
+                        help=f"comma-separated cells of the table, env-algo (default: {SAMPLE_CELLS}; with --grid, "
+                        "every cell)")
+    parser.add_argument("--seeds", type=seed_list,
+                        help=f"a range 200-203 or a list 200,205 (default: {SAMPLE_SEEDS}; with --grid, all it holds)")
     parser.add_argument("--steps", type=float, default=1e6, help="env steps per run; the table's is 1e6")
     parser.add_argument("--jobs", type=int, default=2, help="runs at once, one process each")
+    parser.add_argument("--grid", type=Path, help="run nothing: compare the finished runs of this natgrad bench grid "
+                        "(a table made again, say) with the table, every cell in --cells, of --seeds or all it holds")
+    parser.add_argument("--made-at", help="with --grid: the commit its runs were made at, for the record")
     add_output_options(parser)
     args = parser.parse_args()
+    if not args.grid:  # a sample of new seeds, or a grid made already: its cells and seeds, all by default
+        args.cells, args.seeds = args.cells or parse_cells(SAMPLE_CELLS), args.seeds or seed_list(SAMPLE_SEEDS)
+    args.cells = args.cells or list(table_cells().values())
     if rendered(args, markdown):
         return
-    root = runs_beside(args.out)
+    root = args.grid or runs_beside(args.out)
     try:
         settings = GridSettings(steps=int(args.steps))
-        cells = run(args.cells, args.seeds, settings, args.jobs, root)
+        cells = (read(root, args.cells, args.seeds) if args.grid else
+                 run(args.cells, args.seeds, settings, args.jobs, root))
     except NatgradError as e:
         raise SystemExit(f"error: {e}") from None
-    result = {**record(), "commit": commit(), "natgrad_version": __version__,
+    ran = {"steps": settings.steps, "eval_every": settings.eval_every, "eval_episodes": settings.eval_episodes,
+           "jobs": args.jobs} if not args.grid else {"steps": cells[0]["new"]["steps"]}
+    result = {**record(), "natgrad_version": __version__,
+              "commit": commit() if not args.grid else {"hash": args.made_at, "dirty": None},
               "settings": {"cells": [f"{env.lower()}-{algo}" for env, algo in args.cells], "seeds": args.seeds,
-                           "steps": settings.steps, "eval_every": settings.eval_every,
-                           "eval_episodes": settings.eval_episodes, "jobs": args.jobs, "alpha": ALPHA,
-                           "grid": str(root)},
+                           **ran, "alpha": ALPHA, "grid": str(root), "ran": not args.grid},
               "cells": cells}
     write_json(args.out, result)
     print(markdown(result))

@@ -99,3 +99,19 @@ def test_a_tiny_run_writes_the_commit_the_settings_and_each_seed_and_compares_no
     rendered = subprocess.run([sys.executable, "-m", "benchmarks.regression", "--out", str(out), "--render"],
                               capture_output=True, text=True, cwd=_harness.ROOT, env=_harness.child_environment())
     assert "not compared" in rendered.stdout and result["commit"]["hash"][:12] in rendered.stdout
+
+
+    def compare_grid(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "benchmarks.regression", "--grid", result["settings"]["grid"],
+                               *args], capture_output=True, text=True, cwd=_harness.ROOT,
+                              env=_harness.child_environment())
+
+    whole = compare_grid("--out", str(tmp_path / "drift.json"))  # every cell of the table: this grid has one
+    assert whole.returncode == 1 and "error: no finished run of ant-ppo, ant-trpo, halfcheetah-ppo" in whole.stderr
+    assert "choose the cells it holds with --cells" in whole.stderr and not (tmp_path / "drift.json").exists()
+    again = compare_grid("--cells", "hopper-trpo", "--made-at", "abc1234", "--out", str(tmp_path / "drift.json"))
+    assert again.returncode == 0, again.stderr[-2000:]
+    drift = json.loads((tmp_path / "drift.json").read_text())
+    assert drift["commit"] == {"hash": "abc1234", "dirty": None} and drift["settings"]["ran"] is False
+    assert drift["cells"][0]["new"] == cell["new"]  # the same runs, read again, none made
+    assert again.stdout.startswith(f"natgrad {drift['natgrad_version']} at abc1234 (the runs of ")
