@@ -13,6 +13,8 @@ Against the published numbers and the peers' code (MuJoCo):
   from the committed result files (``--check``: exit 1 if they differ).
 - ``regression``: new seeds of some of the README table's cells on the current commit, tested against the table's
   seeds (moved or not), with the commit they ran at.
+- ``paths``: where two commits' runs of one seed part (``scan``: the commits that change a seed's path; ``pair``:
+  two commits trained from the same initial weights), to tell a new draw from a change of the algorithm.
 - ``bounded``: TRPO and PPO with Gaussian, squashed Gaussian and Beta policies, and TRPL's KL and W2 projections:
   the final evaluation against the Gaussian of the same loop, and the per-state KL each method produces.
 
