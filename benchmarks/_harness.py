@@ -40,16 +40,17 @@ def command(python: str, worker: Callable[..., Any], kwargs: dict[str, Any], out
             *(["--out", str(out)] if out else [])]
 
 
-def child_environment() -> dict[str, str]:
-    """This process's environment with the repository root first on ``PYTHONPATH``."""
-    path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+def child_environment(*paths: str) -> dict[str, str]:
+    """This process's environment with the repository root first on ``PYTHONPATH``, then ``paths``."""
+    path = os.pathsep.join(filter(None, [str(ROOT), *paths, os.environ.get("PYTHONPATH")]))
     return {**os.environ, "PYTHONPATH": path}
 
 
-def run_child(python: str, worker: Callable[..., Any], **kwargs: Any) -> Any:
-    """What ``worker(**kwargs)`` returns, run in a fresh process of ``python``; RuntimeError with the end of its
-    stderr if it fails."""
-    out = subprocess.run(command(python, worker, kwargs), capture_output=True, text=True, env=child_environment())
+def run_child(python: str, worker: Callable[..., Any], pythonpath: tuple[str, ...] = (), **kwargs: Any) -> Any:
+    """What ``worker(**kwargs)`` returns, run in a fresh process of ``python`` (``pythonpath`` after the repository
+    root on its path: another commit's ``src``, say); RuntimeError with the end of its stderr if it fails."""
+    out = subprocess.run(command(python, worker, kwargs), capture_output=True, text=True,
+                         env=child_environment(*pythonpath))
     for line in out.stdout.splitlines():
         if line.startswith("RESULT "):
             return json.loads(line[7:])

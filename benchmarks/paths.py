@@ -34,7 +34,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from benchmarks._harness import ROOT, command
+from benchmarks._harness import ROOT, run_child
 
 TIMINGS = ("time/", "seconds", "steps_per_second")
 """metrics that are clock readings, not the run's path (``time/steps`` is kept: it counts steps)"""
@@ -44,6 +44,7 @@ def train(env: str, algo: str, steps: int, seed: int, init_in: str = "", init_ou
     """(In the child, on the commit's code.) ``natgrad.<ALGO>(env, seed=seed)`` trained for ``steps``: its metrics
     after every update, timings left out. ``init_out``: first write the initial actor and critic weights there;
     ``init_in``: first load them from there."""
+    os.environ["OMP_NUM_THREADS"] = "1"  # before torch loads its thread pool
     import torch
 
     import natgrad
@@ -103,13 +104,10 @@ def source_commits(old: str, new: str) -> list[str]:
 
 def run_at(commit: str, cache: Path, **kwargs: Any) -> list[dict[str, float]]:
     """``train(**kwargs)`` on ``commit``'s code, in a fresh process: its per-update metrics."""
-    tree = checkout(commit, cache)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(tree / "src")]), "OMP_NUM_THREADS": "1"}
-    done = subprocess.run(command(sys.executable, train, kwargs), capture_output=True, text=True, env=env, cwd=ROOT)
-    for line in done.stdout.splitlines():
-        if line.startswith("RESULT "):
-            return json.loads(line[7:])["metrics"]
-    raise SystemExit(f"error: the run at {commit} failed:\n{done.stderr[-2000:]}")
+    try:
+        return run_child(sys.executable, train, pythonpath=(str(checkout(commit, cache) / "src"),), **kwargs)["metrics"]
+    except RuntimeError as e:
+        raise SystemExit(f"error: the run at {commit} failed: {e}") from None
 
 
 def describe(diff: dict[str, Any] | None, updates: int) -> str:
