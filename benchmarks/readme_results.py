@@ -35,10 +35,9 @@ from benchmarks.compare_published import PUBLISHED, merge
 from natgrad.tools.report import ci
 
 DATA = ROOT / "docs" / "benchmarks"
-# later files' (env, algo) rows replace earlier ones': the ten-seed grid, then the two cells whose presets moved
-# after it (their ten evaluation seeds run again at the shipped preset)
-HEADLINE = [DATA / "goal-10seeds" / "summary.json", DATA / "walker-ppo-std1" / "summary-10seeds.json",
-            DATA / "swimmer-ppo-tkl" / "summary-10seeds.json"]
+GOAL_ENVS = ("Hopper", "HalfCheetah", "Walker2d", "Ant", "Swimmer")
+# the ten goal cells, ten seeds each, made at one commit (later files' (env, algo) rows would replace earlier ones')
+HEADLINE = [DATA / "goal-3e3ea6b" / "summary.json"]
 ALL_ALGORITHMS = [DATA / "summary.json"]
 ZOO_RERUNS = [DATA / "zoo-rerun" / "summary.json", DATA / "zoo-rerun-ant" / "summary.json",
               DATA / "zoo-rerun-hc" / "summary.json", DATA / "zoo-rerun-10" / "summary.json"]
@@ -52,11 +51,10 @@ class Made(NamedTuple):
     version: str
 
 
-# each committed grid under docs/benchmarks/, from docs/results/history.md. The ten-seed grids (goal-10seeds,
-# zoo-rerun-10) joined seeds 5-9, run at their commit, to the earlier grids' seeds 0-4 (goal-10seeds' commit
-# reproduces those bit for bit)
+# each committed grid under docs/benchmarks/, from docs/results/history.md; a grid's subdirectory (a summary of
+# some of its seeds) was made with it. zoo-rerun-10 joined seeds 5-9, run at its commit, to zoo-rerun's seeds 0-4
 MADE_AT = {
-    "goal-10seeds": Made("a582079", "2026-11-27", "0.1.0"), "walker-ppo-std1": Made("fef1695", "2026-11-27", "0.1.0"),
+    "goal-3e3ea6b": Made("3e3ea6b", "2026-12-08", "0.1.0"), "walker-ppo-std1": Made("fef1695", "2026-11-27", "0.1.0"),
     "swimmer-ppo-tkl": Made("bb81cd0", "2026-11-27", "0.1.0"), "trpo-head": Made("42dd461", "2026-11-27", "0.1.0"),
     "ppo-head": Made("82791fd", "2026-11-27", "0.1.0"), "npg-head": Made("e547d7b", "2026-11-27", "0.1.0"),
     "idp-ppo-head": Made("57bc74c", "2026-11-27", "0.1.0"),
@@ -76,16 +74,14 @@ MADE_AT = {
 }
 # the grid each row of the merged ALL_ALGORITHMS summary was run in: its row there is the same, seed for seed
 ROW_GRIDS = {
-    **{(env, "trpo"): "trpo-head" for env in ("HalfCheetah", "Walker2d", "Swimmer")},
-    **{(env, "ppo"): "ppo-head" for env in ("Hopper", "HalfCheetah", "Ant")},
+    **{(env, algo): "goal-3e3ea6b/seeds-0-4" for env in GOAL_ENVS for algo in ("trpo", "ppo")},
     **{(env, algo): "small-1m" for env in ("InvertedPendulum", "Reacher") for algo in ("trpo", "ppo")},
     **{(env, algo): "small-more-1m" for env in ("InvertedPendulum", "Reacher") for algo in ("npg", "ppo-kl")},
-    ("Hopper", "trpo"): "hopper-trpo-anneal", ("Ant", "trpo"): "ant-trpo-zoo-region",
     ("Humanoid", "trpo"): "humanoid-1m", ("InvertedDoublePendulum", "trpo"): "idp-trpo-anneal",
     ("Hopper", "npg"): "hopper-npg-anneal", ("HalfCheetah", "npg"): "npg-head", ("Walker2d", "npg"): "npg-head",
     ("Ant", "npg"): "ant-npg-zoo-region", ("Swimmer", "npg"): "swimmer-npg-damp03",
     ("Humanoid", "npg"): "humanoid-more-1m", ("InvertedDoublePendulum", "npg"): "idp-npg-anneal",
-    ("Walker2d", "ppo"): "walker-ppo-std1", ("Swimmer", "ppo"): "swimmer-ppo-tkl", ("Humanoid", "ppo"): "humanoid-1m",
+    ("Humanoid", "ppo"): "humanoid-1m",
     ("InvertedDoublePendulum", "ppo"): "idp-ppo-head",
     ("Hopper", "ppo-kl"): "ppo-kl-1m", ("HalfCheetah", "ppo-kl"): "ppo-kl-hc-clip",
     ("Walker2d", "ppo-kl"): "ppo-kl-walker-std1", ("Ant", "ppo-kl"): "ppo-kl-ant-clip",
@@ -94,10 +90,9 @@ ROW_GRIDS = {
 }
 THROUGHPUT = ROOT / "docs" / "performance" / "throughput-trpo-2026-11-26.json"
 FIGURE = DATA / "results.png"
-GOAL_ENVS = ("Hopper", "HalfCheetah", "Walker2d", "Ant", "Swimmer")
 # after the line naming the commits of natgrad's runs
-REGRESSION = ("Today's code gives a new sample of each cell, not the same runs: `python -m benchmarks.regression` "
-              "re-runs new seeds of Hopper TRPO and HalfCheetah PPO and tests whether they moved.")
+REGRESSION = ("`python -m benchmarks.regression` runs new seeds (200–203) of Hopper TRPO and HalfCheetah PPO on the "
+              "current code and tests whether these cells moved.")
 ALGO_NAMES = {"trpo": "TRPO", "npg": "NPG", "ppo": "PPO", "ppo-kl": "PPO-KL", "vpg": "VPG"}
 PEER = {"trpo": "sb3-contrib TRPO", "ppo": "SB3 PPO"}
 
@@ -112,19 +107,25 @@ def sources(paths: list[Path]) -> dict[tuple[str, str], str]:
     return {(r["env"].split("-")[0], r["algo"]): p.parent.name for p in paths for r in json.loads(p.read_text())}
 
 
+def made(grid: str) -> Made:
+    """When the runs of a grid under docs/benchmarks/ were made (a grid's subdirectory: the grid's entry)."""
+    name = grid.split("/")[0]
+    if name not in MADE_AT:
+        raise SystemExit(f"docs/benchmarks/{name}: add the commit, day and natgrad version its runs were made at to "
+                         "MADE_AT in benchmarks/readme_results.py (docs/results/history.md)")
+    return MADE_AT[name]
+
+
 def made_at(grid: str) -> str:
     """When a grid's runs were made, as the pages write it: `commit` (day), or the day alone."""
-    if grid not in MADE_AT:
-        raise SystemExit(f"docs/benchmarks/{grid}: add the commit, day and natgrad version its runs were made at to "
-                         "MADE_AT in benchmarks/readme_results.py (docs/results/history.md)")
-    made = MADE_AT[grid]
-    return f"`{made.commit}` ({made.day})" if made.commit else f"{made.day} (commit not recorded)"
+    when = made(grid)
+    return f"`{when.commit}` ({when.day})" if when.commit else f"{when.day} (commit not recorded)"
 
 
 def made_at_line(grids: dict[tuple[str, str], str], runs: str) -> str:
     """One sentence naming when a table's ``runs`` were made: the commit of most rows, then the other rows'."""
     when = {grid: made_at(grid) for grid in grids.values()}
-    when = {grid: ("at commit " if MADE_AT[grid].commit else "on ") + text for grid, text in when.items()}
+    when = {grid: ("at commit " if made(grid).commit else "on ") + text for grid, text in when.items()}
     common = Counter(grids.values()).most_common(1)[0][0]
     others = [f"{env} {ALGO_NAMES[algo]} {when[grid]}" for (env, algo), grid in grids.items() if grid != common]
     return f"{runs} {when[common]}" + "".join(f"; {o}" for o in others) + "."
@@ -132,7 +133,7 @@ def made_at_line(grids: dict[tuple[str, str], str], runs: str) -> str:
 
 def versions(grids: dict[tuple[str, str], str]) -> str:
     """The natgrad versions the grids' runs were made with."""
-    return " and ".join(sorted({MADE_AT[grid].version for grid in grids.values()}))
+    return " and ".join(sorted({made(grid).version for grid in grids.values()}))
 
 
 def speedups() -> dict[tuple[str, str], dict[str, float]]:

@@ -42,7 +42,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks._harness import ROOT, add_output_options, record, rendered, runs_beside, write_json
-from benchmarks.readme_results import ALGO_NAMES, DATA, HEADLINE, MADE_AT, made_at, rows, sources
+from benchmarks.readme_results import ALGO_NAMES, DATA, HEADLINE, made, made_at, rows, sources
 from natgrad.errors import NatgradError
 from natgrad.tools.bench import GridSettings, grid, parse_seeds, run_grid
 from natgrad.tools.report import aggregate, find_runs
@@ -140,7 +140,7 @@ def cell_result(env: str, algo: str, new_row: dict, table: dict[tuple[str, str],
     same_budget = new_row["steps"] == old_row["steps"]
     return {"env": new_row["env"], "algo": algo,
             "table": {"grid": str((DATA / grid_name).relative_to(ROOT)), "made_at": made_at(grid_name),
-                      "natgrad_version": MADE_AT[grid_name].version, "seeds": old_row["seeds"],
+                      "natgrad_version": made(grid_name).version, "seeds": old_row["seeds"],
                       "steps": old_row["steps"], "final_eval": old},
             "new": {"seeds": new_row["seeds"], "steps": new_row["steps"], "final_eval": new,
                     "per_seed": new_row["per_seed"]},

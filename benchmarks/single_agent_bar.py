@@ -8,8 +8,8 @@ mean final evaluation, how many seeds end at or above the agent, the best seed, 
 bootstrap probability that the mean final evaluation of ``--n`` seeds drawn from that implementation's seeds
 reaches the agent's number, an estimate of how often a fresh ``--n``-seed run would pass the bar.
 
-    python -m benchmarks.single_agent_bar docs/benchmarks/goal-10seeds/summary.json \\
-        docs/benchmarks/walker-ppo-std1/summary-10seeds.json --zoo docs/benchmarks/zoo-rerun/summary.json
+    python -m benchmarks.single_agent_bar docs/benchmarks/goal-3e3ea6b/summary.json \\
+        --zoo docs/benchmarks/zoo-rerun/summary.json docs/benchmarks/zoo-rerun-10/summary.json
 
 Summaries are merged as in ``benchmarks.compare_published`` (a later file's (env, algo) row replaces an earlier one's).
 """

@@ -21,7 +21,7 @@ def test_the_readme_table_has_one_row_per_goal_cell_and_names_its_sources() -> N
     table = [line for line in readme_results.readme_table().splitlines() if line.startswith("|")]
     assert len(table) == 2 + 2 * len(readme_results.GOAL_ENVS)
     hopper_trpo = next(line for line in table if line.startswith("| Hopper | TRPO |"))
-    assert "(rl-zoo)" in hopper_trpo and "0.91×" in hopper_trpo
+    assert "(rl-zoo)" in hopper_trpo and "0.83×" in hopper_trpo  # 3006.0 / 3618.4
 
 
 def test_the_like_for_like_ratio_uses_the_published_sources_metric() -> None:
@@ -37,12 +37,19 @@ def test_the_figure_is_drawn_from_the_files(tmp_path: Path) -> None:
 
 def test_each_table_names_the_commits_its_runs_were_made_at() -> None:
     note = readme_results.readme_table().splitlines()[-1]
-    assert note.startswith("natgrad's runs were made with natgrad 0.1.0 at commit `a582079` (2026-11-27); ")
-    assert "Walker2d PPO at commit `fef1695`" in note and "benchmarks.regression" in note
+    assert note.startswith("natgrad's runs were made with natgrad 0.1.0 at commit `3e3ea6b` (2026-12-08). ")
+    assert "benchmarks.regression" in note
     rows = readme_results.algorithm_tables().splitlines()
     assert rows[0].endswith("| made at |")
+    assert next(r for r in rows if r.startswith("| Hopper-v5 | TRPO |")).endswith("| `3e3ea6b` (2026-12-08) |")
     assert next(r for r in rows if r.startswith("| Hopper-v5 | PPO-KL |")).endswith("| `59749c5` (2026-11-27) |")
     assert "on 2026-11-27 (commit not recorded)" in readme_results.zoo_table()
+
+
+def test_a_row_of_some_of_a_grids_seeds_is_made_when_the_grid_was() -> None:
+    assert readme_results.made("goal-3e3ea6b/seeds-0-4") == readme_results.MADE_AT["goal-3e3ea6b"]
+    with pytest.raises(SystemExit, match="docs/benchmarks/no-such-grid: add the commit"):
+        readme_results.made("no-such-grid/seeds-0-4")
 
 
 def test_a_merged_row_is_checked_against_the_grid_named_for_it(monkeypatch) -> None:
