@@ -71,13 +71,13 @@ its penalty's gradient (zero at θ_old) does nothing and it is GRPO; ``grpo-mu4`
 where the clip acts."""
 TUNING: dict[str, tuple[str, dict[str, Any]]] = {
     **{f"trpo-delta{d:g}": ("trpo", dict(max_kl=d)) for d in (0.05, 0.1, 0.2)},
-    **{f"trpo-damping{lam:g}": ("trpo", dict(max_kl=DELTA, damping=lam)) for lam in (1.0, 10.0)},
+    **{f"trpo-damping{lam:g}": ("trpo", dict(max_kl=DELTA, damping=lam)) for lam in (1.0, 10.0, 1000.0, 10000.0)},
     "trpo-damped-delta0.05": ("trpo", dict(max_kl=0.05, damping=100.0)),
     **{f"{name}-ppu{n}": (METHODS[name][0], {**METHODS[name][1], "prompts_per_update": n})
        for name, n in [(m, 32) for m in ("grpo", "grpo-mu4", "trpo", "trpo-damped")] + [("grpo", 64), ("trpo", 64)]},
 }
 """The variants tried on the tuning seeds (``--methods`` takes them; the default grid does not run them): TRPO with
-larger trust regions, with damping between ``trpo``'s 0.1 and ``trpo-damped``'s 100 (which chose ``trpo-damped``),
+larger trust regions, with damping from ``trpo``'s 0.1 to 10⁴ (which chose ``trpo-damped``'s 100),
 and, for GRPO and TRPO alike, 32 (and 64) prompts per update instead of 8 (``-ppu32``, ``-ppu64``: as many
 completions in 4 or 8 times fewer, larger updates)."""
 
